@@ -1,0 +1,418 @@
+"""The `backorder` command. Thin: parse arguments, build a command, call the bus, print."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backorder.bootstrap import Application, bootstrap, read_config
+from backorder.config import DEFAULT_DATABASE_URL, ConfigError
+from backorder.connectors.errors import ConnectorError
+from backorder.domain import commands as c
+from backorder.domain.errors import DomainError
+from backorder.importer import CsvImportError, ImportKind, import_file
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Backorder automation for art-materials retailers.")
+db_cli = typer.Typer(no_args_is_help=True, help="Database schema.")
+export_cli = typer.Typer(no_args_is_help=True, help="Export data.")
+outbox_cli = typer.Typer(no_args_is_help=True, help="Outbound deliveries: list, retry, replay dead letters.")
+po_cli = typer.Typer(no_args_is_help=True, help="Purchase orders.")
+cli.add_typer(db_cli, name="db")
+cli.add_typer(export_cli, name="export")
+cli.add_typer(outbox_cli, name="outbox")
+cli.add_typer(po_cli, name="po")
+
+console = Console(stderr=True)
+out = Console()
+
+
+class Options:
+    db: str | None = None
+    config: Path | None = None
+
+
+options = Options()
+
+DbOption = Annotated[str | None, typer.Option("--db", help=f"Database URL (env BACKORDER_DATABASE_URL; default {DEFAULT_DATABASE_URL}).", envvar="BACKORDER_DATABASE_URL")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file (env BACKORDER_CONFIG).", envvar="BACKORDER_CONFIG")]
+
+
+@cli.callback()
+def main_options(db: DbOption = None, config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    options.db = db
+    options.config = config
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str, hint: str | None = None) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        console.print(f"[dim]{hint}[/]")
+    return typer.Exit(2)
+
+
+@contextmanager
+def application(**kwargs: Any) -> Iterator[Application]:
+    try:
+        config = read_config(options.config)
+        app = bootstrap(config, database_url=options.db or None, **kwargs)
+    except ConfigError as exc:
+        raise fail(str(exc), "See backorder.example.toml for every key.") from None
+    try:
+        yield app
+    except DomainError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        app.close()
+
+
+def progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, indent=2, sort_keys=False)
+
+
+# --- db, import, export ---------------------------------------------------------------------
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the schema (every command also does this by itself)."""
+    with application() as app:
+        from backorder.store.migrate import current_revision
+
+        out.print(f"schema at revision {current_revision(app.engine)}")
+
+
+@cli.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV file with a header row.")],
+    kind: Annotated[ImportKind, typer.Option("--kind", help="What the file holds.")],
+) -> None:
+    """Import a CSV file in one transaction: all rows or none."""
+    with application() as app, progress() as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+        try:
+            result = import_file(app.bus, file, kind, progress=lambda n: bar.update(task, total=n, completed=n))
+        except CsvImportError as exc:
+            raise fail(str(exc), "Fix that row and run the import again.") from None
+    out.print(f"imported {result.rows} {kind.value} row(s) from {file}")
+
+
+EXPORT_COLUMNS = ("order_id", "line_no", "sku", "quantity", "allocated", "backordered", "status", "eta")
+
+
+@export_cli.command("lines")
+def export_lines(fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv") -> None:
+    """One row per order line: order_id, line_no, sku, quantity, allocated, backordered, status, eta."""
+    if fmt not in ("csv", "json"):
+        raise fail(f"unknown format {fmt!r}", "Use --format csv or --format json.")
+    with application() as app:
+        rows = ({k: row[k] for k in EXPORT_COLUMNS} for row in app.read.iter_lines())
+        if fmt == "json":
+            sys.stdout.write(dumps(list(rows)) + "\n")
+            return
+        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "eta": row["eta"].isoformat() if row["eta"] else ""})
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+@cli.command("bop")
+def bop(
+    sku: Annotated[list[str] | None, typer.Option("--sku", help="Only these SKUs (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run backorder processing: hand available stock to waiting lines by the allocation contract."""
+    with application() as app, progress() as bar:
+        task = bar.add_task("allocating", total=None)
+        before = app.read.counts()
+        started = datetime.now()
+        happened = app.bus.handle(c.RunBackorderProcessing(tuple(sku or ())))
+        elapsed = (datetime.now() - started).total_seconds()
+        bar.update(task, total=1, completed=1)
+        after = app.read.counts()
+    allocated = [e for e in happened if e.name == "BackorderAllocated"]
+    units = sum(line.quantity for e in allocated for line in e.lines)  # type: ignore[attr-defined]
+    result = {"orders_allocated": len(allocated), "units_allocated": units, "seconds": round(elapsed, 3),
+              "open_backorders_before": before["open_backorders"], "open_backorders_after": after["open_backorders"]}
+    if as_json:
+        out.print_json(dumps(result))
+    else:
+        out.print(f"allocated {units} unit(s) to {len(allocated)} order(s) in {elapsed:.2f}s; "
+                  f"open backorder lines {before['open_backorders']} → {after['open_backorders']}")
+
+
+@cli.command("explain")
+def explain(order_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Why an order's lines got (or did not get) stock: allocations, receipts, who went first."""
+    with application() as app:
+        data = app.read.explain(order_id)
+    if data is None:
+        raise fail(f"unknown order {order_id!r}", "List orders with `backorder export lines`.")
+    if as_json:
+        out.print_json(dumps(data))
+        return
+    out.print(f"[bold]Order {data['order_id']}[/] ({data['channel']}), placed {data['placed_at']}, "
+              f"priority {data['priority']}{', ship complete' if data['ship_complete'] else ''}")
+    for line in data["lines"]:
+        out.print(f"\n[bold]line {line['line_no']}[/] {line['sku']}: {line['quantity']} ordered, {line['allocated']} allocated "
+                  f"({line['shipped']} shipped), {line['backordered']} backordered, {line['status']}"
+                  + (f", ETA {line['eta']}" if line["eta"] else ""))
+        for h in line["history"]:
+            src = h["source"]
+            if h["receipt"]:
+                r = h["receipt"]
+                src = f"receipt {h['source_ref']} ({r['quantity']} received at {r['location']} {r['received_at']}" + (f", PO {r['po_number']})" if r["po_number"] else ")")
+            out.print(f"  {h['at']}  {h['kind']:<9} {h['quantity']:>5} at {h['location']} from {src}")
+        if line["ranked_ahead"]:
+            out.print(f"  ranked ahead and served first ({len(line['ranked_ahead'])}):")
+            for a in line["ranked_ahead"]:
+                out.print(f"    {a['order_id']} line {a['line_no']} (priority {a['priority']}, placed {a['placed_at']}): {a['allocated']} allocated")
+
+
+@cli.command("receive")
+def receive(sku: str, location: str, quantity: int, po: Annotated[str | None, typer.Option("--po")] = None) -> None:
+    """Book a supplier receipt; waiting lines get the stock by the contract."""
+    with application() as app:
+        happened = app.bus.handle(c.ReceiveStock(sku, location, quantity, app.clock.now(), po))
+    out.print(f"received {quantity} × {sku} at {location}; {sum(1 for e in happened if e.name == 'BackorderAllocated')} order(s) allocated")
+
+
+@cli.command("ship")
+def ship(order_id: str, line_no: int, quantity: int, location: Annotated[str | None, typer.Option("--location")] = None) -> None:
+    """Record a shipment of an order line."""
+    with application() as app:
+        app.bus.handle(c.ShipLine(order_id, line_no, quantity, location))
+    out.print(f"shipped {quantity} of {order_id} line {line_no}")
+
+
+@cli.command("cancel")
+def cancel(order_id: str, line: Annotated[list[int] | None, typer.Option("--line")] = None, reason: str = "cancelled by staff") -> None:
+    """Cancel an order (or some lines); released stock goes to the next waiting lines."""
+    with application() as app:
+        app.bus.handle(c.CancelOrder(order_id, tuple(line or ()), reason))
+    out.print(f"cancelled {order_id}" + (f" lines {', '.join(map(str, line))}" if line else ""))
+
+
+@po_cli.command("list")
+def po_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Purchase orders with their status, lines, units and value."""
+    with application() as app:
+        rows = app.read.purchase_orders()
+    if as_json:
+        out.print_json(dumps(rows))
+        return
+    table = Table("number", "supplier", "status", "lines", "units", "value", "sent")
+    for r in rows:
+        table.add_row(r["number"], r["supplier"], r["status"], str(r["lines"]), str(r["units"]), str(r["value"]),
+                      r["sent_at"].isoformat(timespec="minutes") if r["sent_at"] else "")
+    out.print(table)
+
+
+@po_cli.command("send")
+def po_send(number: Annotated[list[str] | None, typer.Argument()] = None, all_drafts: Annotated[bool, typer.Option("--all")] = False) -> None:
+    """Send draft purchase orders now (one by number, or --all drafts)."""
+    if not number and not all_drafts:
+        raise fail("say which purchase order to send", "Pass a PO number, or --all for every draft.")
+    with application() as app:
+        if all_drafts:
+            happened = app.bus.handle(c.SendDuePurchaseOrders(force=True))
+        else:
+            happened = []
+            for n in number or []:
+                happened += app.bus.handle(c.SendPurchaseOrder(n))
+    out.print(f"sent {sum(1 for e in happened if e.name == 'PurchaseOrderSent')} purchase order(s)")
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+
+@outbox_cli.command("list")
+def outbox_list(status: Annotated[str | None, typer.Option("--status", help="pending, in_flight, sent, dead, skipped")] = None, limit: int = 50) -> None:
+    """Recent outbound deliveries with their status and last error."""
+    with application() as app:
+        rows = app.queue.list(status, limit)
+        counts = app.queue.counts()
+    table = Table("id", "action", "target", "status", "attempts", "next attempt", "last error")
+    for r in rows:
+        table.add_row(str(r["id"]), r["action"], r["target"], r["status"], str(r["attempts"]),
+                      r["next_attempt_at"].isoformat(timespec="seconds"), (r["last_error"] or "")[:80])
+    out.print(table)
+    out.print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+@outbox_cli.command("retry")
+def outbox_retry(ids: list[int]) -> None:
+    """Make pending or dead deliveries due now."""
+    with application() as app:
+        n = app.queue.retry(ids, app.clock.now(), dead_only=False)
+    out.print(f"{n} deliver{'y' if n == 1 else 'ies'} due now")
+
+
+@outbox_cli.command("replay")
+def outbox_replay(ids: list[int]) -> None:
+    """Replay dead letters: each is sent once more, with a fresh attempt budget."""
+    with application() as app:
+        n = app.queue.retry(ids, app.clock.now(), dead_only=True)
+    if n == 0:
+        raise fail("no dead letter with those ids", "See `backorder outbox list --status dead`.")
+    out.print(f"{n} dead letter(s) queued again")
+
+
+@outbox_cli.command("flush")
+def outbox_flush() -> None:
+    """Dispatch everything due now, then stop."""
+    with application() as app:
+        stats = app.dispatcher.drain()
+    out.print(f"claimed {stats.claimed}: sent {stats.sent}, retried {stats.retried}, dead {stats.dead}, skipped {stats.skipped}")
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port")] = None,
+    with_worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the dispatcher in this process.")] = True,
+) -> None:
+    """Serve the HTTP app (webhooks, API, dashboard, /healthz), with the dispatcher in-process."""
+    with application() as app:
+        _serve(app, host, port, with_worker)
+
+
+def _serve(app: Application, host: str | None, port: int | None, with_worker: bool) -> None:
+    import uvicorn
+
+    from backorder.web.app import create_app
+    from backorder.worker import start_in_thread
+
+    stop: threading.Event | None = None
+    if with_worker:
+        _, stop = start_in_thread(app)
+    try:
+        uvicorn.run(create_app(app), host=host or app.config.server.host, port=port or app.config.server.port, log_level="info")
+    finally:
+        if stop is not None:
+            stop.set()
+
+
+@cli.command("worker")
+def worker() -> None:
+    """Run the outbox dispatcher and scheduler alone (several may run against PostgreSQL)."""
+    from backorder.worker import Worker
+
+    with application() as app:
+        stop = threading.Event()
+        console.print("worker running; Ctrl-C to stop")
+        try:
+            Worker(app).run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+def demo(
+    orders: Annotated[int, typer.Option("--orders", min=1, help="Orders to simulate.")] = 400,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    serve_after: Annotated[bool, typer.Option("--serve", help="Then serve the app on the demo data.")] = False,
+    workdir: Annotated[Path | None, typer.Option("--dir", help="Keep the demo database here (default: a temporary folder).")] = None,
+) -> None:
+    """Simulate a month of an art-materials shop on a fresh SQLite database and summarise it."""
+    from backorder.demo import run_demo
+
+    folder = workdir or Path(tempfile.mkdtemp(prefix="backorder-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "demo.db").exists():
+        raise fail(f"{folder / 'demo.db'} already exists", "Pass an empty --dir, or omit it for a temporary one.")
+    with progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task({"catalog": "loading catalog", "days": "simulating days"}.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        app, summary = run_demo(folder, orders=orders, seed=seed, progress=report)
+    try:
+        if as_json:
+            sys.stdout.write(dumps(summary.as_json()) + "\n")
+        else:
+            _print_summary(summary)
+        if serve_after:
+            _serve(app, None, None, with_worker=True)
+    finally:
+        app.close()
+
+
+def _print_summary(s: Any) -> None:
+    data = s.as_json()
+    out.rule("[bold]backorder demo[/]")
+    out.print(f"{data['days']} simulated days · database {data['database_url']} · sandbox {data['sandbox_folder']}\n")
+    t = Table("", "count", title="What happened")
+    for key in ("orders", "order_lines", "backorder_lines", "purchase_orders", "receipts", "allocated_from_receipts",
+                "shipped_lines", "cancelled_orders", "notifications", "open_backorders", "open_backorder_units"):
+        t.add_row(key.replace("_", " "), str(data[key]))
+    out.print(t)
+    t = Table("supplier", "POs", "lines", "units", title="Purchase orders (consolidated per supplier)")
+    for supplier, v in sorted(data["purchase_orders_by_supplier"].items()):
+        t.add_row(supplier, str(v["purchase_orders"]), str(v["lines"]), str(v["units"]))
+    out.print(t)
+    t = Table("channel", "message", "count", title="Messages in the sandbox")
+    for key, n in data["messages_by_type"].items():
+        kind, template = key.split(":", 1)
+        t.add_row(kind, template, str(n))
+    out.print(t)
+    if s.explain_example:
+        ex = s.explain_example
+        out.print(f"\nExample: `backorder explain {ex['order_id']}` — how a receipt reached a waiting order:")
+        for line in ex["lines"]:
+            for h in line["history"]:
+                if h["receipt"]:
+                    out.print(f"  line {line['line_no']} {line['sku']}: {h['quantity']} from receipt {h['source_ref']} "
+                              f"(PO {h['receipt']['po_number']}) after {len(line['ranked_ahead'])} higher-ranked line(s)")
+
+
+def main() -> None:
+    try:
+        cli()
+    except ConnectorError as exc:
+        console.print(f"[bold red]error:[/] {exc.detail}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Configuration: one TOML file (``--config`` or ``BACKORDER_CONFIG``) validated into typed
+models at start. Any string may be written ``"${ENV_VAR}"`` to read a secret from the
+environment; secrets are ``SecretStr`` and never printed. Errors name the key to fix."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backorder.connectors.base import ConnectorSettings
+from backorder.services.policy import EnginePolicy
+from backorder.services.rules import DEFAULT_RULES, EVENT_NAMES, Action, RuleSet
+
+DEFAULT_DATABASE_URL = "sqlite:///backorder.db"
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what to do."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineConfig(Strict):
+    auto_send_purchase_orders: bool = False
+    po_consolidation_minutes: int = Field(60, ge=0)
+    default_lead_time_days: int = Field(14, ge=0)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    secret_key: str | None = None
+    """Signs customer links and sessions; set it (``${BACKORDER_SECRET_KEY}``) in production."""
+
+
+class WorkerConfig(Strict):
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    lease_seconds: int = Field(120, ge=5)
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_seconds: float = Field(5.0, gt=0)
+    backoff_cap_seconds: float = Field(3600.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+    bop_interval_minutes: int = Field(60, ge=0)
+    """A full backorder run this often (0: only after stock movements)."""
+
+
+class SandboxConfig(Strict):
+    folder: str | None = "sandbox_outbox"
+
+
+class Config(Strict):
+    database_url: str = DEFAULT_DATABASE_URL
+    engine: EngineConfig = EngineConfig()
+    server: ServerConfig = ServerConfig()
+    worker: WorkerConfig = WorkerConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    locations: tuple[str, ...] = ()
+    """Default location preference order (others follow in the order first seen)."""
+    channels: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    notify: dict[str, ConnectorSettings] = Field(default_factory=dict)
+    purchasing: ConnectorSettings | None = None
+    rules: dict[str, tuple[Action, ...]] = Field(default_factory=lambda: dict(DEFAULT_RULES))
+
+    @field_validator("rules")
+    @classmethod
+    def _known_events(cls, value: dict[str, tuple[Action, ...]]) -> dict[str, tuple[Action, ...]]:
+        for name in value:
+            if name not in EVENT_NAMES:
+                raise ValueError(f"unknown event {name!r}; known: {', '.join(sorted(EVENT_NAMES))}")
+        return value
+
+    def policy(self) -> EnginePolicy:
+        return EnginePolicy(
+            channel_locations={cid: tuple(ch.locations) for cid, ch in self.channels.items() if ch.locations},
+            auto_send_purchase_orders=self.engine.auto_send_purchase_orders,
+            po_consolidation_minutes=self.engine.po_consolidation_minutes,
+            default_lead_time_days=self.engine.default_lead_time_days,
+        )
+
+    def rule_set(self) -> RuleSet:
+        merged = dict(DEFAULT_RULES)
+        merged.update(self.rules)
+        return RuleSet(merged)
+
+
+SettingsLookup = Callable[[str], type[ConnectorSettings] | None]
+
+
+def _expand_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else k, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        match = _ENV_REF.match(value)
+        if match:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set (export it, or remove the key)")
+            return environ[name]
+    return value
+
+
+def _connector_settings(raw: Any, path: str, lookup: SettingsLookup, key: str) -> ConnectorSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a table")
+    kind = raw.get(key)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}.{key}: missing; say which {key} this is")
+    model = lookup(kind)
+    if model is None:
+        raise ConfigError(f"{path}.{key}: unknown {key} {kind!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+        problems.append(f"{where}: {err['msg']}")  # never the input value: it may be a secret
+    return "invalid configuration:\n  " + "\n  ".join(problems)
+
+
+def parse_config(raw: Mapping[str, Any], lookup: SettingsLookup, environ: Mapping[str, str] | None = None) -> Config:
+    data = _expand_env(dict(raw), "", os.environ if environ is None else environ)
+    if "database" in data:
+        database = data.pop("database")
+        if isinstance(database, dict) and "url" in database:
+            data["database_url"] = database["url"]
+    data["channels"] = {
+        cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform") for cid, ch in data.get("channels", {}).items()
+    }
+    data["notify"] = {
+        role: _connector_settings(n, f"notify.{role}", lookup, "provider") for role, n in data.get("notify", {}).items()
+    }
+    for role in data["notify"]:
+        if role not in ("email", "sms", "staff"):
+            raise ConfigError(f"notify.{role}: unknown role; use notify.email, notify.sms or notify.staff")
+    if "purchasing" in data:
+        data["purchasing"] = _connector_settings(data["purchasing"], "purchasing", lookup, "provider")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: str | Path | None, lookup: SettingsLookup, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the TOML file; no file means defaults (sandbox everywhere)."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("BACKORDER_CONFIG")
+    raw: dict[str, Any] = {}
+    if chosen:
+        file = Path(chosen)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} not found (pass --config PATH or set BACKORDER_CONFIG)")
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_config(raw, lookup, env)
+

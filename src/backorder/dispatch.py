@@ -1,0 +1,350 @@
+"""The outbox dispatcher: claim due rows, route each to its connector, record the attempt,
+and decide: sent, retry later (full-jitter backoff, ``Retry-After`` honoured), or dead letter.
+
+Fan-out actions (``notify_customer``, ``push_stock``) become child rows, one per recipient
+channel or sales channel, so each delivery retries and dead-letters on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from backorder.connectors.base import (
+    Connector,
+    DeliveryReceipt,
+    NotifiesCustomers,
+    NotifiesStaff,
+    OrderTag,
+    OutboundMessage,
+    PlacesPurchaseOrders,
+    PoDocumentLine,
+    PurchaseOrderDocument,
+    StaffMessage,
+    StockUpdate,
+    SyncsStock,
+    TagsOrders,
+)
+from backorder.connectors.errors import ConnectorError, FatalError, RetryableError
+from backorder.connectors.http import RateLimiter, full_jitter_delay
+from backorder.notify.render import Renderer
+from backorder.services.ports import Clock
+from backorder.store.outbox import AttemptOutcome, ClaimedDelivery, OutboxQueue
+from backorder.store.readmodels import ReadModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_seconds: float = 5.0
+    cap_seconds: float = 3600.0
+
+
+@dataclass
+class Routes:
+    """Configured connectors by role; ``channels`` by channel id."""
+
+    email: Connector | None = None
+    sms: Connector | None = None
+    staff: Connector | None = None
+    purchasing: Connector | None = None
+    channels: dict[str, Connector] = field(default_factory=dict)
+    channel_settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Skip(Exception):
+    """Nothing to deliver (no recipient, no capable connector): recorded as skipped."""
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    lost_claims: int = 0
+
+    def add(self, outcome: str) -> None:
+        name = _STAT_FOR_OUTCOME[outcome]
+        setattr(self, name, getattr(self, name) + 1)
+
+    def merge(self, other: DispatchStats) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_STAT_FOR_OUTCOME = {"sent": "sent", "retry": "retried", "dead": "dead", "skipped": "skipped", "deferred": "deferred"}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        queue: OutboxQueue,
+        read: ReadModel,
+        routes: Routes,
+        renderer: Renderer,
+        clock: Clock,
+        retry: RetryPolicy,
+        *,
+        lease: timedelta = timedelta(minutes=2),
+        rng: random.Random | None = None,
+        limiters: Mapping[str, RateLimiter] | None = None,
+        choices_url: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.read = read
+        self.routes = routes
+        self.renderer = renderer
+        self.clock = clock
+        self.retry = retry
+        self.lease = lease
+        self.rng = rng or random.Random()
+        self.limiters = dict(limiters or {})
+        self.choices_url = choices_url or (lambda order_id: None)
+
+    def run_once(self, limit: int = 50, worker: str | None = None) -> DispatchStats:
+        stats = DispatchStats()
+        for delivery in self.queue.claim(self.clock.now(), limit, self.lease, worker):
+            stats.claimed += 1
+            outcome = self.deliver(delivery)
+            stats.add(outcome)
+        return stats
+
+    def drain(self, limit: int = 50, max_rounds: int = 10_000) -> DispatchStats:
+        """Dispatch until nothing is due now (for the demo, tests and `outbox flush`)."""
+        total = DispatchStats()
+        for _ in range(max_rounds):
+            stats = self.run_once(limit)
+            if stats.claimed == 0:
+                break
+            total.merge(stats)
+        return total
+
+    # --- one delivery -----------------------------------------------------------------------
+
+    def deliver(self, delivery: ClaimedDelivery) -> str:
+        started = self.clock.now()
+        connector_name = delivery.target
+        children: list[tuple[str, str, dict[str, Any]]] = []
+        try:
+            handler = getattr(self, f"_do_{delivery.action}", None)
+            if handler is None:
+                raise _Fatal(f"unknown action {delivery.action!r}")
+            result = handler(delivery)
+            if isinstance(result, _FanOut):
+                children = result.children
+                outcome = AttemptOutcome("sent" if children else "skipped", result.detail)
+            else:
+                connector_name, receipt = result
+                outcome = AttemptOutcome("sent", receipt.detail, provider_ref=receipt.provider_ref)
+        except _Deferred as wait:
+            outcome = AttemptOutcome("deferred", "rate limited locally", next_attempt_at=started + timedelta(seconds=wait.seconds))
+        except Skip as skip:
+            outcome = AttemptOutcome("skipped", str(skip))
+        except RetryableError as exc:
+            outcome = self._retry_or_dead(delivery, exc.detail, exc.retry_after, exc.status_code, started)
+        except (FatalError, _Fatal) as exc:
+            detail = exc.detail if isinstance(exc, ConnectorError) else str(exc)
+            outcome = AttemptOutcome("dead", detail, getattr(exc, "status_code", None))
+        except Exception as exc:  # a bug or an unexpected library error: retry, then dead-letter
+            log.exception("delivery %s (%s) failed unexpectedly", delivery.id, delivery.action)
+            detail = f"unexpected error: {type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]
+            outcome = self._retry_or_dead(delivery, detail, None, None, started)
+        finished = self.clock.now()
+        if not self.queue.finish(delivery, outcome, connector_name, started, finished, children):
+            log.warning("outbox %s: claim lost before completion (lease expired); result discarded", delivery.id)
+            return "deferred"
+        if outcome.outcome == "dead" and delivery.action != "notify_staff":
+            self._announce_dead_letter(delivery, outcome.detail, finished)
+        return outcome.outcome
+
+    def _retry_or_dead(
+        self, delivery: ClaimedDelivery, detail: str, retry_after: float | None, status: int | None, now: datetime
+    ) -> AttemptOutcome:
+        if delivery.attempt >= self.retry.max_attempts:
+            return AttemptOutcome("dead", f"gave up after {delivery.attempt} attempts: {detail}", status)
+        delay = full_jitter_delay(delivery.attempt - 1, self.retry.base_seconds, self.retry.cap_seconds, self.rng)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return AttemptOutcome("retry", detail, status, next_attempt_at=now + timedelta(seconds=delay))
+
+    def _announce_dead_letter(self, delivery: ClaimedDelivery, detail: str, now: datetime) -> None:
+        if self.routes.staff is None:
+            return
+        self.queue.enqueue(
+            "notify_staff", "staff",
+            {"event": "DeadLetter", "outbox_id": delivery.id, "action": delivery.action, "target": delivery.target,
+             "error": detail[:500]},
+            now,
+        )
+
+    def _limit(self, connector: Connector, payload: Mapping[str, Any]) -> None:
+        key = connector.rate_limit_key(payload)
+        if key is None or connector.rate_per_second <= 0:
+            return
+        limiter = self.limiters.get(connector.name)
+        if limiter is None:
+            limiter = self.limiters[connector.name] = RateLimiter(connector.rate_per_second)
+        wait = limiter.reserve(key)
+        if wait > 0:
+            raise _Deferred(wait)
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def _do_notify_customer(self, d: ClaimedDelivery) -> _FanOut:
+        contact = self.read.contact(d.payload["order_id"])
+        if contact is None:
+            raise Skip(f"order {d.payload['order_id']} no longer exists")
+        children = []
+        if contact.email and self.routes.email is not None:
+            children.append(("send_email", "email", d.payload))
+        elif contact.phone and self.routes.sms is not None:
+            children.append(("send_sms", "sms", d.payload))
+        if not children:
+            raise Skip("no email address or phone number on the order, or no provider configured for them")
+        return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
+
+    def _customer_context(self, payload: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        contact = self.read.contact(payload["order_id"])
+        if contact is None:
+            raise Skip(f"order {payload['order_id']} no longer exists")
+        names = self.read.sku_names(_skus_in(payload))
+        enriched = _with_names(dict(payload), names)
+        extra = {"order_ref": payload["order_id"], "customer_name": contact.name, "choices_url": self.choices_url(payload["order_id"])}
+        return {**enriched, **extra}, contact
+
+    def _do_send_email(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        connector = _require(self.routes.email, NotifiesCustomers, "email")
+        context, contact = self._customer_context(d.payload)
+        if not contact.email:
+            raise Skip("the order has no email address")
+        template = self.renderer.customer_template(d.payload)
+        rendered = self.renderer.email(template, context)
+        self._limit(connector, {"to": contact.email})
+        message = OutboundMessage(f"bo-{d.id}", "email", contact.email, rendered.subject, rendered.text, rendered.html, template)
+        return connector.name, connector.send_message(message)  # type: ignore[attr-defined]
+
+    def _do_send_sms(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        connector = _require(self.routes.sms, NotifiesCustomers, "sms")
+        context, contact = self._customer_context(d.payload)
+        if not contact.phone:
+            raise Skip("the order has no phone number")
+        template = self.renderer.customer_template(d.payload)
+        text = self.renderer.sms(template, context)
+        self._limit(connector, {"to": contact.phone})
+        message = OutboundMessage(f"bo-{d.id}", "sms", contact.phone, "", text, None, template)
+        return connector.name, connector.send_message(message)  # type: ignore[attr-defined]
+
+    def _do_notify_staff(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        connector = _require(self.routes.staff, NotifiesStaff, "staff")
+        rendered = self.renderer.staff(d.payload)
+        self._limit(connector, d.payload)
+        message = StaffMessage(f"bo-{d.id}", rendered.title, rendered.text, template=d.payload["event"])
+        return connector.name, connector.post_staff(message)  # type: ignore[attr-defined]
+
+    def _do_send_purchase_order(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        connector = _require(self.routes.purchasing, PlacesPurchaseOrders, "purchasing")
+        p = d.payload
+        supplier = self.read.supplier(p["supplier"]) or {}
+        lines = tuple(
+            PoDocumentLine(x["sku"], x["supplier_sku"], int(x["quantity"]), Decimal(x["unit_cost"]),
+                           datetime.fromisoformat(x["expected_on"]).date() if x.get("expected_on") else None)
+            for x in p["lines"]
+        )
+        total = sum((line.unit_cost * line.quantity for line in lines), Decimal("0")).quantize(Decimal("0.01"))
+        rendered = self.renderer.purchase_order(p, supplier_name=supplier.get("name"), total=total)
+        document = PurchaseOrderDocument(
+            f"bo-{d.id}", p["po_number"], p["supplier"], p.get("supplier_email") or supplier.get("email", ""),
+            lines, rendered.subject, rendered.text,
+        )
+        return connector.name, connector.place_purchase_order(document)  # type: ignore[attr-defined]
+
+    def _do_push_stock(self, d: ClaimedDelivery) -> _FanOut:
+        children = [
+            ("push_stock_channel", f"channel:{cid}", {"sku": d.payload["sku"], "channel": cid})
+            for cid, connector in sorted(self.routes.channels.items())
+            if isinstance(connector, SyncsStock)
+        ]
+        if not children:
+            raise Skip("no connected channel syncs stock")
+        return _FanOut(children, f"{len(children)} channel(s)")
+
+    def _do_push_stock_channel(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        cid = d.payload["channel"]
+        connector = _require(self.routes.channels.get(cid), SyncsStock, f"channel {cid}")
+        settings = self.routes.channel_settings.get(cid)
+        locations = tuple(getattr(settings, "locations", ()) or ())
+        buffer = int(getattr(settings, "buffer", 0) or 0)
+        sellable = self.read.sellable(d.payload["sku"], locations, buffer)  # read now: the freshest value wins
+        self._limit(connector, d.payload)
+        return connector.name, connector.push_stock([StockUpdate(d.payload["sku"], sellable, f"bo-{d.id}")])  # type: ignore[attr-defined]
+
+    def _do_tag_order(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        channel = d.payload.get("channel", "")
+        connector = self.routes.channels.get(channel)
+        if not isinstance(connector, TagsOrders):
+            raise Skip(f"channel {channel!r} has no connector that tags orders")
+        backordered = d.payload["event"] in ("BackorderCreated", "BackorderEtaChanged") or (
+            d.payload["event"] == "BackorderAllocated" and not d.payload.get("ready_to_ship")
+        )
+        note = _tag_note(d.payload)
+        tag = OrderTag(f"bo-{d.id}", d.payload["order_id"], d.payload["order_id"], backordered, note)
+        self._limit(connector, d.payload)
+        return connector.name, connector.tag_order(tag)
+
+
+@dataclass
+class _FanOut:
+    children: list[tuple[str, str, dict[str, Any]]]
+    detail: str
+
+
+class _Fatal(Exception):
+    status_code = None
+
+
+class _Deferred(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _require(connector: Connector | None, capability: type, role: str) -> Any:
+    if connector is None:
+        raise Skip(f"no connector is configured for {role}")
+    if not isinstance(connector, capability):
+        raise _Fatal(f"connector {connector.name} cannot do {capability.__name__}")
+    return connector
+
+
+def _skus_in(payload: Mapping[str, Any]) -> set[str]:
+    found = set()
+    for key in ("lines", "changes"):
+        for item in payload.get(key, []) or []:
+            if isinstance(item, dict) and "sku" in item:
+                found.add(item["sku"])
+    return found
+
+
+def _with_names(payload: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    for key in ("lines", "changes"):
+        if key in payload:
+            payload[key] = [{**item, "name": names.get(item.get("sku", ""), "")} for item in payload[key]]
+    return payload
+
+
+def _tag_note(payload: Mapping[str, Any]) -> str:
+    event = payload["event"]
+    items = payload.get("lines") or payload.get("changes") or []
+    parts = [f"{i.get('sku')}×{i.get('quantity', '')}".rstrip("×") for i in items]
+    return f"backorder: {event} {' '.join(parts)}".strip()

@@ -1,0 +1,157 @@
+"""Canonical commands: what every entry point (CSV import, webhook, API, CLI) turns its input
+into before calling the message bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True)
+class NewLine:
+    line_no: int
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlaceOrder(Command):
+    order_id: str
+    channel: str
+    placed_at: datetime
+    lines: tuple[NewLine, ...]
+    priority: int = 0
+    ship_complete: bool = False
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    customer_name: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelOrder(Command):
+    """Cancel the unshipped part of an order, or only of ``line_nos`` when given."""
+
+    order_id: str
+    line_nos: tuple[int, ...] = ()
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True)
+class ShipLine(Command):
+    order_id: str
+    line_no: int
+    quantity: int
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveStock(Command):
+    sku: str
+    location: str
+    quantity: int
+    received_at: datetime
+    po_number: str | None = None
+
+
+@dataclass(frozen=True)
+class AdjustStock(Command):
+    """Change on hand by ``delta`` (a count correction, damage, a return)."""
+
+    sku: str
+    location: str
+    delta: int
+    reason: str = "adjustment"
+
+
+@dataclass(frozen=True)
+class SetStockLevel(Command):
+    """The absolute on-hand at a location. A channel's report carries ``observed_at`` by the
+    channel's own clock, and one older than the last applied changes nothing; a stock count
+    (import, staff) has ``observed_at=None`` and always applies."""
+
+    sku: str
+    location: str
+    on_hand: int
+    observed_at: datetime | None = None
+    source: str = "count"
+
+
+@dataclass(frozen=True)
+class UpsertSupplier(Command):
+    code: str
+    name: str
+    email: str = ""
+    lead_time_days: int = 14
+
+
+@dataclass(frozen=True)
+class UpsertSku(Command):
+    """A catalog entry and, when ``supplier`` is set, its supplier item."""
+
+    code: str
+    name: str
+    brand: str = ""
+    product_line: str = ""
+    colour: str = ""
+    pigments: tuple[str, ...] = ()
+    size: str = ""
+    hazmat: bool = False
+    safety_stock: int = 0
+    reorder_point: int = 0
+    order_up_to: int = 0
+    unit_price: Decimal | None = None
+    supplier: str | None = None
+    supplier_sku: str = ""
+    unit_cost: Decimal = Decimal("0")
+    lead_time_days: int | None = None
+    moq: int = 1
+    case_pack: int = 1
+
+
+@dataclass(frozen=True)
+class RunBackorderProcessing(Command):
+    skus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecomputeEtas(Command):
+    skus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendDuePurchaseOrders(Command):
+    """Send drafts whose consolidation window has passed (when auto-send is on)."""
+
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class SendPurchaseOrder(Command):
+    po_number: str
+
+
+@dataclass(frozen=True)
+class CloseShortPurchaseOrder(Command):
+    """The supplier will not deliver the rest: close the PO at what was received, so the
+    shortfall counts as not on order and is proposed again."""
+
+    po_number: str
+
+
+@dataclass(frozen=True)
+class ChangePriority(Command):
+    order_id: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class ImportBatch(Command):
+    """Many commands applied in one transaction: all or nothing."""
+
+    commands: tuple[Command, ...] = field(default=())

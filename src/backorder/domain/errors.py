@@ -1,0 +1,48 @@
+"""Domain errors: the business rule a command broke, said so a person can act on it.
+
+    DomainError
+    ├── UnknownSku
+    ├── UnknownOrder
+    ├── UnknownSupplier
+    ├── DuplicateOrder
+    ├── InvalidQuantity
+    └── InvalidTransition
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command that cannot be applied; nothing was changed."""
+
+
+class UnknownSku(DomainError):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"unknown SKU {sku!r}: import it first (backorder import FILE --kind skus)")
+        self.sku = sku
+
+
+class UnknownOrder(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"unknown order {order_id!r}")
+        self.order_id = order_id
+
+
+class UnknownSupplier(DomainError):
+    def __init__(self, supplier: str) -> None:
+        super().__init__(f"unknown supplier {supplier!r}: import it first (backorder import FILE --kind suppliers)")
+        self.supplier = supplier
+
+
+class DuplicateOrder(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id!r} already exists")
+        self.order_id = order_id
+
+
+class InvalidQuantity(DomainError):
+    pass
+
+
+class InvalidTransition(DomainError):
+    pass

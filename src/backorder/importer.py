@@ -1,0 +1,252 @@
+"""CSV import: each file is one transaction; a bad row is reported by file, row number and
+column, and nothing of that file is imported.
+
+Row numbers count the header as row 1, as a spreadsheet shows them."""
+
+from __future__ import annotations
+
+import csv
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from backorder.domain import commands
+from backorder.domain.errors import DomainError
+from backorder.services.messagebus import BatchItemFailed, MessageBus
+
+
+class ImportKind(enum.StrEnum):
+    SKUS = "skus"
+    SUPPLIERS = "suppliers"
+    STOCK = "stock"
+    ORDERS = "orders"
+    RECEIPTS = "receipts"
+
+
+REQUIRED_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.SKUS: (
+        "sku", "name", "brand", "colour", "pigments", "size", "hazmat", "supplier", "supplier_sku", "unit_cost",
+        "lead_time_days", "moq", "case_pack", "safety_stock", "reorder_point", "order_up_to",
+    ),
+    ImportKind.SUPPLIERS: ("supplier", "name", "email", "lead_time_days"),
+    ImportKind.STOCK: ("sku", "location", "on_hand"),
+    ImportKind.ORDERS: (
+        "order_id", "channel", "placed_at", "priority", "ship_complete", "customer_email", "customer_phone",
+        "line_no", "sku", "quantity",
+    ),
+    ImportKind.RECEIPTS: ("sku", "location", "quantity", "received_at", "po_number"),
+}
+OPTIONAL_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.SKUS: ("product_line", "unit_price"),
+    ImportKind.ORDERS: ("customer_name",),
+}
+
+
+class CsvImportError(Exception):
+    def __init__(self, file: str, row: int | None, column: str | None, problem: str) -> None:
+        where = file + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
+        super().__init__(f"{where}: {problem}. Nothing from this file was imported.")
+        self.file, self.row, self.column, self.problem = file, row, column, problem
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    kind: ImportKind
+    rows: int
+    commands: int
+
+
+class _Row:
+    def __init__(self, file: str, number: int, data: dict[str, str]) -> None:
+        self.file, self.number, self.data = file, number, data
+
+    def fail(self, column: str | None, problem: str) -> CsvImportError:
+        return CsvImportError(self.file, self.number, column, problem)
+
+    def text(self, column: str, *, required: bool = True) -> str:
+        value = (self.data.get(column) or "").strip()
+        if required and not value:
+            raise self.fail(column, "is empty")
+        return value
+
+    def integer(self, column: str, *, default: int | None = None, minimum: int | None = None) -> int:
+        raw = (self.data.get(column) or "").strip()
+        if not raw:
+            if default is None:
+                raise self.fail(column, "is empty; a whole number is required")
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.fail(column, f"{raw!r} is not a whole number") from None
+        if minimum is not None and value < minimum:
+            raise self.fail(column, f"must be at least {minimum}, got {value}")
+        return value
+
+    def optional_int(self, column: str, minimum: int = 0) -> int | None:
+        raw = (self.data.get(column) or "").strip()
+        return None if not raw else self.integer(column, minimum=minimum)
+
+    def decimal(self, column: str, *, required: bool = True) -> Decimal | None:
+        raw = (self.data.get(column) or "").strip()
+        if not raw:
+            if required:
+                raise self.fail(column, "is empty; an amount like 12.50 is required")
+            return None
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise self.fail(column, f"{raw!r} is not an amount") from None
+        if not value.is_finite() or value < 0:
+            raise self.fail(column, f"{raw!r} must be a non-negative amount")
+        return value
+
+    def boolean(self, column: str) -> bool:
+        raw = (self.data.get(column) or "").strip().lower()
+        if raw in ("", "0", "false", "no", "n"):
+            return False
+        if raw in ("1", "true", "yes", "y"):
+            return True
+        raise self.fail(column, f"{raw!r} is not true/false")
+
+    def timestamp(self, column: str) -> datetime:
+        raw = self.text(column)
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise self.fail(column, f"{raw!r} is not an ISO 8601 date-time (e.g. 2026-11-27T09:30:00Z)") from None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
+    name = path.name
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CsvImportError(str(path), None, None, f"cannot be read ({exc.strerror})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
+        if missing:
+            raise CsvImportError(name, 1, missing[0], f"missing column(s) {', '.join(missing)} for --kind {kind.value}")
+        reader.fieldnames = header
+        try:
+            for number, data in enumerate(reader, start=2):
+                if None in data:
+                    raise CsvImportError(name, number, None, "has more fields than the header")
+                if not any((v or "").strip() for v in data.values()):
+                    continue
+                yield _Row(name, number, data)
+        except csv.Error as exc:
+            raise CsvImportError(name, reader.line_num, None, f"is not valid CSV ({exc})") from None
+
+
+def _supplier(row: _Row) -> commands.Command:
+    return commands.UpsertSupplier(
+        row.text("supplier"), row.text("name"), row.text("email", required=False),
+        row.integer("lead_time_days", default=14, minimum=0),
+    )
+
+
+def _sku(row: _Row) -> commands.Command:
+    supplier = row.text("supplier", required=False) or None
+    return commands.UpsertSku(
+        code=row.text("sku"), name=row.text("name"), brand=row.text("brand", required=False),
+        product_line=row.text("product_line", required=False), colour=row.text("colour", required=False),
+        pigments=tuple(row.text("pigments", required=False).replace(",", " ").split()),
+        size=row.text("size", required=False), hazmat=row.boolean("hazmat"),
+        safety_stock=row.integer("safety_stock", default=0, minimum=0),
+        reorder_point=row.integer("reorder_point", default=0, minimum=0),
+        order_up_to=row.integer("order_up_to", default=0, minimum=0),
+        unit_price=row.decimal("unit_price", required=False), supplier=supplier,
+        supplier_sku=row.text("supplier_sku", required=False),
+        unit_cost=row.decimal("unit_cost", required=supplier is not None) or Decimal("0"),
+        lead_time_days=row.optional_int("lead_time_days"),
+        moq=row.integer("moq", default=1, minimum=1), case_pack=row.integer("case_pack", default=1, minimum=1),
+    )
+
+
+def _stock(row: _Row) -> commands.Command:
+    return commands.SetStockLevel(row.text("sku"), row.text("location"), row.integer("on_hand"), None, "import")
+
+
+def _receipt(row: _Row) -> commands.Command:
+    return commands.ReceiveStock(
+        row.text("sku"), row.text("location"), row.integer("quantity", minimum=1), row.timestamp("received_at"),
+        row.text("po_number", required=False) or None,
+    )
+
+
+def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
+    grouped: dict[str, list[_Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.text("order_id"), []).append(row)
+    placed: list[tuple[datetime, str, int, commands.Command]] = []
+    for order_id, lines in grouped.items():
+        first = lines[0]
+        header = {
+            "channel": first.text("channel"), "placed_at": first.timestamp("placed_at"),
+            "priority": first.integer("priority", default=0), "ship_complete": first.boolean("ship_complete"),
+        }
+        for row in lines[1:]:
+            for column, value in (("channel", row.text("channel")), ("placed_at", row.timestamp("placed_at"))):
+                if value != header[column]:
+                    raise row.fail(column, f"differs from the order's first row (row {first.number})")
+        seen: set[int] = set()
+        new_lines = []
+        for row in lines:
+            line_no = row.integer("line_no", minimum=1)
+            if line_no in seen:
+                raise row.fail("line_no", f"line {line_no} of order {order_id} appears twice")
+            seen.add(line_no)
+            new_lines.append(commands.NewLine(line_no, row.text("sku"), row.integer("quantity", minimum=1)))
+        command = commands.PlaceOrder(
+            order_id=order_id, channel=header["channel"], placed_at=header["placed_at"], lines=tuple(new_lines),
+            priority=header["priority"], ship_complete=header["ship_complete"],
+            customer_email=first.text("customer_email", required=False) or None,
+            customer_phone=first.text("customer_phone", required=False) or None,
+            customer_name=first.text("customer_name", required=False) or None,
+        )
+        placed.append((header["placed_at"], order_id, first.number, command))
+    placed.sort(key=lambda item: (item[0], item[1]))
+    return [(number, command) for _, _, number, command in placed]
+
+
+_PARSERS: dict[ImportKind, Callable[[_Row], commands.Command]] = {
+    ImportKind.SUPPLIERS: _supplier,
+    ImportKind.SKUS: _sku,
+    ImportKind.STOCK: _stock,
+    ImportKind.RECEIPTS: _receipt,
+}
+
+
+def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command]]:
+    """Every row parsed and checked before anything is applied: (row number, command)."""
+    rows = list(_rows(path, kind))
+    if kind is ImportKind.ORDERS:
+        return _orders(rows)
+    parsed = [(row.number, _PARSERS[kind](row)) for row in rows]
+    if kind is ImportKind.RECEIPTS:
+        parsed.sort(key=lambda item: (getattr(item[1], "received_at", None) or datetime.min.replace(tzinfo=UTC), item[0]))
+    return parsed
+
+
+def import_file(bus: MessageBus, path: str | Path, kind: ImportKind | str, *, progress: Callable[[int], Any] | None = None) -> ImportResult:
+    kind = ImportKind(kind)
+    path = Path(path)
+    parsed = parse_file(path, kind)
+    batch = commands.ImportBatch(tuple(command for _, command in parsed))
+    try:
+        bus.handle(batch)
+    except BatchItemFailed as exc:
+        raise CsvImportError(path.name, parsed[exc.index][0], None, str(exc.cause)) from exc
+    except DomainError as exc:
+        raise CsvImportError(path.name, None, None, str(exc)) from exc
+    if progress is not None:
+        progress(len(parsed))
+    return ImportResult(kind, len(parsed), len(batch.commands))

@@ -1,0 +1,583 @@
+"""Command handlers: plain functions ``handler(command, uow, ctx)``.
+
+Each runs inside one unit of work opened by the message bus; the events it records are turned
+into outbox rows by the rules in that same transaction. Stock is touched only after
+``uow.stock.lock_skus`` so the last unit goes to exactly one order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from backorder.domain import commands, events
+from backorder.domain.allocation import Claim, Grant, allocate, allocate_ranked_bulk, release_for_shrinkage
+from backorder.domain.errors import (
+    DomainError,
+    DuplicateOrder,
+    InvalidQuantity,
+    UnknownOrder,
+    UnknownSku,
+    UnknownSupplier,
+)
+from backorder.domain.eta import Supply, assign_etas
+from backorder.domain.model import (
+    Order,
+    OrderLine,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Sku,
+    StockLevel,
+    Supplier,
+    SupplierItem,
+)
+from backorder.domain.replenishment import is_breach, proposal_quantity
+from backorder.services.policy import EnginePolicy
+from backorder.services.ports import AllocationRecord, Clock, UnitOfWork, grant_records
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    clock: Clock
+    policy: EnginePolicy
+
+
+Handler = Callable[[commands.Command, UnitOfWork, HandlerContext], None]
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _require_skus(uow: UnitOfWork, codes: Iterable[str]) -> None:
+    codes = set(codes)
+    known = uow.catalog.get_skus(codes)
+    for code in sorted(codes - set(known)):
+        raise UnknownSku(code)
+
+
+def _level(levels: dict[tuple[str, str], StockLevel], sku: str, location: str) -> StockLevel:
+    key = (sku, location)
+    if key not in levels:
+        levels[key] = StockLevel(sku, location)
+    return levels[key]
+
+
+def _pools(uow: UnitOfWork, levels: dict[tuple[str, str], StockLevel]) -> dict[str, dict[str, int]]:
+    order = {loc: i for i, loc in enumerate(uow.catalog.locations())}
+    pools: dict[str, dict[str, int]] = defaultdict(dict)
+    for (sku, loc), level in sorted(levels.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1 << 30), kv[0][1])):
+        pools[sku][loc] = level.available
+    return pools
+
+
+def _lead_time(uow: UnitOfWork, sku: str, ctx: HandlerContext) -> int:
+    found = uow.catalog.get_sku(sku)
+    if found is None or not found.preferred_supplier:
+        return ctx.policy.default_lead_time_days
+    item = uow.catalog.supplier_items([sku]).get((found.preferred_supplier, sku))
+    if item is not None and item.lead_time_days is not None:
+        return item.lead_time_days
+    supplier = uow.catalog.get_supplier(found.preferred_supplier)
+    return supplier.lead_time_days if supplier else ctx.policy.default_lead_time_days
+
+
+def refresh_etas(
+    uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, quiet_orders: frozenset[str] = frozenset()
+) -> None:
+    """Recompute ETAs of every waiting line of ``skus``; record a BackorderEtaChanged per
+    order whose lines moved (orders in ``quiet_orders`` are announced elsewhere)."""
+    today = ctx.clock.today()
+    changes: dict[tuple[str, str], list[events.EtaChange]] = defaultdict(list)
+    updates: dict[int, date | None] = {}
+    for sku in sorted(set(skus)):
+        waiting = sorted(uow.orders.waiting([sku]), key=lambda w: _rank(w.claim))
+        if not waiting:
+            continue
+        lead = _lead_time(uow, sku, ctx)
+        supply = [
+            Supply(max(s.expected_on, today), s.quantity)  # overdue POs: expected any day, never in the past
+            for s in uow.purchasing.supply(sku, today + timedelta(days=lead))
+        ]
+        etas = assign_etas([(w.claim.line_key, w.claim.wanted) for w in waiting], supply, today + timedelta(days=lead))
+        for w in waiting:
+            new = etas[w.claim.line_key]
+            if new != w.eta:
+                updates[w.claim.line_key] = new
+                if w.claim.order_id not in quiet_orders:
+                    changes[(w.claim.order_id, w.channel)].append(
+                        events.EtaChange(w.claim.line_no, sku, w.eta, new)
+                    )
+    if updates:
+        uow.orders.save_etas(updates)
+    for (order_id, channel), moved in sorted(changes.items()):
+        uow.record(events.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
+
+
+def _rank(claim: Claim) -> tuple[int, datetime, str, int]:
+    return (-claim.priority, claim.placed_at, claim.order_id, claim.line_no)
+
+
+def apply_grants(
+    uow: UnitOfWork,
+    grants: Sequence[Grant],
+    levels: dict[tuple[str, str], StockLevel],
+    source: str,
+    ref: str | None,
+    at: datetime,
+) -> None:
+    """Give granted units to existing lines, hold them at their locations, write the ledger,
+    and record one BackorderAllocated per order."""
+    if not grants:
+        return
+    found = uow.orders.lines_by_id({g.line_key for g in grants})
+    per_order: dict[str, list[Grant]] = defaultdict(list)
+    for grant in grants:
+        _, line = found[grant.line_key]
+        line.take(grant.quantity)
+        _level(levels, grant.sku, grant.location).allocated += grant.quantity
+        per_order[grant.order_id].append(grant)
+    uow.orders.save_lines(line for _, line in found.values())
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(grant_records(grants, source, ref, at))
+    orders = {order.id: order for order, _ in found.values()}
+    for order_id, order_grants in sorted(per_order.items()):
+        order = orders[order_id]
+        totals: dict[int, int] = defaultdict(int)
+        for g in order_grants:
+            totals[g.line_no] += g.quantity
+        lines = tuple(
+            events.AllocatedLine(no, order.line(no).sku, qty, order.line(no).backordered)
+            for no, qty in sorted(totals.items())
+        )
+        ready = all(line.backordered == 0 for line in order.lines if line.is_open)
+        uow.record(events.BackorderAllocated(order_id, order.channel, source, lines, ready))
+
+
+def allocate_waiting(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, source: str, ref: str | None) -> set[str]:
+    """Hand available stock of ``skus`` to their waiting lines by the contract. Ship-complete
+    orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed."""
+    scope = set(skus)
+    while True:
+        partners = uow.orders.ship_complete_partner_skus(scope) - scope
+        if not partners:
+            break
+        scope |= partners
+    uow.stock.lock_skus(scope)
+    waiting = uow.orders.waiting(scope)
+    if not waiting:
+        return set()
+    levels = uow.stock.levels(scope)
+    claims = [_with_locations(w.claim, w.channel, ctx) for w in waiting]
+    grants = allocate(claims, _pools(uow, levels))
+    apply_grants(uow, grants, levels, source, ref, ctx.clock.now())
+    touched = {g.sku for g in grants}
+    for sku in sorted(touched):
+        uow.record(events.StockLevelChanged(sku))
+    refresh_etas(uow, scope, ctx)
+    return touched
+
+
+def _with_locations(claim: Claim, channel: str, ctx: HandlerContext) -> Claim:
+    locations = ctx.policy.locations_for(channel)
+    if locations is None:
+        return claim
+    return Claim(
+        claim.line_key, claim.order_id, claim.line_no, claim.sku, claim.wanted,
+        claim.priority, claim.placed_at, claim.ship_complete, locations,
+    )
+
+
+def withdraw_shrinkage(uow: UnitOfWork, sku: str, levels: dict[tuple[str, str], StockLevel], ctx: HandlerContext) -> bool:
+    """Where on hand fell below what is promised, lowest-ranked lines give units back."""
+    shortfall = {
+        (level.sku, level.location): level.allocated - max(level.on_hand, 0)
+        for level in levels.values()
+        if level.sku == sku and level.allocated > max(level.on_hand, 0)
+    }
+    if not shortfall:
+        return False
+    holdings = [h for (s, loc) in shortfall for h in uow.orders.holdings(s, loc)]
+    releases = release_for_shrinkage(holdings, shortfall)
+    found = uow.orders.lines_by_id({r.line_key for r in releases})
+    now = ctx.clock.now()
+    per_order: dict[tuple[str, str], int] = defaultdict(int)
+    for release in releases:
+        order, line = found[release.line_key]
+        line.give_back(release.quantity)
+        levels[(release.sku, release.location)].allocated -= release.quantity
+        per_order[(order.id, order.channel)] += release.quantity
+    uow.orders.save_lines(line for _, line in found.values())
+    uow.orders.record_allocations(
+        [
+            AllocationRecord(r.order_id, r.line_no, r.sku, r.location, -r.quantity, "withdraw", "shrinkage", None, now)
+            for r in releases
+        ]
+    )
+    for (order_id, channel), quantity in sorted(per_order.items()):
+        uow.record(events.AllocationWithdrawn(order_id, channel, sku, quantity))
+    return True
+
+
+def check_thresholds(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) -> None:
+    """A SKU whose projected stock is below its reorder point gets a proposal on its preferred
+    supplier's open draft PO (one draft per supplier; demand already on order is counted)."""
+    codes = sorted(set(skus))
+    catalog = uow.catalog.get_skus(codes)
+    positions = uow.stock.positions(codes)
+    items = uow.catalog.supplier_items(codes)
+    for code in codes:
+        sku, position = catalog.get(code), positions.get(code)
+        if sku is None or position is None or not is_breach(position, sku):
+            continue
+        uow.record(events.StockBelowThreshold(code, position.projected, sku.reorder_point, sku.preferred_supplier))
+        if not sku.preferred_supplier:
+            uow.record(events.ReplenishmentBlocked(code, position.projected, "no preferred supplier is set for this SKU"))
+            continue
+        item = items.get((sku.preferred_supplier, code)) or SupplierItem(sku.preferred_supplier, code)
+        quantity = proposal_quantity(position, sku, item)
+        if quantity <= 0:
+            continue
+        draft = uow.purchasing.open_draft(sku.preferred_supplier)
+        if draft is None:
+            now = ctx.clock.now()
+            draft = PurchaseOrder(uow.purchasing.next_number(now), sku.preferred_supplier, now)
+            draft.lines.append(PurchaseOrderLine(code, quantity, item.unit_cost))
+            uow.purchasing.add(draft)
+        else:
+            line = draft.line_for(code)
+            if line is None:
+                draft.lines.append(PurchaseOrderLine(code, quantity, item.unit_cost))
+            else:
+                line.quantity += quantity
+            uow.purchasing.save(draft)
+        uow.record(events.PurchaseOrderProposed(draft.number, draft.supplier, code, quantity))
+        uow.record(events.StockLevelChanged(code))
+
+
+def _send(uow: UnitOfWork, po: PurchaseOrder, ctx: HandlerContext) -> None:
+    codes = [line.sku for line in po.lines]
+    items = uow.catalog.supplier_items(codes)
+    lead = {code: _lead_time(uow, code, ctx) for code in codes}
+    po.mark_sent(ctx.clock.now(), lead)
+    uow.purchasing.save(po)
+    supplier = uow.catalog.get_supplier(po.supplier)
+    uow.record(
+        events.PurchaseOrderSent(
+            po.number,
+            po.supplier,
+            supplier.email if supplier else "",
+            tuple(
+                events.PoLineSummary(
+                    line.sku,
+                    (items.get((po.supplier, line.sku)) or SupplierItem(po.supplier, line.sku)).supplier_sku,
+                    line.quantity,
+                    line.unit_cost,
+                    line.expected_on,
+                )
+                for line in po.lines
+            ),
+        )
+    )
+    refresh_etas(uow, codes, ctx)
+
+
+# --- command handlers ---------------------------------------------------------------------
+
+
+def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.PlaceOrder)
+    if not cmd.lines:
+        raise InvalidQuantity(f"order {cmd.order_id} has no lines")
+    if len({line.line_no for line in cmd.lines}) != len(cmd.lines):
+        raise InvalidQuantity(f"order {cmd.order_id} repeats a line number")
+    skus = sorted({line.sku for line in cmd.lines})
+    _require_skus(uow, skus)
+    uow.stock.lock_skus(skus)
+    if uow.orders.get(cmd.order_id) is not None:
+        raise DuplicateOrder(cmd.order_id)
+    order = Order(
+        cmd.order_id, cmd.channel, cmd.placed_at, cmd.priority, cmd.ship_complete,
+        cmd.customer_email, cmd.customer_phone, cmd.customer_name,
+        [OrderLine(cmd.order_id, line.line_no, line.sku, line.quantity, backordered=line.quantity) for line in cmd.lines],
+    )
+    levels = uow.stock.levels(skus)
+    claims = [
+        _with_locations(
+            Claim(line.line_no, order.id, line.line_no, line.sku, line.quantity, order.priority, order.placed_at, order.ship_complete),
+            order.channel,
+            ctx,
+        )
+        for line in order.lines
+    ]
+    grants = allocate(claims, _pools(uow, levels))
+    for grant in grants:
+        order.line(grant.line_no).take(grant.quantity)
+        _level(levels, grant.sku, grant.location).allocated += grant.quantity
+    uow.orders.add(order)
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(grant_records(grants, "arrival", None, ctx.clock.now()))
+    backordered = [line for line in order.lines if line.backordered > 0]
+    refresh_etas(uow, {line.sku for line in backordered}, ctx, quiet_orders=frozenset({order.id}))
+    if backordered:
+        fresh = uow.orders.get(order.id)
+        assert fresh is not None
+        uow.record(
+            events.BackorderCreated(
+                order.id,
+                order.channel,
+                tuple(
+                    events.BackorderedLine(line.line_no, line.sku, line.backordered, fresh.line(line.line_no).eta)
+                    for line in backordered
+                ),
+            )
+        )
+    for sku in sorted({g.sku for g in grants}):
+        uow.record(events.StockLevelChanged(sku))
+    check_thresholds(uow, skus, ctx)
+
+
+def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.CancelOrder)
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    chosen = [order.line(no) for no in cmd.line_nos] if cmd.line_nos else order.lines
+    lines = [line for line in chosen if line.is_open]
+    if not lines:
+        return
+    skus = sorted({line.sku for line in lines})
+    uow.stock.lock_skus(skus)
+    levels = uow.stock.levels(skus)
+    now = ctx.clock.now()
+    records: list[AllocationRecord] = []
+    cancelled: list[events.CancelledLine] = []
+    for line in lines:
+        assert line.id is not None
+        held = uow.orders.held_at(line.id)
+        released, waiting = line.cancel()
+        for location, quantity in held.items():
+            _level(levels, line.sku, location).allocated -= quantity
+            records.append(AllocationRecord(order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now))
+        assert released == sum(held.values())
+        cancelled.append(events.CancelledLine(line.line_no, line.sku, released + waiting))
+    uow.orders.save_lines(lines)
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(records)
+    uow.record(events.BackorderCancelled(order.id, order.channel, cmd.reason, tuple(cancelled)))
+    for sku in skus:
+        uow.record(events.StockLevelChanged(sku))
+    allocate_waiting(uow, skus, ctx, "release", f"cancel:{order.id}")
+    refresh_etas(uow, skus, ctx)
+
+
+def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ShipLine)
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    line = order.line(cmd.line_no)
+    assert line.id is not None
+    uow.stock.lock_skus([line.sku])
+    levels = uow.stock.levels([line.sku])
+    held = uow.orders.held_at(line.id)
+    from_backorder = line.ship(cmd.quantity)
+    now = ctx.clock.now()
+    records: list[AllocationRecord] = []
+    from_held = cmd.quantity - from_backorder
+    preferred = [cmd.location] if cmd.location in held else []
+    for location in preferred + [loc for loc in held if loc not in preferred]:
+        take = min(held[location], from_held)
+        if take <= 0:
+            continue
+        level = _level(levels, line.sku, location)
+        level.allocated -= take
+        level.on_hand -= take
+        from_held -= take
+        records.append(AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", "ship", None, now))
+    if from_backorder:
+        location = cmd.location or (uow.catalog.locations() or ["default"])[0]
+        uow.catalog.ensure_location(location)
+        _level(levels, line.sku, location).on_hand -= from_backorder
+        records.append(AllocationRecord(order.id, line.line_no, line.sku, location, from_backorder, "ship_direct", "ship", "unallocated", now))
+    uow.orders.save_lines([line])
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(records)
+    uow.record(events.LineShipped(order.id, order.channel, line.line_no, line.sku, cmd.quantity))
+    uow.record(events.StockLevelChanged(line.sku))
+    if withdraw_shrinkage(uow, line.sku, levels, ctx):
+        uow.stock.save_levels(levels.values())
+    refresh_etas(uow, [line.sku], ctx)
+    check_thresholds(uow, [line.sku], ctx)
+
+
+def _change_on_hand(uow: UnitOfWork, sku: str, location: str, delta: int, ctx: HandlerContext, source: str, ref: str | None) -> None:
+    levels = uow.stock.levels([sku])
+    _level(levels, sku, location).on_hand += delta
+    withdrawn = withdraw_shrinkage(uow, sku, levels, ctx)
+    uow.stock.save_levels(levels.values())
+    uow.record(events.StockLevelChanged(sku))
+    if delta > 0:
+        allocate_waiting(uow, [sku], ctx, source, ref)
+    elif withdrawn:
+        refresh_etas(uow, [sku], ctx)
+    check_thresholds(uow, [sku], ctx)
+
+
+def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ReceiveStock)
+    if cmd.quantity <= 0:
+        raise InvalidQuantity(f"receipt of {cmd.sku}: quantity must be positive, got {cmd.quantity}")
+    _require_skus(uow, [cmd.sku])
+    uow.catalog.ensure_location(cmd.location)
+    uow.stock.lock_skus([cmd.sku])
+    left = cmd.quantity
+    if cmd.po_number:
+        po = uow.purchasing.get(cmd.po_number)
+        if po is None:
+            raise DomainError(f"receipt names purchase order {cmd.po_number!r}, which does not exist")
+        candidates = [po]
+    else:
+        candidates = uow.purchasing.open_for_sku(cmd.sku)
+    for po in candidates:
+        booked = po.receive(cmd.sku, left)
+        if booked:
+            left -= booked
+            uow.purchasing.save(po)
+        if left == 0:
+            break
+    receipt_id = uow.stock.record_receipt(cmd.sku, cmd.location, cmd.quantity, cmd.received_at, cmd.po_number)
+    uow.record(events.StockReceived(cmd.sku, cmd.location, cmd.quantity, cmd.po_number))
+    _change_on_hand(uow, cmd.sku, cmd.location, cmd.quantity, ctx, "receipt", f"R{receipt_id}")
+
+
+def adjust_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.AdjustStock)
+    _require_skus(uow, [cmd.sku])
+    uow.catalog.ensure_location(cmd.location)
+    uow.stock.lock_skus([cmd.sku])
+    if cmd.delta:
+        _change_on_hand(uow, cmd.sku, cmd.location, cmd.delta, ctx, "adjustment", cmd.reason)
+
+
+def set_stock_level(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.SetStockLevel)
+    _require_skus(uow, [cmd.sku])
+    uow.catalog.ensure_location(cmd.location)
+    uow.stock.lock_skus([cmd.sku])
+    if cmd.observed_at is not None:
+        last = uow.stock.last_observed(cmd.sku, cmd.location)
+        if last is not None and cmd.observed_at <= last:
+            return  # an older report than the one applied: out of order, ignored
+        uow.stock.mark_observed(cmd.sku, cmd.location, cmd.observed_at)
+    current = uow.stock.levels([cmd.sku]).get((cmd.sku, cmd.location))
+    delta = cmd.on_hand - (current.on_hand if current else 0)
+    if delta or current is None:
+        _change_on_hand(uow, cmd.sku, cmd.location, delta, ctx, "adjustment", cmd.source)
+
+
+def upsert_supplier(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.UpsertSupplier)
+    if cmd.lead_time_days < 0:
+        raise InvalidQuantity(f"supplier {cmd.code}: lead time cannot be negative")
+    uow.catalog.upsert_supplier(Supplier(cmd.code, cmd.name, cmd.email, cmd.lead_time_days))
+
+
+def upsert_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.UpsertSku)
+    if cmd.supplier and uow.catalog.get_supplier(cmd.supplier) is None:
+        raise UnknownSupplier(cmd.supplier)
+    for name in ("safety_stock", "reorder_point", "order_up_to"):
+        if getattr(cmd, name) < 0:
+            raise InvalidQuantity(f"SKU {cmd.code}: {name} cannot be negative")
+    if cmd.moq < 1 or cmd.case_pack < 1:
+        raise InvalidQuantity(f"SKU {cmd.code}: moq and case_pack must be at least 1")
+    uow.catalog.upsert_sku(
+        Sku(
+            cmd.code, cmd.name, cmd.brand, cmd.product_line, cmd.colour, cmd.pigments, cmd.size, cmd.hazmat,
+            cmd.safety_stock, cmd.reorder_point, cmd.order_up_to, cmd.supplier, cmd.unit_price,
+        )
+    )
+    if cmd.supplier:
+        uow.catalog.upsert_supplier_item(
+            SupplierItem(cmd.supplier, cmd.code, cmd.supplier_sku, cmd.unit_cost, cmd.lead_time_days, cmd.moq, cmd.case_pack)
+        )
+
+
+def run_backorder_processing(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.RunBackorderProcessing)
+    if cmd.skus:
+        _require_skus(uow, cmd.skus)
+        allocate_waiting(uow, cmd.skus, ctx, "bop", None)
+        return
+    queue = uow.bulk.load_queue(ctx.policy.restricted_channels)
+    granted = allocate_ranked_bulk(queue.sku_index, queue.wanted, queue.available)
+    for event in uow.bulk.apply(queue, granted, ctx.clock.now(), "bop"):
+        uow.record(event)
+    if queue.needs_walk:
+        allocate_waiting(uow, queue.needs_walk, ctx, "bop", None)
+    touched = {queue.sku_codes[i] for i in set(queue.sku_index[granted > 0].tolist())}
+    refresh_etas(uow, touched, ctx)
+
+
+def recompute_etas(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.RecomputeEtas)
+    refresh_etas(uow, cmd.skus, ctx)
+
+
+def send_due_purchase_orders(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.SendDuePurchaseOrders)
+    if not (cmd.force or ctx.policy.auto_send_purchase_orders):
+        return
+    due = ctx.clock.now() - timedelta(minutes=ctx.policy.po_consolidation_minutes)
+    for po in uow.purchasing.drafts():
+        if cmd.force or po.created_at <= due:
+            _send(uow, po, ctx)
+
+
+def send_purchase_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.SendPurchaseOrder)
+    po = uow.purchasing.get(cmd.po_number)
+    if po is None:
+        raise DomainError(f"no purchase order {cmd.po_number!r}")
+    _send(uow, po, ctx)
+
+
+def close_short_purchase_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.CloseShortPurchaseOrder)
+    po = uow.purchasing.get(cmd.po_number)
+    if po is None:
+        raise DomainError(f"no purchase order {cmd.po_number!r}")
+    short = po.close_short()
+    uow.purchasing.save(po)
+    uow.stock.lock_skus(short)
+    refresh_etas(uow, short, ctx)
+    check_thresholds(uow, short, ctx)
+
+
+def change_priority(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ChangePriority)
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    uow.orders.save_priority(order.id, cmd.priority)
+    refresh_etas(uow, {line.sku for line in order.lines if line.is_open}, ctx)
+
+
+HANDLERS: dict[type[commands.Command], Handler] = {
+    commands.PlaceOrder: place_order,
+    commands.CancelOrder: cancel_order,
+    commands.ShipLine: ship_line,
+    commands.ReceiveStock: receive_stock,
+    commands.AdjustStock: adjust_stock,
+    commands.SetStockLevel: set_stock_level,
+    commands.RunBackorderProcessing: run_backorder_processing,
+    commands.RecomputeEtas: recompute_etas,
+    commands.SendDuePurchaseOrders: send_due_purchase_orders,
+    commands.SendPurchaseOrder: send_purchase_order,
+    commands.ChangePriority: change_priority,
+    commands.CloseShortPurchaseOrder: close_short_purchase_order,
+    commands.UpsertSupplier: upsert_supplier,
+    commands.UpsertSku: upsert_sku,
+}

@@ -1,0 +1,307 @@
+"""Ports the handlers depend on. The store implements them on SQLAlchemy; tests use the fakes
+in ``tests/fakes.py``, which subclass these.
+
+Repositories are small and split by aggregate; each returns domain objects and saves the ones
+a handler changed. Locking is explicit: ``lock_skus`` takes row locks in SKU order (a global
+order, so two transactions never deadlock on each other's SKUs).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from backorder.domain import events
+from backorder.domain.allocation import Claim, Grant, Holding
+from backorder.domain.eta import Supply
+from backorder.domain.model import (
+    Order,
+    OrderLine,
+    PurchaseOrder,
+    Sku,
+    StockLevel,
+    StockPosition,
+    Supplier,
+    SupplierItem,
+)
+
+
+class Clock(abc.ABC):
+    @abc.abstractmethod
+    def now(self) -> datetime: ...
+
+    def today(self) -> date:
+        return self.now().date()
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock(Clock):
+    """A clock that moves only when told (the demo's simulated days, tests)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware start")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        self._now = at
+
+
+@dataclass(frozen=True)
+class WaitingLine:
+    """An open line with units still backordered, as allocation and ETAs need it."""
+
+    claim: Claim
+    channel: str
+    eta: date | None
+
+
+@dataclass(frozen=True)
+class AllocationRecord:
+    """One row of the allocation ledger: who got what, when, and why."""
+
+    order_id: str
+    line_no: int
+    sku: str
+    location: str
+    quantity: int
+    kind: str  # allocate | release | withdraw | ship (from held units) | ship_direct (never held)
+    source: str  # arrival | receipt | adjustment | release | bop | ship | cancel | shrinkage
+    source_ref: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """An action to perform outside: ``target`` names a configured connector role
+    (email, sms, staff, purchasing, channel:<id>); ``payload`` is JSON-serialisable."""
+
+    action: str
+    target: str
+    payload: dict[str, Any]
+    dedupe_key: str | None = None
+
+
+class CatalogRepository(abc.ABC):
+    @abc.abstractmethod
+    def get_skus(self, codes: Iterable[str]) -> dict[str, Sku]: ...
+
+    @abc.abstractmethod
+    def upsert_sku(self, sku: Sku) -> None: ...
+
+    @abc.abstractmethod
+    def get_supplier(self, code: str) -> Supplier | None: ...
+
+    @abc.abstractmethod
+    def upsert_supplier(self, supplier: Supplier) -> None: ...
+
+    @abc.abstractmethod
+    def supplier_items(self, skus: Iterable[str]) -> dict[tuple[str, str], SupplierItem]:
+        """Keyed by (supplier, sku)."""
+
+    @abc.abstractmethod
+    def upsert_supplier_item(self, item: SupplierItem) -> None: ...
+
+    @abc.abstractmethod
+    def locations(self) -> list[str]:
+        """Known locations in default preference order."""
+
+    @abc.abstractmethod
+    def ensure_location(self, code: str) -> None: ...
+
+    def get_sku(self, code: str) -> Sku | None:
+        return self.get_skus([code]).get(code)
+
+
+class StockRepository(abc.ABC):
+    @abc.abstractmethod
+    def lock_skus(self, skus: Iterable[str]) -> None:
+        """Serialise work on these SKUs until the transaction ends (row locks in SKU order)."""
+
+    @abc.abstractmethod
+    def levels(self, skus: Iterable[str]) -> dict[tuple[str, str], StockLevel]: ...
+
+    @abc.abstractmethod
+    def save_levels(self, levels: Iterable[StockLevel]) -> None: ...
+
+    @abc.abstractmethod
+    def last_observed(self, sku: str, location: str) -> datetime | None: ...
+
+    @abc.abstractmethod
+    def mark_observed(self, sku: str, location: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def positions(self, skus: Iterable[str]) -> dict[str, StockPosition]: ...
+
+    @abc.abstractmethod
+    def record_receipt(
+        self, sku: str, location: str, quantity: int, received_at: datetime, po_number: str | None
+    ) -> int:
+        """Store a receipt; returns its id (allocations name it as their source)."""
+
+
+class OrderRepository(abc.ABC):
+    @abc.abstractmethod
+    def get(self, order_id: str) -> Order | None: ...
+
+    @abc.abstractmethod
+    def add(self, order: Order) -> None:
+        """Insert the order and its lines, setting each line's ``id``."""
+
+    @abc.abstractmethod
+    def save_lines(self, lines: Iterable[OrderLine]) -> None: ...
+
+    @abc.abstractmethod
+    def save_priority(self, order_id: str, priority: int) -> None: ...
+
+    @abc.abstractmethod
+    def save_etas(self, etas: dict[int, date | None]) -> None:
+        """Set the ETA of lines by line id."""
+
+    @abc.abstractmethod
+    def waiting(self, skus: Iterable[str]) -> list[WaitingLine]:
+        """Open lines of these SKUs with units backordered (any order)."""
+
+    @abc.abstractmethod
+    def lines_by_id(self, line_ids: Iterable[int]) -> dict[int, tuple[Order, OrderLine]]: ...
+
+    @abc.abstractmethod
+    def ship_complete_partner_skus(self, skus: Iterable[str]) -> set[str]:
+        """Other SKUs of open ship-complete orders that wait on any of these SKUs."""
+
+    @abc.abstractmethod
+    def holdings(self, sku: str, location: str) -> list[Holding]:
+        """Unshipped units lines hold at a location."""
+
+    @abc.abstractmethod
+    def record_allocations(self, records: Sequence[AllocationRecord]) -> None: ...
+
+    @abc.abstractmethod
+    def ledger(self, order_id: str) -> list[AllocationRecord]: ...
+
+    @abc.abstractmethod
+    def held_at(self, line_id: int) -> dict[str, int]:
+        """Unshipped units a line holds, by location."""
+
+
+class PurchasingRepository(abc.ABC):
+    @abc.abstractmethod
+    def get(self, number: str) -> PurchaseOrder | None: ...
+
+    @abc.abstractmethod
+    def open_draft(self, supplier: str) -> PurchaseOrder | None: ...
+
+    @abc.abstractmethod
+    def add(self, po: PurchaseOrder) -> None: ...
+
+    @abc.abstractmethod
+    def save(self, po: PurchaseOrder) -> None: ...
+
+    @abc.abstractmethod
+    def next_number(self, at: datetime) -> str: ...
+
+    @abc.abstractmethod
+    def open_for_sku(self, sku: str) -> list[PurchaseOrder]:
+        """Open POs with units outstanding for ``sku``, earliest expected first."""
+
+    @abc.abstractmethod
+    def drafts(self) -> list[PurchaseOrder]: ...
+
+    def supply(self, sku: str, draft_expected_on: date) -> list[Supply]:
+        """Outstanding units for ``sku`` on open POs; a draft counts as if sent today."""
+        result = []
+        for po in self.open_for_sku(sku):
+            line = po.line_for(sku)
+            if line is None or line.outstanding <= 0:
+                continue
+            expected = line.expected_on or draft_expected_on
+            result.append(Supply(expected, line.outstanding))
+        return result
+
+
+class Outbox(abc.ABC):
+    @abc.abstractmethod
+    def add(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+
+@dataclass
+class BopQueue:
+    """Waiting lines of SKUs that have stock, flattened for the vectorised contract.
+
+    Lines are sorted by SKU index then rank; ``needs_walk`` marks SKUs that must go through the
+    general walk instead (a ship-complete order or a channel limited to some locations)."""
+
+    sku_codes: list[str]
+    available: npt.NDArray[np.int64]
+    line_ids: npt.NDArray[np.int64]
+    sku_index: npt.NDArray[np.int64]
+    wanted: npt.NDArray[np.int64]
+    needs_walk: set[str] = field(default_factory=set)
+
+
+class BulkAllocation(abc.ABC):
+    """The full-run fast path: load every queue with stock at once, write results in bulk."""
+
+    @abc.abstractmethod
+    def load_queue(self, walk_channels: set[str]) -> BopQueue: ...
+
+    @abc.abstractmethod
+    def apply(
+        self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
+    ) -> list[events.Event]:
+        """Persist grants (lines, stock, ledger) and return the events they cause."""
+
+
+class UnitOfWork(abc.ABC):
+    catalog: CatalogRepository
+    stock: StockRepository
+    orders: OrderRepository
+    purchasing: PurchasingRepository
+    outbox: Outbox
+    bulk: BulkAllocation
+
+    def __init__(self) -> None:
+        self.events: list[events.Event] = []
+
+    def __enter__(self) -> Self:
+        self.events = []
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.rollback()
+
+    def record(self, *new_events: events.Event) -> None:
+        self.events.extend(new_events)
+
+    def collect_events(self) -> list[events.Event]:
+        collected, self.events = self.events, []
+        return collected
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+
+def grant_records(grants: Sequence[Grant], source: str, ref: str | None, at: datetime) -> list[AllocationRecord]:
+    return [
+        AllocationRecord(g.order_id, g.line_no, g.sku, g.location, g.quantity, "allocate", source, ref, at)
+        for g in grants
+    ]

@@ -1,0 +1,29 @@
+"""The FastAPI application factory. Routes are thin: parse, build a command, call the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from backorder import __version__
+from backorder.bootstrap import Application
+from backorder.store.migrate import is_current
+
+
+def create_app(application: Application) -> FastAPI:
+    app = FastAPI(title="backorder", version=__version__, docs_url="/api/docs", openapi_url="/openapi.json")
+    app.state.backorder = application
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> Any:
+        try:
+            schema_ok = is_current(application.engine)
+        except Exception as exc:  # the database is unreachable: say so, with a 503
+            return JSONResponse({"status": "error", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
+        body = {"status": "ok" if schema_ok else "degraded", "database": "ok" if schema_ok else "schema out of date",
+                "outbox": application.queue.counts(), "version": __version__}
+        return JSONResponse(body, status_code=200 if schema_ok else 503)
+
+    return app

@@ -1,0 +1,584 @@
+"""In-memory fakes of the service ports, for handler and state-machine tests.
+
+Every fake subclasses its port from ``backorder.services.ports``. They behave like a database
+would where it matters to the handlers:
+
+- objects handed out are deep copies, and objects saved are copied in, so a handler that
+  changes something without saving it changes nothing (a missing ``save_*`` call shows up);
+- :class:`FakeUnitOfWork` snapshots the whole state on ``__enter__`` and restores it on
+  ``rollback`` unless the work was committed, so a failing command really changes nothing;
+- :class:`FakeBulk` loads and applies the full-run queue with numpy the way a store does.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Self, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from backorder.domain import events
+from backorder.domain.allocation import Claim, Holding, claim_rank
+from backorder.domain.model import (
+    Order,
+    OrderLine,
+    PoStatus,
+    PurchaseOrder,
+    Sku,
+    StockLevel,
+    StockPosition,
+    Supplier,
+    SupplierItem,
+)
+from backorder.services.handlers import HandlerContext
+from backorder.services.messagebus import MessageBus
+from backorder.services.policy import EnginePolicy
+from backorder.services.ports import (
+    AllocationRecord,
+    BopQueue,
+    BulkAllocation,
+    CatalogRepository,
+    Clock,
+    OrderRepository,
+    Outbox,
+    OutboxMessage,
+    PurchasingRepository,
+    StockRepository,
+    UnitOfWork,
+    WaitingLine,
+)
+from backorder.services.rules import RuleSet
+
+START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+T = TypeVar("T")
+
+
+class FixedClock(Clock):
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, at: datetime = START) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs a timezone-aware datetime")
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        self.at += timedelta(**delta)
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+
+
+@dataclass
+class FakeState:
+    """Everything the fakes store: what a database would hold."""
+
+    skus: dict[str, Sku] = field(default_factory=dict)
+    suppliers: dict[str, Supplier] = field(default_factory=dict)
+    supplier_items: dict[tuple[str, str], SupplierItem] = field(default_factory=dict)
+    locations: list[str] = field(default_factory=list)
+    levels: dict[tuple[str, str], StockLevel] = field(default_factory=dict)
+    observed: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    receipts: list[tuple[int, str, str, int, datetime, str | None]] = field(default_factory=list)
+    orders: dict[str, Order] = field(default_factory=dict)
+    ledger: list[AllocationRecord] = field(default_factory=list)
+    purchase_orders: dict[str, PurchaseOrder] = field(default_factory=dict)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    next_line_id: int = 1
+    next_po_id: int = 1
+    next_po_line_id: int = 1
+    po_sequence: int = 0
+
+    def line_index(self) -> dict[int, tuple[Order, OrderLine]]:
+        index: dict[int, tuple[Order, OrderLine]] = {}
+        for order in self.orders.values():
+            for line in order.lines:
+                if line.id is not None:
+                    index[line.id] = (order, line)
+        return index
+
+    def location_rank(self) -> dict[str, int]:
+        return {loc: i for i, loc in enumerate(self.locations)}
+
+
+def _copy(value: T) -> T:
+    return copy.deepcopy(value)
+
+
+# --- catalog ------------------------------------------------------------------------------
+
+
+class FakeCatalog(CatalogRepository):
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def get_skus(self, codes: Iterable[str]) -> dict[str, Sku]:
+        return {code: _copy(self.state.skus[code]) for code in set(codes) if code in self.state.skus}
+
+    def upsert_sku(self, sku: Sku) -> None:
+        self.state.skus[sku.code] = _copy(sku)
+
+    def get_supplier(self, code: str) -> Supplier | None:
+        return _copy(self.state.suppliers.get(code))
+
+    def upsert_supplier(self, supplier: Supplier) -> None:
+        self.state.suppliers[supplier.code] = _copy(supplier)
+
+    def supplier_items(self, skus: Iterable[str]) -> dict[tuple[str, str], SupplierItem]:
+        wanted = set(skus)
+        return {key: _copy(item) for key, item in self.state.supplier_items.items() if key[1] in wanted}
+
+    def upsert_supplier_item(self, item: SupplierItem) -> None:
+        self.state.supplier_items[(item.supplier, item.sku)] = _copy(item)
+
+    def locations(self) -> list[str]:
+        return list(self.state.locations)
+
+    def ensure_location(self, code: str) -> None:
+        if code not in self.state.locations:
+            self.state.locations.append(code)
+
+
+# --- stock --------------------------------------------------------------------------------
+
+
+class FakeStock(StockRepository):
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.locked: list[str] = []
+
+    def lock_skus(self, skus: Iterable[str]) -> None:
+        self.locked.extend(sorted(set(skus)))
+
+    def levels(self, skus: Iterable[str]) -> dict[tuple[str, str], StockLevel]:
+        wanted = set(skus)
+        return {key: _copy(level) for key, level in self.state.levels.items() if key[0] in wanted}
+
+    def save_levels(self, levels: Iterable[StockLevel]) -> None:
+        for level in levels:
+            self.state.levels[(level.sku, level.location)] = _copy(level)
+
+    def last_observed(self, sku: str, location: str) -> datetime | None:
+        return self.state.observed.get((sku, location))
+
+    def mark_observed(self, sku: str, location: str, at: datetime) -> None:
+        self.state.observed[(sku, location)] = at
+
+    def positions(self, skus: Iterable[str]) -> dict[str, StockPosition]:
+        """A position for every requested SKU of the catalog, zeros where nothing is stored.
+        ``incoming`` counts every open PO, drafts included: demand already on order."""
+        result: dict[str, StockPosition] = {}
+        for code in sorted(set(skus)):
+            if code not in self.state.skus:
+                continue
+            levels = [level for key, level in self.state.levels.items() if key[0] == code]
+            incoming = sum(
+                line.outstanding
+                for po in self.state.purchase_orders.values()
+                if po.is_open
+                for line in po.lines
+                if line.sku == code
+            )
+            backordered = sum(
+                line.backordered
+                for order in self.state.orders.values()
+                for line in order.lines
+                if line.is_open and line.sku == code
+            )
+            result[code] = StockPosition(
+                code,
+                on_hand=sum(level.on_hand for level in levels),
+                allocated=sum(level.allocated for level in levels),
+                incoming=incoming,
+                backordered=backordered,
+            )
+        return result
+
+    def record_receipt(
+        self, sku: str, location: str, quantity: int, received_at: datetime, po_number: str | None
+    ) -> int:
+        receipt_id = len(self.state.receipts) + 1
+        self.state.receipts.append((receipt_id, sku, location, quantity, received_at, po_number))
+        return receipt_id
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+def held_by_location(ledger: Iterable[AllocationRecord], order_id: str, line_no: int) -> dict[str, int]:
+    """Unshipped units a line holds, by location, read from the allocation ledger.
+
+    ``allocate`` adds, ``release`` and ``withdraw`` carry negative quantities, ``ship`` takes
+    units out of the holding except a ship of units that were never allocated."""
+    held: dict[str, int] = defaultdict(int)
+    for record in ledger:
+        if record.order_id != order_id or record.line_no != line_no:
+            continue
+        if record.kind in ("allocate", "release", "withdraw"):
+            held[record.location] += record.quantity
+        elif record.kind == "ship" and record.source_ref != "unallocated":
+            held[record.location] -= record.quantity
+    return {loc: qty for loc, qty in held.items() if qty != 0}
+
+
+class FakeOrders(OrderRepository):
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def get(self, order_id: str) -> Order | None:
+        return _copy(self.state.orders.get(order_id))
+
+    def add(self, order: Order) -> None:
+        if order.id in self.state.orders:
+            raise KeyError(f"order {order.id!r} already stored (unique constraint)")
+        for line in order.lines:
+            line.id = self.state.next_line_id
+            self.state.next_line_id += 1
+        self.state.orders[order.id] = _copy(order)
+
+    def _stored_line(self, line: OrderLine) -> tuple[Order, int]:
+        order = self.state.orders[line.order_id]
+        for i, stored in enumerate(order.lines):
+            if stored.line_no == line.line_no:
+                if line.id is not None and stored.id != line.id:
+                    raise KeyError(f"line id {line.id} does not match stored line {stored.id}")
+                return order, i
+        raise KeyError(f"order {line.order_id} has no stored line {line.line_no}")
+
+    def save_lines(self, lines: Iterable[OrderLine]) -> None:
+        for line in lines:
+            order, i = self._stored_line(line)
+            order.lines[i] = _copy(line)
+
+    def save_priority(self, order_id: str, priority: int) -> None:
+        self.state.orders[order_id].priority = priority
+
+    def save_etas(self, etas: dict[int, date | None]) -> None:
+        index = self.state.line_index()
+        for line_id, eta in etas.items():
+            index[line_id][1].eta = eta
+
+    def waiting(self, skus: Iterable[str]) -> list[WaitingLine]:
+        wanted = set(skus)
+        result = []
+        for order in self.state.orders.values():
+            for line in order.lines:
+                if line.is_open and line.backordered > 0 and line.sku in wanted:
+                    assert line.id is not None
+                    claim = Claim(
+                        line.id, order.id, line.line_no, line.sku, line.backordered,
+                        order.priority, order.placed_at, order.ship_complete,
+                    )
+                    result.append(WaitingLine(claim, order.channel, line.eta))
+        return result
+
+    def lines_by_id(self, line_ids: Iterable[int]) -> dict[int, tuple[Order, OrderLine]]:
+        """One copy per order, shared by its lines (as an ORM identity map would)."""
+        index = self.state.line_index()
+        copies: dict[str, Order] = {}
+        found: dict[int, tuple[Order, OrderLine]] = {}
+        for line_id in set(line_ids):
+            if line_id not in index:
+                continue
+            order_id = index[line_id][0].id
+            order = copies.setdefault(order_id, _copy(self.state.orders[order_id]))
+            line = next(line for line in order.lines if line.id == line_id)
+            found[line_id] = (order, line)
+        return found
+
+    def ship_complete_partner_skus(self, skus: Iterable[str]) -> set[str]:
+        wanted = set(skus)
+        partners: set[str] = set()
+        for order in self.state.orders.values():
+            if not order.ship_complete:
+                continue
+            waiting = [line for line in order.lines if line.is_open and line.backordered > 0]
+            if any(line.sku in wanted for line in waiting):
+                partners.update(line.sku for line in waiting)
+        return partners - wanted
+
+    def holdings(self, sku: str, location: str) -> list[Holding]:
+        result = []
+        for order in self.state.orders.values():
+            for line in order.lines:
+                if not line.is_open or line.sku != sku:
+                    continue
+                here = held_by_location(self.state.ledger, order.id, line.line_no).get(location, 0)
+                if here > 0:
+                    assert line.id is not None
+                    holding = Holding(
+                        line.id, order.id, line.line_no, sku, location, here, order.priority, order.placed_at
+                    )
+                    result.append(holding)
+        return result
+
+    def record_allocations(self, records: Sequence[AllocationRecord]) -> None:
+        self.state.ledger.extend(records)
+
+    def ledger(self, order_id: str) -> list[AllocationRecord]:
+        return [record for record in self.state.ledger if record.order_id == order_id]
+
+    def held_at(self, line_id: int) -> dict[str, int]:
+        order, line = self.state.line_index()[line_id]
+        return held_by_location(self.state.ledger, order.id, line.line_no)
+
+
+# --- purchasing ---------------------------------------------------------------------------
+
+
+class FakePurchasing(PurchasingRepository):
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def get(self, number: str) -> PurchaseOrder | None:
+        return _copy(self.state.purchase_orders.get(number))
+
+    def open_draft(self, supplier: str) -> PurchaseOrder | None:
+        drafts = [po for po in self.drafts() if po.supplier == supplier]
+        return drafts[0] if drafts else None
+
+    def _assign_ids(self, po: PurchaseOrder) -> None:
+        if po.id is None:
+            po.id = self.state.next_po_id
+            self.state.next_po_id += 1
+        for line in po.lines:
+            if line.id is None:
+                line.id = self.state.next_po_line_id
+                self.state.next_po_line_id += 1
+
+    def add(self, po: PurchaseOrder) -> None:
+        if po.number in self.state.purchase_orders:
+            raise KeyError(f"purchase order {po.number!r} already stored (unique constraint)")
+        self._assign_ids(po)
+        self.state.purchase_orders[po.number] = _copy(po)
+
+    def save(self, po: PurchaseOrder) -> None:
+        if po.number not in self.state.purchase_orders:
+            raise KeyError(f"purchase order {po.number!r} was never added")
+        self._assign_ids(po)
+        self.state.purchase_orders[po.number] = _copy(po)
+
+    def next_number(self, at: datetime) -> str:
+        self.state.po_sequence += 1
+        return f"PO-{at:%Y%m%d}-{self.state.po_sequence:04d}"
+
+    def open_for_sku(self, sku: str) -> list[PurchaseOrder]:
+        found = []
+        for po in self.state.purchase_orders.values():
+            line = po.line_for(sku)
+            if po.is_open and line is not None and line.outstanding > 0:
+                expected = line.expected_on
+                found.append((expected is None, expected or date.max, po.created_at, po.number, po))
+        found.sort(key=lambda row: row[:4])
+        return [_copy(row[4]) for row in found]
+
+    def drafts(self) -> list[PurchaseOrder]:
+        drafts = [po for po in self.state.purchase_orders.values() if po.status is PoStatus.DRAFT]
+        drafts.sort(key=lambda po: (po.created_at, po.number))
+        return [_copy(po) for po in drafts]
+
+
+class FakeOutbox(Outbox):
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def add(self, messages: Sequence[OutboxMessage]) -> None:
+        self.state.outbox.extend(_copy(list(messages)))
+
+
+# --- bulk allocation ----------------------------------------------------------------------
+
+
+class FakeBulk(BulkAllocation):
+    """The full-run path as a store implements it: one pass to build the arrays, one to write."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    def _available_by_location(self, sku: str) -> list[tuple[str, int]]:
+        rank = self.state.location_rank()
+        levels = [level for key, level in self.state.levels.items() if key[0] == sku]
+        levels.sort(key=lambda level: (rank.get(level.location, 1 << 30), level.location))
+        return [(level.location, level.available) for level in levels]
+
+    def load_queue(self, walk_channels: set[str]) -> BopQueue:
+        by_sku: dict[str, list[tuple[Claim, str]]] = defaultdict(list)
+        for order in self.state.orders.values():
+            for line in order.lines:
+                if line.is_open and line.backordered > 0:
+                    assert line.id is not None
+                    claim = Claim(
+                        line.id, order.id, line.line_no, line.sku, line.backordered,
+                        order.priority, order.placed_at, order.ship_complete,
+                    )
+                    by_sku[line.sku].append((claim, order.channel))
+        codes: list[str] = []
+        available: list[int] = []
+        needs_walk: set[str] = set()
+        line_ids: list[int] = []
+        sku_index: list[int] = []
+        wanted: list[int] = []
+        for sku in sorted(by_sku):
+            stock = sum(qty for _, qty in self._available_by_location(sku))
+            if stock <= 0:
+                continue
+            queue = by_sku[sku]
+            if any(claim.ship_complete or channel in walk_channels for claim, channel in queue):
+                needs_walk.add(sku)
+                continue
+            index = len(codes)
+            codes.append(sku)
+            available.append(stock)
+            for claim, _ in sorted(queue, key=lambda qc: claim_rank(qc[0])):
+                line_ids.append(claim.line_key)
+                sku_index.append(index)
+                wanted.append(claim.wanted)
+        return BopQueue(
+            sku_codes=codes,
+            available=np.array(available, dtype=np.int64),
+            line_ids=np.array(line_ids, dtype=np.int64),
+            sku_index=np.array(sku_index, dtype=np.int64),
+            wanted=np.array(wanted, dtype=np.int64),
+            needs_walk=needs_walk,
+        )
+
+    def apply(
+        self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
+    ) -> list[events.Event]:
+        index = self.state.line_index()
+        per_order: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for line_id, sku_i, quantity in zip(
+            queue.line_ids.tolist(), queue.sku_index.tolist(), granted.tolist(), strict=True
+        ):
+            if quantity <= 0:
+                continue
+            order, line = index[line_id]
+            sku = queue.sku_codes[sku_i]
+            assert line.sku == sku
+            line.take(quantity)
+            left = quantity
+            for location, here in self._available_by_location(sku):
+                got = min(here, left)
+                if got <= 0:
+                    continue
+                self.state.levels[(sku, location)].allocated += got
+                self.state.ledger.append(
+                    AllocationRecord(order.id, line.line_no, sku, location, got, "allocate", source, None, at)
+                )
+                left -= got
+                if left == 0:
+                    break
+            if left:
+                raise AssertionError(f"granted {quantity} of {sku} beyond what is available")
+            per_order[order.id][line.line_no] += quantity
+        happened: list[events.Event] = []
+        for order_id in sorted(per_order):
+            order = self.state.orders[order_id]
+            lines = tuple(
+                events.AllocatedLine(no, order.line(no).sku, qty, order.line(no).backordered)
+                for no, qty in sorted(per_order[order_id].items())
+            )
+            ready = all(line.backordered == 0 for line in order.lines if line.is_open)
+            happened.append(events.BackorderAllocated(order_id, order.channel, source, lines, ready))
+        return happened
+
+
+# --- unit of work -------------------------------------------------------------------------
+
+
+class FakeUnitOfWork(UnitOfWork):
+    """All repositories over one :class:`FakeState`. Entering snapshots the state; rollback
+    restores the snapshot (taken again at each commit), so uncommitted work disappears."""
+
+    def __init__(self, state: FakeState | None = None) -> None:
+        super().__init__()
+        self.state = state if state is not None else FakeState()
+        self.catalog = FakeCatalog(self.state)
+        self.stock = FakeStock(self.state)
+        self.orders = FakeOrders(self.state)
+        self.purchasing = FakePurchasing(self.state)
+        self.outbox = FakeOutbox(self.state)
+        self.bulk = FakeBulk(self.state)
+        self.committed = False
+        self.commits = 0
+        self.rollbacks = 0
+        self._snapshot: FakeState | None = None
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.committed = False
+        self.stock.locked = []
+        self._snapshot = copy.deepcopy(self.state)
+        return self
+
+    def commit(self) -> None:
+        self.committed = True
+        self.commits += 1
+        self._snapshot = copy.deepcopy(self.state)
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+        if self._snapshot is None:
+            return
+        restored = copy.deepcopy(self._snapshot)
+        for f in dataclasses.fields(FakeState):
+            setattr(self.state, f.name, getattr(restored, f.name))
+
+    def reset(self) -> None:
+        """Forget everything (a fresh, empty database)."""
+        fresh = FakeState()
+        for f in dataclasses.fields(FakeState):
+            setattr(self.state, f.name, getattr(fresh, f.name))
+        self._snapshot = None
+        self.committed = False
+        self.events = []
+
+
+def make_bus(
+    uow: FakeUnitOfWork | None = None,
+    clock: FixedClock | None = None,
+    policy: EnginePolicy | None = None,
+    rules: RuleSet | None = None,
+) -> tuple[MessageBus, FakeUnitOfWork, FixedClock]:
+    """The real message bus over the fakes; returns (bus, uow, clock)."""
+    uow = uow if uow is not None else FakeUnitOfWork()
+    clock = clock if clock is not None else FixedClock()
+    context = HandlerContext(clock=clock, policy=policy if policy is not None else EnginePolicy())
+    bus = MessageBus(lambda: uow, context, rules if rules is not None else RuleSet())
+    return bus, uow, clock
+
+
+def seed_catalog(
+    uow: UnitOfWork,
+    skus: Iterable[Sku] = (),
+    suppliers: Iterable[Supplier] = (),
+    items: Iterable[SupplierItem] = (),
+    locations: Iterable[str] = ("main",),
+) -> None:
+    """Put catalog data in place through the ports and commit it."""
+    with uow:
+        for location in locations:
+            uow.catalog.ensure_location(location)
+        for supplier in suppliers:
+            uow.catalog.upsert_supplier(supplier)
+        for sku in skus:
+            uow.catalog.upsert_sku(sku)
+        for item in items:
+            uow.catalog.upsert_supplier_item(item)
+        uow.commit()
+
+
+def outbox_rows(uow: FakeUnitOfWork, event: str | None = None) -> list[OutboxMessage]:
+    rows = uow.state.outbox
+    return [row for row in rows if event is None or row.payload.get("event") == event]
+
