@@ -44,8 +44,14 @@ class DatabaseSandboxSink(SandboxSink):
     def record(self, record: SandboxRecord, message_id: str) -> int:
         digits = message_id.removeprefix("bo-")
         return record_sandbox_message(
-            self.engine, self.clock.now(), kind=record.kind, template=record.template, recipient=record.recipient,
-            subject=record.subject, body=record.body, html=record.html,
+            self.engine,
+            self.clock.now(),
+            kind=record.kind,
+            template=record.template,
+            recipient=record.recipient,
+            subject=record.subject,
+            body=record.body,
+            html=record.html,
             outbox_id=int(digits) if message_id.startswith("bo-") and digits.isdigit() else None,
         )
 
@@ -61,6 +67,9 @@ class Application:
     dispatcher: Dispatcher
     routes: Routes
     specs: dict[str, ConnectorSpec]
+    # --- issue 3 (channels) fields below this line, with defaults ---
+    # --- issue 4 (messaging) fields below this line, with defaults ---
+    # --- issue 5 (staff, API) fields below this line, with defaults ---
 
     def close(self) -> None:
         self.engine.dispose()
@@ -88,7 +97,7 @@ def bootstrap(
     clock: Clock | None = None,
     migrate: bool = True,
     http_client_factory: Callable[[str], Any] | None = None,
-    sandbox_folder: str | None | bool = True,
+    sandbox_folder: str | bool | None = True,
     rng: random.Random | None = None,
 ) -> Application:
     clock = clock or SystemClock()
@@ -124,8 +133,17 @@ def bootstrap(
     queue = OutboxQueue(engine)
     renderer = Renderer(shop_name="Backorder demo shop", public_url=config.server.public_url)
     dispatcher = Dispatcher(
-        queue, read, routes, renderer, clock,
+        queue,
+        read,
+        routes,
+        renderer,
+        clock,
         RetryPolicy(config.worker.max_attempts, config.worker.backoff_base_seconds, config.worker.backoff_cap_seconds),
-        lease=timedelta(seconds=config.worker.lease_seconds), rng=rng,
+        lease=timedelta(seconds=config.worker.lease_seconds),
+        rng=rng,
     )
-    return Application(config, engine, clock, bus, read, queue, dispatcher, routes, specs)
+    application = Application(config, engine, clock, bus, read, queue, dispatcher, routes, specs)
+    # --- issue 3 (channels) wiring ---
+    # --- issue 4 (messaging) wiring ---
+    # --- issue 5 (staff, API) wiring ---
+    return application

@@ -48,15 +48,28 @@ class Options:
 
 options = Options()
 
-DbOption = Annotated[str | None, typer.Option("--db", help=f"Database URL (env BACKORDER_DATABASE_URL; default {DEFAULT_DATABASE_URL}).", envvar="BACKORDER_DATABASE_URL")]
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML config file (env BACKORDER_CONFIG).", envvar="BACKORDER_CONFIG")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help=f"Database URL (env BACKORDER_DATABASE_URL; default {DEFAULT_DATABASE_URL}).",
+        envvar="BACKORDER_DATABASE_URL",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (env BACKORDER_CONFIG).", envvar="BACKORDER_CONFIG")
+]
 
 
 @cli.callback()
-def main_options(db: DbOption = None, config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def main_options(
+    db: DbOption = None, config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")
+) -> None:
     options.db = db
     options.config = config
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def fail(message: str, hint: str | None = None) -> typer.Exit:
@@ -82,7 +95,15 @@ def application(**kwargs: Any) -> Iterator[Application]:
 
 
 def progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -162,13 +183,20 @@ def bop(
         after = app.read.counts()
     allocated = [e for e in happened if e.name == "BackorderAllocated"]
     units = sum(line.quantity for e in allocated for line in e.lines)  # type: ignore[attr-defined]
-    result = {"orders_allocated": len(allocated), "units_allocated": units, "seconds": round(elapsed, 3),
-              "open_backorders_before": before["open_backorders"], "open_backorders_after": after["open_backorders"]}
+    result = {
+        "orders_allocated": len(allocated),
+        "units_allocated": units,
+        "seconds": round(elapsed, 3),
+        "open_backorders_before": before["open_backorders"],
+        "open_backorders_after": after["open_backorders"],
+    }
     if as_json:
         out.print_json(dumps(result))
     else:
-        out.print(f"allocated {units} unit(s) to {len(allocated)} order(s) in {elapsed:.2f}s; "
-                  f"open backorder lines {before['open_backorders']} → {after['open_backorders']}")
+        out.print(
+            f"allocated {units} unit(s) to {len(allocated)} order(s) in {elapsed:.2f}s; "
+            f"open backorder lines {before['open_backorders']} → {after['open_backorders']}"
+        )
 
 
 @cli.command("explain")
@@ -181,22 +209,30 @@ def explain(order_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
     if as_json:
         out.print_json(dumps(data))
         return
-    out.print(f"[bold]Order {data['order_id']}[/] ({data['channel']}), placed {data['placed_at']}, "
-              f"priority {data['priority']}{', ship complete' if data['ship_complete'] else ''}")
+    out.print(
+        f"[bold]Order {data['order_id']}[/] ({data['channel']}), placed {data['placed_at']}, "
+        f"priority {data['priority']}{', ship complete' if data['ship_complete'] else ''}"
+    )
     for line in data["lines"]:
-        out.print(f"\n[bold]line {line['line_no']}[/] {line['sku']}: {line['quantity']} ordered, {line['allocated']} allocated "
-                  f"({line['shipped']} shipped), {line['backordered']} backordered, {line['status']}"
-                  + (f", ETA {line['eta']}" if line["eta"] else ""))
+        out.print(
+            f"\n[bold]line {line['line_no']}[/] {line['sku']}: {line['quantity']} ordered, {line['allocated']} allocated "
+            f"({line['shipped']} shipped), {line['backordered']} backordered, {line['status']}"
+            + (f", ETA {line['eta']}" if line["eta"] else "")
+        )
         for h in line["history"]:
             src = h["source"]
             if h["receipt"]:
                 r = h["receipt"]
-                src = f"receipt {h['source_ref']} ({r['quantity']} received at {r['location']} {r['received_at']}" + (f", PO {r['po_number']})" if r["po_number"] else ")")
+                src = f"receipt {h['source_ref']} ({r['quantity']} received at {r['location']} {r['received_at']}" + (
+                    f", PO {r['po_number']})" if r["po_number"] else ")"
+                )
             out.print(f"  {h['at']}  {h['kind']:<9} {h['quantity']:>5} at {h['location']} from {src}")
         if line["ranked_ahead"]:
             out.print(f"  ranked ahead and served first ({len(line['ranked_ahead'])}):")
             for a in line["ranked_ahead"]:
-                out.print(f"    {a['order_id']} line {a['line_no']} (priority {a['priority']}, placed {a['placed_at']}): {a['allocated']} allocated")
+                out.print(
+                    f"    {a['order_id']} line {a['line_no']} (priority {a['priority']}, placed {a['placed_at']}): {a['allocated']} allocated"
+                )
 
 
 @cli.command("receive")
@@ -204,11 +240,15 @@ def receive(sku: str, location: str, quantity: int, po: Annotated[str | None, ty
     """Book a supplier receipt; waiting lines get the stock by the contract."""
     with application() as app:
         happened = app.bus.handle(c.ReceiveStock(sku, location, quantity, app.clock.now(), po))
-    out.print(f"received {quantity} × {sku} at {location}; {sum(1 for e in happened if e.name == 'BackorderAllocated')} order(s) allocated")
+    out.print(
+        f"received {quantity} × {sku} at {location}; {sum(1 for e in happened if e.name == 'BackorderAllocated')} order(s) allocated"
+    )
 
 
 @cli.command("ship")
-def ship(order_id: str, line_no: int, quantity: int, location: Annotated[str | None, typer.Option("--location")] = None) -> None:
+def ship(
+    order_id: str, line_no: int, quantity: int, location: Annotated[str | None, typer.Option("--location")] = None
+) -> None:
     """Record a shipment of an order line."""
     with application() as app:
         app.bus.handle(c.ShipLine(order_id, line_no, quantity, location))
@@ -216,7 +256,9 @@ def ship(order_id: str, line_no: int, quantity: int, location: Annotated[str | N
 
 
 @cli.command("cancel")
-def cancel(order_id: str, line: Annotated[list[int] | None, typer.Option("--line")] = None, reason: str = "cancelled by staff") -> None:
+def cancel(
+    order_id: str, line: Annotated[list[int] | None, typer.Option("--line")] = None, reason: str = "cancelled by staff"
+) -> None:
     """Cancel an order (or some lines); released stock goes to the next waiting lines."""
     with application() as app:
         app.bus.handle(c.CancelOrder(order_id, tuple(line or ()), reason))
@@ -233,13 +275,23 @@ def po_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     table = Table("number", "supplier", "status", "lines", "units", "value", "sent")
     for r in rows:
-        table.add_row(r["number"], r["supplier"], r["status"], str(r["lines"]), str(r["units"]), str(r["value"]),
-                      r["sent_at"].isoformat(timespec="minutes") if r["sent_at"] else "")
+        table.add_row(
+            r["number"],
+            r["supplier"],
+            r["status"],
+            str(r["lines"]),
+            str(r["units"]),
+            str(r["value"]),
+            r["sent_at"].isoformat(timespec="minutes") if r["sent_at"] else "",
+        )
     out.print(table)
 
 
 @po_cli.command("send")
-def po_send(number: Annotated[list[str] | None, typer.Argument()] = None, all_drafts: Annotated[bool, typer.Option("--all")] = False) -> None:
+def po_send(
+    number: Annotated[list[str] | None, typer.Argument()] = None,
+    all_drafts: Annotated[bool, typer.Option("--all")] = False,
+) -> None:
     """Send draft purchase orders now (one by number, or --all drafts)."""
     if not number and not all_drafts:
         raise fail("say which purchase order to send", "Pass a PO number, or --all for every draft.")
@@ -257,15 +309,25 @@ def po_send(number: Annotated[list[str] | None, typer.Argument()] = None, all_dr
 
 
 @outbox_cli.command("list")
-def outbox_list(status: Annotated[str | None, typer.Option("--status", help="pending, in_flight, sent, dead, skipped")] = None, limit: int = 50) -> None:
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, in_flight, sent, dead, skipped")] = None,
+    limit: int = 50,
+) -> None:
     """Recent outbound deliveries with their status and last error."""
     with application() as app:
         rows = app.queue.list(status, limit)
         counts = app.queue.counts()
     table = Table("id", "action", "target", "status", "attempts", "next attempt", "last error")
     for r in rows:
-        table.add_row(str(r["id"]), r["action"], r["target"], r["status"], str(r["attempts"]),
-                      r["next_attempt_at"].isoformat(timespec="seconds"), (r["last_error"] or "")[:80])
+        table.add_row(
+            str(r["id"]),
+            r["action"],
+            r["target"],
+            r["status"],
+            str(r["attempts"]),
+            r["next_attempt_at"].isoformat(timespec="seconds"),
+            (r["last_error"] or "")[:80],
+        )
     out.print(table)
     out.print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
@@ -293,7 +355,9 @@ def outbox_flush() -> None:
     """Dispatch everything due now, then stop."""
     with application() as app:
         stats = app.dispatcher.drain()
-    out.print(f"claimed {stats.claimed}: sent {stats.sent}, retried {stats.retried}, dead {stats.dead}, skipped {stats.skipped}")
+    out.print(
+        f"claimed {stats.claimed}: sent {stats.sent}, retried {stats.retried}, dead {stats.dead}, skipped {stats.skipped}"
+    )
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -303,7 +367,9 @@ def outbox_flush() -> None:
 def serve(
     host: Annotated[str | None, typer.Option("--host")] = None,
     port: Annotated[int | None, typer.Option("--port")] = None,
-    with_worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the dispatcher in this process.")] = True,
+    with_worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the dispatcher in this process.")
+    ] = True,
 ) -> None:
     """Serve the HTTP app (webhooks, API, dashboard, /healthz), with the dispatcher in-process."""
     with application() as app:
@@ -320,7 +386,9 @@ def _serve(app: Application, host: str | None, port: int | None, with_worker: bo
     if with_worker:
         _, stop = start_in_thread(app)
     try:
-        uvicorn.run(create_app(app), host=host or app.config.server.host, port=port or app.config.server.port, log_level="info")
+        uvicorn.run(
+            create_app(app), host=host or app.config.server.host, port=port or app.config.server.port, log_level="info"
+        )
     finally:
         if stop is not None:
             stop.set()
@@ -340,6 +408,15 @@ def worker() -> None:
             stop.set()
 
 
+# --- sales channels: `backorder connect PLATFORM CHANNEL`, reconciliation (issue 3) -----------
+
+
+# --- messaging (issue 4) --------------------------------------------------------------------
+
+
+# --- staff users and API keys: `backorder user add`, `backorder apikey add` (issue 5) -------------
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 
@@ -349,7 +426,9 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     serve_after: Annotated[bool, typer.Option("--serve", help="Then serve the app on the demo data.")] = False,
-    workdir: Annotated[Path | None, typer.Option("--dir", help="Keep the demo database here (default: a temporary folder).")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the demo database here (default: a temporary folder).")
+    ] = None,
 ) -> None:
     """Simulate a month of an art-materials shop on a fresh SQLite database and summarise it."""
     from backorder.demo import run_demo
@@ -363,7 +442,9 @@ def demo(
 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task({"catalog": "loading catalog", "days": "simulating days"}.get(stage, stage), total=total)
+                tasks[stage] = bar.add_task(
+                    {"catalog": "loading catalog", "days": "simulating days"}.get(stage, stage), total=total
+                )
             bar.update(tasks[stage], completed=done, total=total)
 
         app, summary = run_demo(folder, orders=orders, seed=seed, progress=report)
@@ -383,8 +464,19 @@ def _print_summary(s: Any) -> None:
     out.rule("[bold]backorder demo[/]")
     out.print(f"{data['days']} simulated days · database {data['database_url']} · sandbox {data['sandbox_folder']}\n")
     t = Table("", "count", title="What happened")
-    for key in ("orders", "order_lines", "backorder_lines", "purchase_orders", "receipts", "allocated_from_receipts",
-                "shipped_lines", "cancelled_orders", "notifications", "open_backorders", "open_backorder_units"):
+    for key in (
+        "orders",
+        "order_lines",
+        "backorder_lines",
+        "purchase_orders",
+        "receipts",
+        "allocated_from_receipts",
+        "shipped_lines",
+        "cancelled_orders",
+        "notifications",
+        "open_backorders",
+        "open_backorder_units",
+    ):
         t.add_row(key.replace("_", " "), str(data[key]))
     out.print(t)
     t = Table("supplier", "POs", "lines", "units", title="Purchase orders (consolidated per supplier)")
@@ -402,8 +494,10 @@ def _print_summary(s: Any) -> None:
         for line in ex["lines"]:
             for h in line["history"]:
                 if h["receipt"]:
-                    out.print(f"  line {line['line_no']} {line['sku']}: {h['quantity']} from receipt {h['source_ref']} "
-                              f"(PO {h['receipt']['po_number']}) after {len(line['ranked_ahead'])} higher-ranked line(s)")
+                    out.print(
+                        f"  line {line['line_no']} {line['sku']}: {h['quantity']} from receipt {h['source_ref']} "
+                        f"(PO {h['receipt']['po_number']}) after {len(line['ranked_ahead'])} higher-ranked line(s)"
+                    )
 
 
 def main() -> None:

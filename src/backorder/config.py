@@ -143,7 +143,8 @@ def parse_config(raw: Mapping[str, Any], lookup: SettingsLookup, environ: Mappin
         if isinstance(database, dict) and "url" in database:
             data["database_url"] = database["url"]
     data["channels"] = {
-        cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform") for cid, ch in data.get("channels", {}).items()
+        cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform")
+        for cid, ch in data.get("channels", {}).items()
     }
     data["notify"] = {
         role: _connector_settings(n, f"notify.{role}", lookup, "provider") for role, n in data.get("notify", {}).items()
@@ -173,4 +174,3 @@ def load_config(path: str | Path | None, lookup: SettingsLookup, environ: Mappin
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     return parse_config(raw, lookup, env)
-

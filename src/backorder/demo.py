@@ -27,7 +27,18 @@ from backorder.store.sandbox import sandbox_counts
 
 CHANNELS = (("web", 0.6), ("pos", 0.25), ("b2b", 0.15))
 FIRST_NAMES = ("Ada", "Berthe", "Claude", "Dora", "Egon", "Frida", "Gustav", "Hilma", "Isamu", "Joan", "Kathe", "Lee")
-LAST_NAMES = ("Lovelace", "Morisot", "Monet", "Carrington", "Schiele", "Kahlo", "Klimt", "af Klint", "Noguchi", "Mitchell")
+LAST_NAMES = (
+    "Lovelace",
+    "Morisot",
+    "Monet",
+    "Carrington",
+    "Schiele",
+    "Kahlo",
+    "Klimt",
+    "af Klint",
+    "Noguchi",
+    "Mitchell",
+)
 
 
 @dataclass
@@ -77,12 +88,16 @@ def _by_supplier(pos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def demo_config(workdir: Path) -> Config:
     base = read_config(None)
-    return base.model_copy(update={
-        "database_url": f"sqlite:///{workdir / 'demo.db'}",
-        "engine": base.engine.model_copy(update={"auto_send_purchase_orders": True, "po_consolidation_minutes": 240}),
-        "sandbox": base.sandbox.model_copy(update={"folder": str(workdir / "sandbox_outbox")}),
-        "worker": base.worker.model_copy(update={"bop_interval_minutes": 0}),
-    })
+    return base.model_copy(
+        update={
+            "database_url": f"sqlite:///{workdir / 'demo.db'}",
+            "engine": base.engine.model_copy(
+                update={"auto_send_purchase_orders": True, "po_consolidation_minutes": 240}
+            ),
+            "sandbox": base.sandbox.model_copy(update={"folder": str(workdir / "sandbox_outbox")}),
+            "worker": base.worker.model_copy(update={"bop_interval_minutes": 0}),
+        }
+    )
 
 
 def _catalog_rows(name: str) -> list[dict[str, str]]:
@@ -147,13 +162,23 @@ def run_demo(
     messages = {f"{kind}:{template}": n for (kind, template), n in sorted(sandbox_counts(app.engine).items())}
     example = _explain_example(app)
     summary = DemoSummary(
-        days, counts, messages, app.read.purchase_orders(), receipts, shipped, cancelled, example,
-        config.database_url, config.sandbox.folder or "",
+        days,
+        counts,
+        messages,
+        app.read.purchase_orders(),
+        receipts,
+        shipped,
+        cancelled,
+        example,
+        config.database_url,
+        config.sandbox.folder or "",
     )
     return app, summary
 
 
-def _plan_orders(rng: random.Random, skus: list[dict[str, str]], weights: list[int], count: int, start: datetime, days: int) -> list[c.PlaceOrder]:
+def _plan_orders(
+    rng: random.Random, skus: list[dict[str, str]], weights: list[int], count: int, start: datetime, days: int
+) -> list[c.PlaceOrder]:
     plan = []
     for n in range(count):
         channel = rng.choices([ch for ch, _ in CHANNELS], [w for _, w in CHANNELS])[0]
@@ -167,13 +192,19 @@ def _plan_orders(rng: random.Random, skus: list[dict[str, str]], weights: list[i
         )
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         handle = f"{first}.{last}".lower().replace(" ", "")
-        plan.append(c.PlaceOrder(
-            order_id=f"{channel.upper()}-{1001 + n}", channel=channel, placed_at=at, lines=lines,
-            priority=1 if b2b else 0, ship_complete=b2b and rng.random() < 0.3,
-            customer_email=None if channel == "pos" and rng.random() < 0.5 else f"{handle}{n}@example.com",
-            customer_phone=f"+4477009{n:05d}" if rng.random() < 0.35 else None,
-            customer_name=f"{first} {last}",
-        ))
+        plan.append(
+            c.PlaceOrder(
+                order_id=f"{channel.upper()}-{1001 + n}",
+                channel=channel,
+                placed_at=at,
+                lines=lines,
+                priority=1 if b2b else 0,
+                ship_complete=b2b and rng.random() < 0.3,
+                customer_email=None if channel == "pos" and rng.random() < 0.5 else f"{handle}{n}@example.com",
+                customer_phone=f"+4477009{n:05d}" if rng.random() < 0.35 else None,
+                customer_name=f"{first} {last}",
+            )
+        )
     plan.sort(key=lambda o: o.placed_at)
     return plan
 

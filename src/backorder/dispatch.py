@@ -148,7 +148,9 @@ class Dispatcher:
                 connector_name, receipt = result
                 outcome = AttemptOutcome("sent", receipt.detail, provider_ref=receipt.provider_ref)
         except _Deferred as wait:
-            outcome = AttemptOutcome("deferred", "rate limited locally", next_attempt_at=started + timedelta(seconds=wait.seconds))
+            outcome = AttemptOutcome(
+                "deferred", "rate limited locally", next_attempt_at=started + timedelta(seconds=wait.seconds)
+            )
         except Skip as skip:
             outcome = AttemptOutcome("skipped", str(skip))
         except RetryableError as exc:
@@ -158,7 +160,9 @@ class Dispatcher:
             outcome = AttemptOutcome("dead", detail, getattr(exc, "status_code", None))
         except Exception as exc:  # a bug or an unexpected library error: retry, then dead-letter
             log.exception("delivery %s (%s) failed unexpectedly", delivery.id, delivery.action)
-            detail = f"unexpected error: {type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]
+            detail = (
+                f"unexpected error: {type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]
+            )
             outcome = self._retry_or_dead(delivery, detail, None, None, started)
         finished = self.clock.now()
         if not self.queue.finish(delivery, outcome, connector_name, started, finished, children):
@@ -182,9 +186,15 @@ class Dispatcher:
         if self.routes.staff is None:
             return
         self.queue.enqueue(
-            "notify_staff", "staff",
-            {"event": "DeadLetter", "outbox_id": delivery.id, "action": delivery.action, "target": delivery.target,
-             "error": detail[:500]},
+            "notify_staff",
+            "staff",
+            {
+                "event": "DeadLetter",
+                "outbox_id": delivery.id,
+                "action": delivery.action,
+                "target": delivery.target,
+                "error": detail[:500],
+            },
             now,
         )
 
@@ -220,7 +230,11 @@ class Dispatcher:
             raise Skip(f"order {payload['order_id']} no longer exists")
         names = self.read.sku_names(_skus_in(payload))
         enriched = _with_names(dict(payload), names)
-        extra = {"order_ref": payload["order_id"], "customer_name": contact.name, "choices_url": self.choices_url(payload["order_id"])}
+        extra = {
+            "order_ref": payload["order_id"],
+            "customer_name": contact.name,
+            "choices_url": self.choices_url(payload["order_id"]),
+        }
         return {**enriched, **extra}, contact
 
     def _do_send_email(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
@@ -231,7 +245,9 @@ class Dispatcher:
         template = self.renderer.customer_template(d.payload)
         rendered = self.renderer.email(template, context)
         self._limit(connector, {"to": contact.email})
-        message = OutboundMessage(f"bo-{d.id}", "email", contact.email, rendered.subject, rendered.text, rendered.html, template)
+        message = OutboundMessage(
+            f"bo-{d.id}", "email", contact.email, rendered.subject, rendered.text, rendered.html, template
+        )
         return connector.name, connector.send_message(message)  # type: ignore[attr-defined]
 
     def _do_send_sms(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
@@ -257,15 +273,25 @@ class Dispatcher:
         p = d.payload
         supplier = self.read.supplier(p["supplier"]) or {}
         lines = tuple(
-            PoDocumentLine(x["sku"], x["supplier_sku"], int(x["quantity"]), Decimal(x["unit_cost"]),
-                           datetime.fromisoformat(x["expected_on"]).date() if x.get("expected_on") else None)
+            PoDocumentLine(
+                x["sku"],
+                x["supplier_sku"],
+                int(x["quantity"]),
+                Decimal(x["unit_cost"]),
+                datetime.fromisoformat(x["expected_on"]).date() if x.get("expected_on") else None,
+            )
             for x in p["lines"]
         )
         total = sum((line.unit_cost * line.quantity for line in lines), Decimal("0")).quantize(Decimal("0.01"))
         rendered = self.renderer.purchase_order(p, supplier_name=supplier.get("name"), total=total)
         document = PurchaseOrderDocument(
-            f"bo-{d.id}", p["po_number"], p["supplier"], p.get("supplier_email") or supplier.get("email", ""),
-            lines, rendered.subject, rendered.text,
+            f"bo-{d.id}",
+            p["po_number"],
+            p["supplier"],
+            p.get("supplier_email") or supplier.get("email", ""),
+            lines,
+            rendered.subject,
+            rendered.text,
         )
         return connector.name, connector.place_purchase_order(document)  # type: ignore[attr-defined]
 
@@ -294,6 +320,7 @@ class Dispatcher:
         connector = self.routes.channels.get(channel)
         if not isinstance(connector, TagsOrders):
             raise Skip(f"channel {channel!r} has no connector that tags orders")
+        _require(connector, TagsOrders, f"channel {channel}")
         backordered = d.payload["event"] in ("BackorderCreated", "BackorderEtaChanged") or (
             d.payload["event"] == "BackorderAllocated" and not d.payload.get("ready_to_ship")
         )
@@ -319,11 +346,18 @@ class _Deferred(Exception):
         self.seconds = seconds
 
 
+CREDENTIALS_WAIT_SECONDS = 600.0
+"""How long a delivery waits before looking again for credentials that are not configured."""
+
+
 def _require(connector: Connector | None, capability: type, role: str) -> Any:
     if connector is None:
         raise Skip(f"no connector is configured for {role}")
     if not isinstance(connector, capability):
         raise _Fatal(f"connector {connector.name} cannot do {capability.__name__}")
+    if connector.settings.missing_credentials():
+        # Webhooks-only so far: outbound work waits (not dead-lettered) until credentials come.
+        raise _Deferred(CREDENTIALS_WAIT_SECONDS)
     return connector
 
 

@@ -29,14 +29,36 @@ class ImportKind(enum.StrEnum):
 
 REQUIRED_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     ImportKind.SKUS: (
-        "sku", "name", "brand", "colour", "pigments", "size", "hazmat", "supplier", "supplier_sku", "unit_cost",
-        "lead_time_days", "moq", "case_pack", "safety_stock", "reorder_point", "order_up_to",
+        "sku",
+        "name",
+        "brand",
+        "colour",
+        "pigments",
+        "size",
+        "hazmat",
+        "supplier",
+        "supplier_sku",
+        "unit_cost",
+        "lead_time_days",
+        "moq",
+        "case_pack",
+        "safety_stock",
+        "reorder_point",
+        "order_up_to",
     ),
     ImportKind.SUPPLIERS: ("supplier", "name", "email", "lead_time_days"),
     ImportKind.STOCK: ("sku", "location", "on_hand"),
     ImportKind.ORDERS: (
-        "order_id", "channel", "placed_at", "priority", "ship_complete", "customer_email", "customer_phone",
-        "line_no", "sku", "quantity",
+        "order_id",
+        "channel",
+        "placed_at",
+        "priority",
+        "ship_complete",
+        "customer_email",
+        "customer_phone",
+        "line_no",
+        "sku",
+        "quantity",
     ),
     ImportKind.RECEIPTS: ("sku", "location", "quantity", "received_at", "po_number"),
 }
@@ -148,7 +170,9 @@ def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
 
 def _supplier(row: _Row) -> commands.Command:
     return commands.UpsertSupplier(
-        row.text("supplier"), row.text("name"), row.text("email", required=False),
+        row.text("supplier"),
+        row.text("name"),
+        row.text("email", required=False),
         row.integer("lead_time_days", default=14, minimum=0),
     )
 
@@ -156,18 +180,24 @@ def _supplier(row: _Row) -> commands.Command:
 def _sku(row: _Row) -> commands.Command:
     supplier = row.text("supplier", required=False) or None
     return commands.UpsertSku(
-        code=row.text("sku"), name=row.text("name"), brand=row.text("brand", required=False),
-        product_line=row.text("product_line", required=False), colour=row.text("colour", required=False),
+        code=row.text("sku"),
+        name=row.text("name"),
+        brand=row.text("brand", required=False),
+        product_line=row.text("product_line", required=False),
+        colour=row.text("colour", required=False),
         pigments=tuple(row.text("pigments", required=False).replace(",", " ").split()),
-        size=row.text("size", required=False), hazmat=row.boolean("hazmat"),
+        size=row.text("size", required=False),
+        hazmat=row.boolean("hazmat"),
         safety_stock=row.integer("safety_stock", default=0, minimum=0),
         reorder_point=row.integer("reorder_point", default=0, minimum=0),
         order_up_to=row.integer("order_up_to", default=0, minimum=0),
-        unit_price=row.decimal("unit_price", required=False), supplier=supplier,
+        unit_price=row.decimal("unit_price", required=False),
+        supplier=supplier,
         supplier_sku=row.text("supplier_sku", required=False),
         unit_cost=row.decimal("unit_cost", required=supplier is not None) or Decimal("0"),
         lead_time_days=row.optional_int("lead_time_days"),
-        moq=row.integer("moq", default=1, minimum=1), case_pack=row.integer("case_pack", default=1, minimum=1),
+        moq=row.integer("moq", default=1, minimum=1),
+        case_pack=row.integer("case_pack", default=1, minimum=1),
     )
 
 
@@ -177,7 +207,10 @@ def _stock(row: _Row) -> commands.Command:
 
 def _receipt(row: _Row) -> commands.Command:
     return commands.ReceiveStock(
-        row.text("sku"), row.text("location"), row.integer("quantity", minimum=1), row.timestamp("received_at"),
+        row.text("sku"),
+        row.text("location"),
+        row.integer("quantity", minimum=1),
+        row.timestamp("received_at"),
         row.text("po_number", required=False) or None,
     )
 
@@ -190,8 +223,10 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
     for order_id, lines in grouped.items():
         first = lines[0]
         header = {
-            "channel": first.text("channel"), "placed_at": first.timestamp("placed_at"),
-            "priority": first.integer("priority", default=0), "ship_complete": first.boolean("ship_complete"),
+            "channel": first.text("channel"),
+            "placed_at": first.timestamp("placed_at"),
+            "priority": first.integer("priority", default=0),
+            "ship_complete": first.boolean("ship_complete"),
         }
         for row in lines[1:]:
             for column, value in (("channel", row.text("channel")), ("placed_at", row.timestamp("placed_at"))):
@@ -206,8 +241,12 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
             seen.add(line_no)
             new_lines.append(commands.NewLine(line_no, row.text("sku"), row.integer("quantity", minimum=1)))
         command = commands.PlaceOrder(
-            order_id=order_id, channel=header["channel"], placed_at=header["placed_at"], lines=tuple(new_lines),
-            priority=header["priority"], ship_complete=header["ship_complete"],
+            order_id=order_id,
+            channel=header["channel"],
+            placed_at=header["placed_at"],
+            lines=tuple(new_lines),
+            priority=header["priority"],
+            ship_complete=header["ship_complete"],
             customer_email=first.text("customer_email", required=False) or None,
             customer_phone=first.text("customer_phone", required=False) or None,
             customer_name=first.text("customer_name", required=False) or None,
@@ -232,11 +271,15 @@ def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command
         return _orders(rows)
     parsed = [(row.number, _PARSERS[kind](row)) for row in rows]
     if kind is ImportKind.RECEIPTS:
-        parsed.sort(key=lambda item: (getattr(item[1], "received_at", None) or datetime.min.replace(tzinfo=UTC), item[0]))
+        parsed.sort(
+            key=lambda item: (getattr(item[1], "received_at", None) or datetime.min.replace(tzinfo=UTC), item[0])
+        )
     return parsed
 
 
-def import_file(bus: MessageBus, path: str | Path, kind: ImportKind | str, *, progress: Callable[[int], Any] | None = None) -> ImportResult:
+def import_file(
+    bus: MessageBus, path: str | Path, kind: ImportKind | str, *, progress: Callable[[int], Any] | None = None
+) -> ImportResult:
     kind = ImportKind(kind)
     path = Path(path)
     parsed = parse_file(path, kind)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from backorder.domain.commands import Command
 
 
 class ConnectorSettings(BaseModel):
@@ -115,7 +117,7 @@ class OrderTag:
     note: str
 
 
-class Connector(abc.ABC):
+class Connector:
     """Base of all connectors. ``name`` is the config key it was built from."""
 
     def __init__(self, name: str, settings: ConnectorSettings) -> None:
@@ -152,6 +154,44 @@ class SyncsStock(abc.ABC):
 class TagsOrders(abc.ABC):
     @abc.abstractmethod
     def tag_order(self, tag: OrderTag) -> DeliveryReceipt: ...
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A webhook as it arrived: the raw body (never re-serialised) and lower-cased headers."""
+
+    platform: str
+    channel: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundIdentity:
+    """How the inbox keys an event: the provider's event id (else a hash of the body), and
+    the topic it names (e.g. ``orders/create``)."""
+
+    event_key: str
+    topic: str
+
+
+class ReceivesWebhooks(abc.ABC):
+    """Platforms that call us. ``verify`` runs before anything is stored; ``parse`` runs after
+    the 200, from the inbox row, and turns the payload into canonical commands."""
+
+    @abc.abstractmethod
+    def verify(self, request: InboundRequest) -> None:
+        """Raise ``errors.InvalidSignature`` / ``StaleTimestamp`` unless the request is authentic."""
+
+    @abc.abstractmethod
+    def identify(self, request: InboundRequest) -> InboundIdentity: ...
+
+    @abc.abstractmethod
+    def parse(self, topic: str, headers: Mapping[str, str], body: bytes) -> list[Command]:
+        """Canonical commands for this event (empty: nothing to do). Raise
+        ``errors.MalformedPayload`` when the body cannot be understood."""
 
 
 @dataclass(frozen=True)

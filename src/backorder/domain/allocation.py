@@ -172,7 +172,5 @@ def release_for_shrinkage(holdings: Sequence[Holding], shortfall: Mapping[tuple[
             continue
         back = min(need, holding.quantity)
         left[key] = need - back
-        releases.append(
-            Grant(holding.line_key, holding.order_id, holding.line_no, holding.sku, holding.location, back)
-        )
+        releases.append(Grant(holding.line_key, holding.order_id, holding.line_no, holding.sku, holding.location, back))
     return releases

@@ -1,12 +1,12 @@
 """Domain errors: the business rule a command broke, said so a person can act on it.
 
-    DomainError
-    ├── UnknownSku
-    ├── UnknownOrder
-    ├── UnknownSupplier
-    ├── DuplicateOrder
-    ├── InvalidQuantity
-    └── InvalidTransition
+DomainError
+├── UnknownSku
+├── UnknownOrder
+├── UnknownSupplier
+├── DuplicateOrder
+├── InvalidQuantity
+└── InvalidTransition
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ class Renderer:
         return RenderedEmail(subject, text, html)
 
     def sms(self, template: str, payload: dict[str, Any], **extra: Any) -> str:
-        return " ".join(self._env.get_template(f"customer/{template}.sms.txt").render(self._context(payload, extra)).split())
+        return " ".join(
+            self._env.get_template(f"customer/{template}.sms.txt").render(self._context(payload, extra)).split()
+        )
 
     def staff(self, payload: dict[str, Any], **extra: Any) -> RenderedStaff:
         ctx = self._context(payload, extra)

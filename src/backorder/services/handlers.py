@@ -106,9 +106,7 @@ def refresh_etas(
             if new != w.eta:
                 updates[w.claim.line_key] = new
                 if w.claim.order_id not in quiet_orders:
-                    changes[(w.claim.order_id, w.channel)].append(
-                        events.EtaChange(w.claim.line_no, sku, w.eta, new)
-                    )
+                    changes[(w.claim.order_id, w.channel)].append(events.EtaChange(w.claim.line_no, sku, w.eta, new))
     if updates:
         uow.orders.save_etas(updates)
     for (order_id, channel), moved in sorted(changes.items()):
@@ -136,6 +134,8 @@ def apply_grants(
     for grant in grants:
         _, line = found[grant.line_key]
         line.take(grant.quantity)
+        if line.backordered == 0:
+            line.eta = None
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
         per_order[grant.order_id].append(grant)
     uow.orders.save_lines(line for _, line in found.values())
@@ -155,7 +155,9 @@ def apply_grants(
         uow.record(events.BackorderAllocated(order_id, order.channel, source, lines, ready))
 
 
-def allocate_waiting(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, source: str, ref: str | None) -> set[str]:
+def allocate_waiting(
+    uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, source: str, ref: str | None
+) -> set[str]:
     """Hand available stock of ``skus`` to their waiting lines by the contract. Ship-complete
     orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed."""
     scope = set(skus)
@@ -184,12 +186,21 @@ def _with_locations(claim: Claim, channel: str, ctx: HandlerContext) -> Claim:
     if locations is None:
         return claim
     return Claim(
-        claim.line_key, claim.order_id, claim.line_no, claim.sku, claim.wanted,
-        claim.priority, claim.placed_at, claim.ship_complete, locations,
+        claim.line_key,
+        claim.order_id,
+        claim.line_no,
+        claim.sku,
+        claim.wanted,
+        claim.priority,
+        claim.placed_at,
+        claim.ship_complete,
+        locations,
     )
 
 
-def withdraw_shrinkage(uow: UnitOfWork, sku: str, levels: dict[tuple[str, str], StockLevel], ctx: HandlerContext) -> bool:
+def withdraw_shrinkage(
+    uow: UnitOfWork, sku: str, levels: dict[tuple[str, str], StockLevel], ctx: HandlerContext
+) -> bool:
     """Where on hand fell below what is promised, lowest-ranked lines give units back."""
     shortfall = {
         (level.sku, level.location): level.allocated - max(level.on_hand, 0)
@@ -233,7 +244,9 @@ def check_thresholds(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) 
             continue
         uow.record(events.StockBelowThreshold(code, position.projected, sku.reorder_point, sku.preferred_supplier))
         if not sku.preferred_supplier:
-            uow.record(events.ReplenishmentBlocked(code, position.projected, "no preferred supplier is set for this SKU"))
+            uow.record(
+                events.ReplenishmentBlocked(code, position.projected, "no preferred supplier is set for this SKU")
+            )
             continue
         item = items.get((sku.preferred_supplier, code)) or SupplierItem(sku.preferred_supplier, code)
         quantity = proposal_quantity(position, sku, item)
@@ -298,14 +311,32 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
     if uow.orders.get(cmd.order_id) is not None:
         raise DuplicateOrder(cmd.order_id)
     order = Order(
-        cmd.order_id, cmd.channel, cmd.placed_at, cmd.priority, cmd.ship_complete,
-        cmd.customer_email, cmd.customer_phone, cmd.customer_name,
-        [OrderLine(cmd.order_id, line.line_no, line.sku, line.quantity, backordered=line.quantity) for line in cmd.lines],
+        cmd.order_id,
+        cmd.channel,
+        cmd.placed_at,
+        cmd.priority,
+        cmd.ship_complete,
+        cmd.customer_email,
+        cmd.customer_phone,
+        cmd.customer_name,
+        [
+            OrderLine(cmd.order_id, line.line_no, line.sku, line.quantity, backordered=line.quantity)
+            for line in cmd.lines
+        ],
     )
     levels = uow.stock.levels(skus)
     claims = [
         _with_locations(
-            Claim(line.line_no, order.id, line.line_no, line.sku, line.quantity, order.priority, order.placed_at, order.ship_complete),
+            Claim(
+                line.line_no,
+                order.id,
+                line.line_no,
+                line.sku,
+                line.quantity,
+                order.priority,
+                order.placed_at,
+                order.ship_complete,
+            ),
             order.channel,
             ctx,
         )
@@ -359,7 +390,11 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
         released, waiting = line.cancel()
         for location, quantity in held.items():
             _level(levels, line.sku, location).allocated -= quantity
-            records.append(AllocationRecord(order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now))
+            records.append(
+                AllocationRecord(
+                    order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now
+                )
+            )
         assert released == sum(held.values())
         cancelled.append(events.CancelledLine(line.line_no, line.sku, released + waiting))
     uow.orders.save_lines(lines)
@@ -368,7 +403,9 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
     uow.record(events.BackorderCancelled(order.id, order.channel, cmd.reason, tuple(cancelled)))
     for sku in skus:
         uow.record(events.StockLevelChanged(sku))
-    allocate_waiting(uow, skus, ctx, "release", f"cancel:{order.id}")
+    # the order's remaining lines too: a ship-complete order may now be coverable
+    still_open = {line.sku for line in order.lines if line.is_open}
+    allocate_waiting(uow, set(skus) | still_open, ctx, "release", f"cancel:{order.id}")
     refresh_etas(uow, skus, ctx)
 
 
@@ -400,7 +437,11 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
         uow.catalog.ensure_location(location)
         _level(levels, line.sku, location).on_hand -= from_backorder
-        records.append(AllocationRecord(order.id, line.line_no, line.sku, location, from_backorder, "ship_direct", "ship", "unallocated", now))
+        records.append(
+            AllocationRecord(
+                order.id, line.line_no, line.sku, location, from_backorder, "ship_direct", "ship", "unallocated", now
+            )
+        )
     uow.orders.save_lines([line])
     uow.stock.save_levels(levels.values())
     uow.orders.record_allocations(records)
@@ -408,20 +449,21 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
     uow.record(events.StockLevelChanged(line.sku))
     if withdraw_shrinkage(uow, line.sku, levels, ctx):
         uow.stock.save_levels(levels.values())
+        allocate_waiting(uow, [line.sku], ctx, "adjustment", "shipment")
     refresh_etas(uow, [line.sku], ctx)
     check_thresholds(uow, [line.sku], ctx)
 
 
-def _change_on_hand(uow: UnitOfWork, sku: str, location: str, delta: int, ctx: HandlerContext, source: str, ref: str | None) -> None:
+def _change_on_hand(
+    uow: UnitOfWork, sku: str, location: str, delta: int, ctx: HandlerContext, source: str, ref: str | None
+) -> None:
     levels = uow.stock.levels([sku])
     _level(levels, sku, location).on_hand += delta
     withdrawn = withdraw_shrinkage(uow, sku, levels, ctx)
     uow.stock.save_levels(levels.values())
     uow.record(events.StockLevelChanged(sku))
-    if delta > 0:
-        allocate_waiting(uow, [sku], ctx, source, ref)
-    elif withdrawn:
-        refresh_etas(uow, [sku], ctx)
+    if delta > 0 or withdrawn:  # withdrawn units may still be covered from another location
+        allocate_waiting(uow, [sku], ctx, source if delta > 0 else "adjustment", ref)
     check_thresholds(uow, [sku], ctx)
 
 
@@ -495,13 +537,26 @@ def upsert_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> N
         raise InvalidQuantity(f"SKU {cmd.code}: moq and case_pack must be at least 1")
     uow.catalog.upsert_sku(
         Sku(
-            cmd.code, cmd.name, cmd.brand, cmd.product_line, cmd.colour, cmd.pigments, cmd.size, cmd.hazmat,
-            cmd.safety_stock, cmd.reorder_point, cmd.order_up_to, cmd.supplier, cmd.unit_price,
+            cmd.code,
+            cmd.name,
+            cmd.brand,
+            cmd.product_line,
+            cmd.colour,
+            cmd.pigments,
+            cmd.size,
+            cmd.hazmat,
+            cmd.safety_stock,
+            cmd.reorder_point,
+            cmd.order_up_to,
+            cmd.supplier,
+            cmd.unit_price,
         )
     )
     if cmd.supplier:
         uow.catalog.upsert_supplier_item(
-            SupplierItem(cmd.supplier, cmd.code, cmd.supplier_sku, cmd.unit_cost, cmd.lead_time_days, cmd.moq, cmd.case_pack)
+            SupplierItem(
+                cmd.supplier, cmd.code, cmd.supplier_sku, cmd.unit_cost, cmd.lead_time_days, cmd.moq, cmd.case_pack
+            )
         )
 
 
@@ -518,6 +573,8 @@ def run_backorder_processing(cmd: commands.Command, uow: UnitOfWork, ctx: Handle
     if queue.needs_walk:
         allocate_waiting(uow, queue.needs_walk, ctx, "bop", None)
     touched = {queue.sku_codes[i] for i in set(queue.sku_index[granted > 0].tolist())}
+    for sku in sorted(touched):
+        uow.record(events.StockLevelChanged(sku))
     refresh_etas(uow, touched, ctx)
 
 

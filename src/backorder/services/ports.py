@@ -260,9 +260,7 @@ class BulkAllocation(abc.ABC):
     def load_queue(self, walk_channels: set[str]) -> BopQueue: ...
 
     @abc.abstractmethod
-    def apply(
-        self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
-    ) -> list[events.Event]:
+    def apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
         """Persist grants (lines, stock, ledger) and return the events they cause."""
 
 

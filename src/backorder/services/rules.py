@@ -32,7 +32,9 @@ ACTION_TARGETS: dict[Action, str] = {
 }
 
 EVENT_NAMES = frozenset(
-    cls.__name__ for cls in vars(events).values() if isinstance(cls, type) and issubclass(cls, events.Event) and cls is not events.Event
+    cls.__name__
+    for cls in vars(events).values()
+    if isinstance(cls, type) and issubclass(cls, events.Event) and cls is not events.Event
 )
 
 DEFAULT_RULES: dict[str, tuple[Action, ...]] = {

@@ -53,9 +53,14 @@ class OutboxQueue:
             if not ids:
                 return []
             conn.execute(
-                update(t.outbox).where(o.id.in_(ids)).values(
-                    status="in_flight", lease_until=now + lease, claimed_by=token,
-                    attempts=o.attempts + 1, updated_at=now,
+                update(t.outbox)
+                .where(o.id.in_(ids))
+                .values(
+                    status="in_flight",
+                    lease_until=now + lease,
+                    claimed_by=token,
+                    attempts=o.attempts + 1,
+                    updated_at=now,
                 )
             )
             rows = conn.execute(
@@ -86,31 +91,59 @@ class OutboxQueue:
             values.update(status="pending", next_attempt_at=outcome.next_attempt_at, last_error=outcome.detail)
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(t.outbox).where(o.id == delivery.id, o.claimed_by == delivery.claim, o.status == "in_flight").values(**values)
+                update(t.outbox)
+                .where(o.id == delivery.id, o.claimed_by == delivery.claim, o.status == "in_flight")
+                .values(**values)
             )
             if done.rowcount != 1:
                 return False
             if outcome.outcome != "deferred":
-                conn.execute(insert(t.delivery_attempts).values(
-                    outbox_id=delivery.id, attempt=delivery.attempt, connector=connector, started_at=started_at,
-                    finished_at=finished_at, outcome=outcome.outcome, status_code=outcome.status_code,
-                    detail=outcome.detail[:4000],
-                ))
+                conn.execute(
+                    insert(t.delivery_attempts).values(
+                        outbox_id=delivery.id,
+                        attempt=delivery.attempt,
+                        connector=connector,
+                        started_at=started_at,
+                        finished_at=finished_at,
+                        outcome=outcome.outcome,
+                        status_code=outcome.status_code,
+                        detail=outcome.detail[:4000],
+                    )
+                )
             if children:
-                conn.execute(insert(t.outbox), [
-                    {"action": action, "target": target, "payload": payload, "status": "pending", "attempts": 0,
-                     "next_attempt_at": finished_at, "created_at": finished_at, "updated_at": finished_at,
-                     "parent_id": delivery.id}
-                    for action, target, payload in children
-                ])
+                conn.execute(
+                    insert(t.outbox),
+                    [
+                        {
+                            "action": action,
+                            "target": target,
+                            "payload": payload,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": finished_at,
+                            "created_at": finished_at,
+                            "updated_at": finished_at,
+                            "parent_id": delivery.id,
+                        }
+                        for action, target, payload in children
+                    ],
+                )
         return True
 
     def enqueue(self, action: str, target: str, payload: dict[str, Any], now: datetime) -> int:
         with self.engine.begin() as conn:
-            result = conn.execute(insert(t.outbox).values(
-                action=action, target=target, payload=payload, status="pending", attempts=0,
-                next_attempt_at=now, created_at=now, updated_at=now,
-            ))
+            result = conn.execute(
+                insert(t.outbox).values(
+                    action=action,
+                    target=target,
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             return int(result.inserted_primary_key[0])
 
     def retry(self, ids: list[int], now: datetime, *, dead_only: bool) -> int:
@@ -119,8 +152,15 @@ class OutboxQueue:
         statuses = ["dead"] if dead_only else ["pending", "dead"]
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(t.outbox).where(o.id.in_(ids), o.status.in_(statuses)).values(
-                    status="pending", next_attempt_at=now, attempts=0, updated_at=now, lease_until=None, claimed_by=None,
+                update(t.outbox)
+                .where(o.id.in_(ids), o.status.in_(statuses))
+                .values(
+                    status="pending",
+                    next_attempt_at=now,
+                    attempts=0,
+                    updated_at=now,
+                    lease_until=None,
+                    claimed_by=None,
                 )
             )
             return int(done.rowcount)
@@ -141,4 +181,7 @@ class OutboxQueue:
     def attempts(self, outbox_id: int) -> list[dict[str, Any]]:
         a = t.delivery_attempts.c
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(t.delivery_attempts).where(a.outbox_id == outbox_id).order_by(a.id))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(t.delivery_attempts).where(a.outbox_id == outbox_id).order_by(a.id))
+            ]

@@ -35,14 +35,21 @@ class ReadModel:
     def contact(self, order_id: str) -> Contact | None:
         o = t.orders.c
         with self._conn() as conn:
-            r = conn.execute(select(o.id, o.channel, o.customer_email, o.customer_phone, o.customer_name).where(o.id == order_id)).first()
+            r = conn.execute(
+                select(o.id, o.channel, o.customer_email, o.customer_phone, o.customer_name).where(o.id == order_id)
+            ).first()
         return Contact(r.id, r.channel, r.customer_email, r.customer_phone, r.customer_name) if r else None
 
     def sku_names(self, codes: Iterable[str]) -> dict[str, str]:
         names: dict[str, str] = {}
         with self._conn() as conn:
             for chunk in _chunks(sorted(set(codes))):
-                names.update({r[0]: r[1] for r in conn.execute(select(t.skus.c.code, t.skus.c.name).where(t.skus.c.code.in_(chunk)))})
+                names.update(
+                    {
+                        r[0]: r[1]
+                        for r in conn.execute(select(t.skus.c.code, t.skus.c.name).where(t.skus.c.code.in_(chunk)))
+                    }
+                )
         return names
 
     def supplier(self, code: str) -> dict[str, Any] | None:
@@ -91,23 +98,45 @@ class ReadModel:
             lines_out = []
             for line in order.lines:
                 history = [
-                    {"at": r.at.isoformat(), "kind": r.kind, "quantity": r.quantity, "location": r.location,
-                     "source": r.source, "source_ref": r.source_ref, "receipt": receipts.get(r.source_ref or "")}
-                    for r in ledger if r.line_no == line.line_no
+                    {
+                        "at": r.at.isoformat(),
+                        "kind": r.kind,
+                        "quantity": r.quantity,
+                        "location": r.location,
+                        "source": r.source,
+                        "source_ref": r.source_ref,
+                        "receipt": receipts.get(r.source_ref or ""),
+                    }
+                    for r in ledger
+                    if r.line_no == line.line_no
                 ]
                 ahead = _ranked_ahead(conn, order, line.sku, line.line_no)
-                lines_out.append({
-                    "line_no": line.line_no, "sku": line.sku, "quantity": line.quantity, "allocated": line.allocated,
-                    "shipped": line.shipped, "backordered": line.backordered, "status": line.status.value,
-                    "eta": line.eta.isoformat() if line.eta else None, "history": history, "ranked_ahead": ahead,
-                })
+                lines_out.append(
+                    {
+                        "line_no": line.line_no,
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "allocated": line.allocated,
+                        "shipped": line.shipped,
+                        "backordered": line.backordered,
+                        "status": line.status.value,
+                        "eta": line.eta.isoformat() if line.eta else None,
+                        "history": history,
+                        "ranked_ahead": ahead,
+                    }
+                )
         return {
-            "order_id": order.id, "channel": order.channel, "placed_at": order.placed_at.isoformat(),
-            "priority": order.priority, "ship_complete": order.ship_complete, "lines": lines_out,
+            "order_id": order.id,
+            "channel": order.channel,
+            "placed_at": order.placed_at.isoformat(),
+            "priority": order.priority,
+            "ship_complete": order.ship_complete,
+            "lines": lines_out,
         }
 
     def counts(self) -> dict[str, int]:
         with self._conn() as conn:
+
             def n(table: Any, *where: Any) -> int:
                 return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
@@ -117,16 +146,20 @@ class ReadModel:
                 "order_lines": n(t.order_lines),
                 "backorder_lines": n(t.order_lines, _ever_backordered()),
                 "open_backorders": n(t.order_lines, c.status == "open", c.backordered > 0),
-                "open_backorder_units": int(conn.execute(
-                    select(func.coalesce(func.sum(c.backordered), 0)).where(c.status == "open")
-                ).scalar_one()),
+                "open_backorder_units": int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(c.backordered), 0)).where(c.status == "open")
+                    ).scalar_one()
+                ),
                 "purchase_orders": n(t.purchase_orders),
                 "receipts": n(t.receipts),
-                "allocated_from_receipts": int(conn.execute(
-                    select(func.coalesce(func.sum(t.allocation_ledger.c.quantity), 0)).where(
-                        t.allocation_ledger.c.kind == "allocate", t.allocation_ledger.c.source == "receipt"
-                    )
-                ).scalar_one()),
+                "allocated_from_receipts": int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(t.allocation_ledger.c.quantity), 0)).where(
+                            t.allocation_ledger.c.kind == "allocate", t.allocation_ledger.c.source == "receipt"
+                        )
+                    ).scalar_one()
+                ),
                 "notifications": n(t.sandbox_messages),
             }
 
@@ -145,8 +178,11 @@ class ReadModel:
             grouped.setdefault(r.number, []).append(
                 {"sku": r.sku, "quantity": r.quantity, "received": r.received, "expected_on": r.expected_on}
             )
-        return [{"number": number, "lines": lines} for number, lines in grouped.items()
-                if any(line["quantity"] > line["received"] for line in lines)]
+        return [
+            {"number": number, "lines": lines}
+            for number, lines in grouped.items()
+            if any(line["quantity"] > line["received"] for line in lines)
+        ]
 
     def ready_to_ship(self) -> list[tuple[str, list[tuple[int, int]]]]:
         """Orders whose open lines are all covered: (order id, [(line no, units to ship)])."""
@@ -174,14 +210,31 @@ class ReadModel:
         p, pl = t.purchase_orders.c, t.po_lines.c
         with self._conn() as conn:
             rows = conn.execute(
-                select(p.number, p.supplier, p.status, p.created_at, p.sent_at, func.count(pl.id), func.sum(pl.quantity),
-                       func.sum(pl.quantity * pl.unit_cost))
-                .join(t.po_lines, pl.po_id == p.id).group_by(p.id, p.number, p.supplier, p.status, p.created_at, p.sent_at)
+                select(
+                    p.number,
+                    p.supplier,
+                    p.status,
+                    p.created_at,
+                    p.sent_at,
+                    func.count(pl.id),
+                    func.sum(pl.quantity),
+                    func.sum(pl.quantity * pl.unit_cost),
+                )
+                .join(t.po_lines, pl.po_id == p.id)
+                .group_by(p.id, p.number, p.supplier, p.status, p.created_at, p.sent_at)
                 .order_by(p.id)
             ).all()
         return [
-            {"number": r[0], "supplier": r[1], "status": r[2], "created_at": r[3], "sent_at": r[4], "lines": int(r[5]),
-             "units": int(r[6] or 0), "value": Decimal(r[7] or 0).quantize(Decimal("0.01"))}
+            {
+                "number": r[0],
+                "supplier": r[1],
+                "status": r[2],
+                "created_at": r[3],
+                "sent_at": r[4],
+                "lines": int(r[5]),
+                "units": int(r[6] or 0),
+                "value": Decimal(r[7] or 0).quantize(Decimal("0.01")),
+            }
             for r in rows
         ]
 
@@ -203,8 +256,13 @@ def _receipts(conn: Connection, refs: set[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(ids)):
         for r in conn.execute(select(t.receipts).where(t.receipts.c.id.in_(chunk))):
-            found[f"R{r.id}"] = {"id": r.id, "quantity": r.quantity, "location": r.location,
-                                 "received_at": r.received_at.isoformat(), "po_number": r.po_number}
+            found[f"R{r.id}"] = {
+                "id": r.id,
+                "quantity": r.quantity,
+                "location": r.location,
+                "received_at": r.received_at.isoformat(),
+                "po_number": r.po_number,
+            }
     return found
 
 
@@ -212,15 +270,21 @@ def _ranked_ahead(conn: Connection, order: Any, sku: str, line_no: int, limit: i
     """Lines of the same SKU ranked before this one that received stock."""
     c = t.order_lines.c
     rows = conn.execute(
-        select(c.order_id, c.line_no, c.priority, c.placed_at, c.allocated, c.status)
-        .where(c.sku == sku, c.order_id != order.id, c.allocated > 0)
+        select(c.order_id, c.line_no, c.priority, c.placed_at, c.allocated, c.status).where(
+            c.sku == sku, c.order_id != order.id, c.allocated > 0
+        )
     ).all()
     mine = (-order.priority, order.placed_at, order.id, line_no)
     ahead = [r for r in rows if (-r.priority, r.placed_at, r.order_id, r.line_no) < mine]
     ahead.sort(key=lambda r: (-r.priority, r.placed_at, r.order_id, r.line_no))
     return [
-        {"order_id": r.order_id, "line_no": r.line_no, "priority": r.priority, "placed_at": r.placed_at.isoformat(),
-         "allocated": r.allocated, "status": r.status}
+        {
+            "order_id": r.order_id,
+            "line_no": r.line_no,
+            "priority": r.priority,
+            "placed_at": r.placed_at.isoformat(),
+            "allocated": r.allocated,
+            "status": r.status,
+        }
         for r in ahead[:limit]
     ]
-

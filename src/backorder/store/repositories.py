@@ -57,9 +57,17 @@ def upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[
 
 def _sku_from_row(row: Any) -> Sku:
     return Sku(
-        code=row.code, name=row.name, brand=row.brand, product_line=row.product_line, colour=row.colour,
-        pigments=tuple(p for p in row.pigments.split() if p), size=row.size, hazmat=bool(row.hazmat),
-        safety_stock=row.safety_stock, reorder_point=row.reorder_point, order_up_to=row.order_up_to,
+        code=row.code,
+        name=row.name,
+        brand=row.brand,
+        product_line=row.product_line,
+        colour=row.colour,
+        pigments=tuple(p for p in row.pigments.split() if p),
+        size=row.size,
+        hazmat=bool(row.hazmat),
+        safety_stock=row.safety_stock,
+        reorder_point=row.reorder_point,
+        order_up_to=row.order_up_to,
         preferred_supplier=row.preferred_supplier,
         unit_price=Decimal(row.unit_price) if row.unit_price is not None else None,
     )
@@ -82,22 +90,47 @@ class SqlCatalog(CatalogRepository):
         return [_sku_from_row(r) for r in self.conn.execute(select(t.skus).order_by(t.skus.c.code))]
 
     def upsert_sku(self, sku: Sku) -> None:
-        upsert(self.conn, t.skus, [{
-            "code": sku.code, "name": sku.name, "brand": sku.brand, "product_line": sku.product_line,
-            "colour": sku.colour, "pigments": " ".join(sku.pigments), "size": sku.size, "hazmat": sku.hazmat,
-            "safety_stock": sku.safety_stock, "reorder_point": sku.reorder_point, "order_up_to": sku.order_up_to,
-            "preferred_supplier": sku.preferred_supplier, "unit_price": sku.unit_price,
-        }], ["code"])
+        upsert(
+            self.conn,
+            t.skus,
+            [
+                {
+                    "code": sku.code,
+                    "name": sku.name,
+                    "brand": sku.brand,
+                    "product_line": sku.product_line,
+                    "colour": sku.colour,
+                    "pigments": " ".join(sku.pigments),
+                    "size": sku.size,
+                    "hazmat": sku.hazmat,
+                    "safety_stock": sku.safety_stock,
+                    "reorder_point": sku.reorder_point,
+                    "order_up_to": sku.order_up_to,
+                    "preferred_supplier": sku.preferred_supplier,
+                    "unit_price": sku.unit_price,
+                }
+            ],
+            ["code"],
+        )
 
     def get_supplier(self, code: str) -> Supplier | None:
         row = self.conn.execute(select(t.suppliers).where(t.suppliers.c.code == code)).first()
         return Supplier(row.code, row.name, row.email, row.lead_time_days) if row else None
 
     def upsert_supplier(self, supplier: Supplier) -> None:
-        upsert(self.conn, t.suppliers, [{
-            "code": supplier.code, "name": supplier.name, "email": supplier.email,
-            "lead_time_days": supplier.lead_time_days,
-        }], ["code"])
+        upsert(
+            self.conn,
+            t.suppliers,
+            [
+                {
+                    "code": supplier.code,
+                    "name": supplier.name,
+                    "email": supplier.email,
+                    "lead_time_days": supplier.lead_time_days,
+                }
+            ],
+            ["code"],
+        )
 
     def supplier_items(self, skus: Iterable[str]) -> dict[tuple[str, str], SupplierItem]:
         found: dict[tuple[str, str], SupplierItem] = {}
@@ -109,16 +142,29 @@ class SqlCatalog(CatalogRepository):
         return found
 
     def upsert_supplier_item(self, item: SupplierItem) -> None:
-        upsert(self.conn, t.supplier_items, [{
-            "supplier": item.supplier, "sku": item.sku, "supplier_sku": item.supplier_sku,
-            "unit_cost": item.unit_cost, "lead_time_days": item.lead_time_days, "moq": item.moq,
-            "case_pack": item.case_pack,
-        }], ["supplier", "sku"])
+        upsert(
+            self.conn,
+            t.supplier_items,
+            [
+                {
+                    "supplier": item.supplier,
+                    "sku": item.sku,
+                    "supplier_sku": item.supplier_sku,
+                    "unit_cost": item.unit_cost,
+                    "lead_time_days": item.lead_time_days,
+                    "moq": item.moq,
+                    "case_pack": item.case_pack,
+                }
+            ],
+            ["supplier", "sku"],
+        )
 
     def locations(self) -> list[str]:
         if self._locations is None:
             self._locations = list(
-                self.conn.execute(select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)).scalars()
+                self.conn.execute(
+                    select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)
+                ).scalars()
             )
         return list(self._locations)
 
@@ -132,7 +178,9 @@ class SqlCatalog(CatalogRepository):
 
 def apply_location_order(conn: Connection, codes: Sequence[str]) -> None:
     """Configured locations first, in the given order; others keep their order after them."""
-    known = list(conn.execute(select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)).scalars())
+    known = list(
+        conn.execute(select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)).scalars()
+    )
     ordered = list(dict.fromkeys([*codes, *known]))
     upsert(conn, t.locations, [{"code": code, "position": i} for i, code in enumerate(ordered)], ["code"])
 
@@ -146,31 +194,43 @@ class SqlStock(StockRepository):
         if self.conn.dialect.name != "postgresql" or not codes:
             return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
         for chunk in _chunks(codes):
-            self.conn.execute(select(t.skus.c.code).where(t.skus.c.code.in_(chunk)).order_by(t.skus.c.code).with_for_update())
+            self.conn.execute(
+                select(t.skus.c.code).where(t.skus.c.code.in_(chunk)).order_by(t.skus.c.code).with_for_update()
+            )
 
     def levels(self, skus: Iterable[str]) -> dict[tuple[str, str], StockLevel]:
         found: dict[tuple[str, str], StockLevel] = {}
         for chunk in _chunks(sorted(set(skus))):
-            q = select(t.stock_levels.c.sku, t.stock_levels.c.location, t.stock_levels.c.on_hand, t.stock_levels.c.allocated)
+            q = select(
+                t.stock_levels.c.sku, t.stock_levels.c.location, t.stock_levels.c.on_hand, t.stock_levels.c.allocated
+            )
             for r in self.conn.execute(q.where(t.stock_levels.c.sku.in_(chunk))):
                 found[(r.sku, r.location)] = StockLevel(r.sku, r.location, r.on_hand, r.allocated)
         return found
 
     def save_levels(self, levels: Iterable[StockLevel]) -> None:
-        rows = [{"sku": lv.sku, "location": lv.location, "on_hand": lv.on_hand, "allocated": lv.allocated} for lv in levels]
+        rows = [
+            {"sku": lv.sku, "location": lv.location, "on_hand": lv.on_hand, "allocated": lv.allocated} for lv in levels
+        ]
         upsert(self.conn, t.stock_levels, rows, ["sku", "location"])
 
     def last_observed(self, sku: str, location: str) -> datetime | None:
         return self.conn.execute(
-            select(t.stock_levels.c.observed_at).where(t.stock_levels.c.sku == sku, t.stock_levels.c.location == location)
+            select(t.stock_levels.c.observed_at).where(
+                t.stock_levels.c.sku == sku, t.stock_levels.c.location == location
+            )
         ).scalar()
 
     def mark_observed(self, sku: str, location: str, at: datetime) -> None:
         done = self.conn.execute(
-            update(t.stock_levels).where(t.stock_levels.c.sku == sku, t.stock_levels.c.location == location).values(observed_at=at)
+            update(t.stock_levels)
+            .where(t.stock_levels.c.sku == sku, t.stock_levels.c.location == location)
+            .values(observed_at=at)
         )
         if done.rowcount == 0:
-            self.conn.execute(insert(t.stock_levels).values(sku=sku, location=location, on_hand=0, allocated=0, observed_at=at))
+            self.conn.execute(
+                insert(t.stock_levels).values(sku=sku, location=location, on_hand=0, allocated=0, observed_at=at)
+            )
 
     def positions(self, skus: Iterable[str]) -> dict[str, StockPosition]:
         codes = sorted(set(skus))
@@ -180,7 +240,8 @@ class SqlStock(StockRepository):
         for chunk in _chunks(codes):
             for r in self.conn.execute(
                 select(t.stock_levels.c.sku, func.sum(t.stock_levels.c.on_hand), func.sum(t.stock_levels.c.allocated))
-                .where(t.stock_levels.c.sku.in_(chunk)).group_by(t.stock_levels.c.sku)
+                .where(t.stock_levels.c.sku.in_(chunk))
+                .group_by(t.stock_levels.c.sku)
             ):
                 on_hand[r[0]] = [int(r[1] or 0), int(r[2] or 0)]
             for r in self.conn.execute(
@@ -192,24 +253,42 @@ class SqlStock(StockRepository):
                 incoming[r[0]] = int(r[1] or 0)
             for r in self.conn.execute(
                 select(t.order_lines.c.sku, func.sum(t.order_lines.c.backordered))
-                .where(t.order_lines.c.sku.in_(chunk), t.order_lines.c.status == LineStatus.OPEN.value, t.order_lines.c.backordered > 0)
+                .where(
+                    t.order_lines.c.sku.in_(chunk),
+                    t.order_lines.c.status == LineStatus.OPEN.value,
+                    t.order_lines.c.backordered > 0,
+                )
                 .group_by(t.order_lines.c.sku)
             ):
                 backordered[r[0]] = int(r[1] or 0)
         return {
-            code: StockPosition(code, on_hand[code][0], on_hand[code][1], incoming[code], backordered[code]) for code in codes
+            code: StockPosition(code, on_hand[code][0], on_hand[code][1], incoming[code], backordered[code])
+            for code in codes
         }
 
-    def record_receipt(self, sku: str, location: str, quantity: int, received_at: datetime, po_number: str | None) -> int:
+    def record_receipt(
+        self, sku: str, location: str, quantity: int, received_at: datetime, po_number: str | None
+    ) -> int:
         result = self.conn.execute(
-            insert(t.receipts).values(sku=sku, location=location, quantity=quantity, received_at=received_at, po_number=po_number)
+            insert(t.receipts).values(
+                sku=sku, location=location, quantity=quantity, received_at=received_at, po_number=po_number
+            )
         )
         return int(result.inserted_primary_key[0])
 
 
 def _line_from_row(r: Any) -> OrderLine:
     return OrderLine(
-        r.order_id, r.line_no, r.sku, r.quantity, r.allocated, r.shipped, r.backordered, LineStatus(r.status), r.eta, r.id
+        r.order_id,
+        r.line_no,
+        r.sku,
+        r.quantity,
+        r.allocated,
+        r.shipped,
+        r.backordered,
+        LineStatus(r.status),
+        r.eta,
+        r.id,
     )
 
 
@@ -223,11 +302,20 @@ class SqlOrders(OrderRepository):
         for chunk in _chunks(sorted(set(ids))):
             for r in self.conn.execute(select(t.orders).where(t.orders.c.id.in_(chunk))):
                 found[r.id] = Order(
-                    r.id, r.channel, r.placed_at, r.priority, bool(r.ship_complete),
-                    r.customer_email, r.customer_phone, r.customer_name, [],
+                    r.id,
+                    r.channel,
+                    r.placed_at,
+                    r.priority,
+                    bool(r.ship_complete),
+                    r.customer_email,
+                    r.customer_phone,
+                    r.customer_name,
+                    [],
                 )
             for r in self.conn.execute(
-                select(t.order_lines).where(t.order_lines.c.order_id.in_(chunk)).order_by(t.order_lines.c.order_id, t.order_lines.c.line_no)
+                select(t.order_lines)
+                .where(t.order_lines.c.order_id.in_(chunk))
+                .order_by(t.order_lines.c.order_id, t.order_lines.c.line_no)
             ):
                 found[r.order_id].lines.append(_line_from_row(r))
         return found
@@ -236,24 +324,49 @@ class SqlOrders(OrderRepository):
         return self._orders([order_id]).get(order_id)
 
     def add(self, order: Order) -> None:
-        self.conn.execute(insert(t.orders).values(
-            id=order.id, channel=order.channel, placed_at=order.placed_at, priority=order.priority,
-            ship_complete=order.ship_complete, customer_email=order.customer_email,
-            customer_phone=order.customer_phone, customer_name=order.customer_name, created_at=self._now(),
-        ))
+        self.conn.execute(
+            insert(t.orders).values(
+                id=order.id,
+                channel=order.channel,
+                placed_at=order.placed_at,
+                priority=order.priority,
+                ship_complete=order.ship_complete,
+                customer_email=order.customer_email,
+                customer_phone=order.customer_phone,
+                customer_name=order.customer_name,
+                created_at=self._now(),
+            )
+        )
         for line in order.lines:
-            result = self.conn.execute(insert(t.order_lines).values(
-                order_id=order.id, line_no=line.line_no, sku=line.sku, quantity=line.quantity,
-                allocated=line.allocated, shipped=line.shipped, backordered=line.backordered,
-                status=line.status.value, eta=line.eta, channel=order.channel, priority=order.priority,
-                placed_at=order.placed_at, ship_complete=order.ship_complete,
-            ))
+            result = self.conn.execute(
+                insert(t.order_lines).values(
+                    order_id=order.id,
+                    line_no=line.line_no,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    allocated=line.allocated,
+                    shipped=line.shipped,
+                    backordered=line.backordered,
+                    status=line.status.value,
+                    eta=line.eta,
+                    channel=order.channel,
+                    priority=order.priority,
+                    placed_at=order.placed_at,
+                    ship_complete=order.ship_complete,
+                )
+            )
             line.id = int(result.inserted_primary_key[0])
 
     def save_lines(self, lines: Iterable[OrderLine]) -> None:
         rows = [
-            {"b_id": line.id, "allocated": line.allocated, "shipped": line.shipped, "backordered": line.backordered,
-             "status": line.status.value, "eta": line.eta}
+            {
+                "b_id": line.id,
+                "allocated": line.allocated,
+                "shipped": line.shipped,
+                "backordered": line.backordered,
+                "status": line.status.value,
+                "eta": line.eta,
+            }
             for line in lines
         ]
         if rows:
@@ -272,19 +385,44 @@ class SqlOrders(OrderRepository):
         c = t.order_lines.c
         result: list[WaitingLine] = []
         for chunk in _chunks(sorted(set(skus))):
-            q = select(c.id, c.order_id, c.line_no, c.sku, c.backordered, c.priority, c.placed_at, c.ship_complete, c.channel, c.eta)
+            q = select(
+                c.id,
+                c.order_id,
+                c.line_no,
+                c.sku,
+                c.backordered,
+                c.priority,
+                c.placed_at,
+                c.ship_complete,
+                c.channel,
+                c.eta,
+            )
             for r in self.conn.execute(q.where(c.sku.in_(chunk), c.status == "open", c.backordered > 0)):
-                result.append(WaitingLine(
-                    Claim(r.id, r.order_id, r.line_no, r.sku, r.backordered, r.priority, r.placed_at, bool(r.ship_complete)),
-                    r.channel, r.eta,
-                ))
+                result.append(
+                    WaitingLine(
+                        Claim(
+                            r.id,
+                            r.order_id,
+                            r.line_no,
+                            r.sku,
+                            r.backordered,
+                            r.priority,
+                            r.placed_at,
+                            bool(r.ship_complete),
+                        ),
+                        r.channel,
+                        r.eta,
+                    )
+                )
         return result
 
     def lines_by_id(self, line_ids: Iterable[int]) -> dict[int, tuple[Order, OrderLine]]:
         ids = sorted(set(line_ids))
         order_ids: set[str] = set()
         for chunk in _chunks(ids):
-            order_ids.update(self.conn.execute(select(t.order_lines.c.order_id).where(t.order_lines.c.id.in_(chunk))).scalars())
+            order_ids.update(
+                self.conn.execute(select(t.order_lines.c.order_id).where(t.order_lines.c.id.in_(chunk))).scalars()
+            )
         orders = self._orders(sorted(order_ids))
         wanted = set(ids)
         return {line.id: (order, line) for order in orders.values() for line in order.lines if line.id in wanted}  # type: ignore[misc]
@@ -294,11 +432,17 @@ class SqlOrders(OrderRepository):
         partners: set[str] = set()
         for chunk in _chunks(sorted(set(skus))):
             waiting_orders = (
-                select(c.order_id).where(c.sku.in_(chunk), c.status == "open", c.backordered > 0, c.ship_complete.is_(True))
+                select(c.order_id).where(
+                    c.sku.in_(chunk), c.status == "open", c.backordered > 0, c.ship_complete.is_(True)
+                )
             ).scalar_subquery()
-            partners.update(self.conn.execute(
-                select(c.sku).where(c.order_id.in_(waiting_orders), c.status == "open", c.backordered > 0).distinct()
-            ).scalars())
+            partners.update(
+                self.conn.execute(
+                    select(c.sku)
+                    .where(c.order_id.in_(waiting_orders), c.status == "open", c.backordered > 0)
+                    .distinct()
+                ).scalars()
+            )
         return partners
 
     def holdings(self, sku: str, location: str) -> list[Holding]:
@@ -308,16 +452,30 @@ class SqlOrders(OrderRepository):
             .join(t.order_lines, c.id == h.line_id)
             .where(h.sku == sku, h.location == location, h.quantity > 0)
         )
-        return [Holding(r.line_id, r.order_id, r.line_no, sku, location, r.quantity, r.priority, r.placed_at) for r in rows]
+        return [
+            Holding(r.line_id, r.order_id, r.line_no, sku, location, r.quantity, r.priority, r.placed_at) for r in rows
+        ]
 
     def record_allocations(self, records: Sequence[AllocationRecord]) -> None:
         if not records:
             return
-        self.conn.execute(insert(t.allocation_ledger), [
-            {"order_id": r.order_id, "line_no": r.line_no, "sku": r.sku, "location": r.location, "quantity": r.quantity,
-             "kind": r.kind, "source": r.source, "source_ref": r.source_ref, "at": r.at}
-            for r in records
-        ])
+        self.conn.execute(
+            insert(t.allocation_ledger),
+            [
+                {
+                    "order_id": r.order_id,
+                    "line_no": r.line_no,
+                    "sku": r.sku,
+                    "location": r.location,
+                    "quantity": r.quantity,
+                    "kind": r.kind,
+                    "source": r.source,
+                    "source_ref": r.source_ref,
+                    "at": r.at,
+                }
+                for r in records
+            ],
+        )
         held_delta: dict[tuple[str, int, str, str], int] = defaultdict(int)
         for r in records:
             if r.kind in ("allocate", "release", "withdraw"):
@@ -343,8 +501,14 @@ class SqlOrders(OrderRepository):
         rows = []
         for (order_id, line_no, sku, location), delta in deltas.items():
             line_id = ids[(order_id, line_no)]
-            rows.append({"line_id": line_id, "location": location, "sku": sku,
-                         "quantity": current.get((line_id, location), 0) + delta})
+            rows.append(
+                {
+                    "line_id": line_id,
+                    "location": location,
+                    "sku": sku,
+                    "quantity": current.get((line_id, location), 0) + delta,
+                }
+            )
         upsert(self.conn, h, rows, ["line_id", "location"])
 
     def ledger(self, order_id: str) -> list[AllocationRecord]:
@@ -358,7 +522,9 @@ class SqlOrders(OrderRepository):
         h = t.line_holdings.c
         return {
             r.location: r.quantity
-            for r in self.conn.execute(select(h.location, h.quantity).where(h.line_id == line_id, h.quantity > 0).order_by(h.location))
+            for r in self.conn.execute(
+                select(h.location, h.quantity).where(h.line_id == line_id, h.quantity > 0).order_by(h.location)
+            )
         }
 
 
@@ -370,10 +536,15 @@ class SqlPurchasing(PurchasingRepository):
     def _load(self, where: Any, order_by: Any = None) -> list[PurchaseOrder]:
         p = t.purchase_orders.c
         q = select(t.purchase_orders).where(where).order_by(order_by if order_by is not None else p.id)
-        pos = [PurchaseOrder(r.number, r.supplier, r.created_at, PoStatus(r.status), r.sent_at, [], r.id) for r in self.conn.execute(q)]
+        pos = [
+            PurchaseOrder(r.number, r.supplier, r.created_at, PoStatus(r.status), r.sent_at, [], r.id)
+            for r in self.conn.execute(q)
+        ]
         by_id = {po.id: po for po in pos}
         for chunk in _chunks(sorted(by_id)):  # type: ignore[type-var]
-            for r in self.conn.execute(select(t.po_lines).where(t.po_lines.c.po_id.in_(chunk)).order_by(t.po_lines.c.id)):
+            for r in self.conn.execute(
+                select(t.po_lines).where(t.po_lines.c.po_id.in_(chunk)).order_by(t.po_lines.c.id)
+            ):
                 line = PurchaseOrderLine(r.sku, r.quantity, Decimal(r.unit_cost), r.received, r.expected_on, r.id)
                 by_id[r.po_id].lines.append(line)
                 self._stored[r.id] = _po_line_values(line)
@@ -389,9 +560,15 @@ class SqlPurchasing(PurchasingRepository):
         return found[0] if found else None
 
     def add(self, po: PurchaseOrder) -> None:
-        result = self.conn.execute(insert(t.purchase_orders).values(
-            number=po.number, supplier=po.supplier, status=po.status.value, created_at=po.created_at, sent_at=po.sent_at
-        ))
+        result = self.conn.execute(
+            insert(t.purchase_orders).values(
+                number=po.number,
+                supplier=po.supplier,
+                status=po.status.value,
+                created_at=po.created_at,
+                sent_at=po.sent_at,
+            )
+        )
         po.id = int(result.inserted_primary_key[0])
         self._save_lines(po)
 
@@ -399,10 +576,17 @@ class SqlPurchasing(PurchasingRepository):
         """Insert new lines; update only lines whose values changed since read."""
         changed = []
         for line in po.lines:
-            values = {"sku": line.sku, "quantity": line.quantity, "received": line.received,
-                      "unit_cost": line.unit_cost, "expected_on": line.expected_on}
+            values = {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "received": line.received,
+                "unit_cost": line.unit_cost,
+                "expected_on": line.expected_on,
+            }
             if line.id is None:
-                line.id = int(self.conn.execute(insert(t.po_lines).values(po_id=po.id, **values)).inserted_primary_key[0])
+                line.id = int(
+                    self.conn.execute(insert(t.po_lines).values(po_id=po.id, **values)).inserted_primary_key[0]
+                )
             elif self._stored.get(line.id) != _po_line_values(line):
                 changed.append({"b_id": line.id, **values})
             self._stored[line.id] = _po_line_values(line)
@@ -411,13 +595,17 @@ class SqlPurchasing(PurchasingRepository):
 
     def save(self, po: PurchaseOrder) -> None:
         self.conn.execute(
-            update(t.purchase_orders).where(t.purchase_orders.c.id == po.id).values(status=po.status.value, sent_at=po.sent_at)
+            update(t.purchase_orders)
+            .where(t.purchase_orders.c.id == po.id)
+            .values(status=po.status.value, sent_at=po.sent_at)
         )
         self._save_lines(po)
 
     def next_number(self, at: datetime) -> str:
         name = "po_number"
-        done = self.conn.execute(update(t.counters).where(t.counters.c.name == name).values(value=t.counters.c.value + 1))
+        done = self.conn.execute(
+            update(t.counters).where(t.counters.c.name == name).values(value=t.counters.c.value + 1)
+        )
         if done.rowcount == 0:
             self.conn.execute(insert(t.counters).values(name=name, value=1))
         value = self.conn.execute(select(t.counters.c.value).where(t.counters.c.name == name)).scalar_one()
@@ -451,8 +639,20 @@ class SqlOutbox(Outbox):
         if not messages:
             return
         now = self._now()
-        self.conn.execute(insert(t.outbox), [
-            {"action": m.action, "target": m.target, "payload": m.payload, "dedupe_key": m.dedupe_key,
-             "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}
-            for m in messages
-        ])
+        self.conn.execute(
+            insert(t.outbox),
+            [
+                {
+                    "action": m.action,
+                    "target": m.target,
+                    "payload": m.payload,
+                    "dedupe_key": m.dedupe_key,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for m in messages
+            ],
+        )

@@ -12,14 +12,28 @@ from backorder.store.engine import READ_ONLY
 
 
 def record_sandbox_message(
-    engine: Engine, at: datetime, *, kind: str, template: str, recipient: str, subject: str, body: str,
-    html: str | None, outbox_id: int | None,
+    engine: Engine,
+    at: datetime,
+    *,
+    kind: str,
+    template: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    html: str | None,
+    outbox_id: int | None,
 ) -> int:
     with engine.begin() as conn:
         result = conn.execute(
             insert(t.sandbox_messages).values(
-                outbox_id=outbox_id, kind=kind, template=template, recipient=recipient, subject=subject,
-                body=body, html=html, created_at=at,
+                outbox_id=outbox_id,
+                kind=kind,
+                template=template,
+                recipient=recipient,
+                subject=subject,
+                body=body,
+                html=html,
+                created_at=at,
             )
         )
         return int(result.inserted_primary_key[0])
@@ -39,4 +53,7 @@ def sandbox_messages(engine: Engine, kind: str | None = None, limit: int | None 
 def sandbox_counts(engine: Engine) -> dict[tuple[str, str], int]:
     s = t.sandbox_messages.c
     with engine.connect().execution_options(**READ_ONLY) as conn:
-        return {(r[0], r[1]): int(r[2]) for r in conn.execute(select(s.kind, s.template, func.count()).group_by(s.kind, s.template))}
+        return {
+            (r[0], r[1]): int(r[2])
+            for r in conn.execute(select(s.kind, s.template, func.count()).group_by(s.kind, s.template))
+        }

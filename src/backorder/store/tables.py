@@ -302,3 +302,12 @@ sandbox_messages = Table(
     Column("html", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# --- sales channels: inbox processing, channel mappings, sync state (issue 3) -----------------
+# (tables for channel ingress and stock sync go here; migration 0002_channels creates them)
+
+# --- customer and staff messaging: consent, suppressions, delivery status (issue 4) ----------
+# (tables for notifications go here; migration 0003_messaging creates them)
+
+# --- staff users, sessions, API keys, audit log, self-service (issue 5) ------------------------
+# (tables for the dashboard and API go here; migration 0004_staff creates them)

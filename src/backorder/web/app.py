@@ -22,8 +22,17 @@ def create_app(application: Application) -> FastAPI:
             schema_ok = is_current(application.engine)
         except Exception as exc:  # the database is unreachable: say so, with a 503
             return JSONResponse({"status": "error", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
-        body = {"status": "ok" if schema_ok else "degraded", "database": "ok" if schema_ok else "schema out of date",
-                "outbox": application.queue.counts(), "version": __version__}
+        body = {
+            "status": "ok" if schema_ok else "degraded",
+            "database": "ok" if schema_ok else "schema out of date",
+            "outbox": application.queue.counts(),
+            "version": __version__,
+        }
         return JSONResponse(body, status_code=200 if schema_ok else 503)
 
+    # Each area contributes a router built from the application (nothing at import time).
+    from backorder.web import api, dashboard, provider_hooks, selfservice, webhooks
+
+    for area in (webhooks, provider_hooks, api, dashboard, selfservice):
+        app.include_router(area.build_router(application))
     return app

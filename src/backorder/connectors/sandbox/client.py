@@ -91,6 +91,8 @@ def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> Sandbo
     assert isinstance(settings, SandboxSettings)
     sink = deps.extras.get("sandbox_sink")
     if not isinstance(sink, SandboxSink):
-        raise NotConfigured("sandbox", provider="sandbox", detail="the sandbox connector needs a sink from the composition root")
+        raise NotConfigured(
+            "sandbox", provider="sandbox", detail="the sandbox connector needs a sink from the composition root"
+        )
     folder = deps.extras.get("sandbox_folder")
     return SandboxConnector(name, settings, sink, Path(folder) if folder else None)

@@ -35,8 +35,13 @@ def from_staff_message(message: StaffMessage, channel_name: str) -> SandboxRecor
 
 
 def from_purchase_order(document: PurchaseOrderDocument) -> SandboxRecord:
-    return SandboxRecord("purchase_order", "purchase_order", document.supplier_email or document.supplier,
-                         document.subject, document.text)
+    return SandboxRecord(
+        "purchase_order",
+        "purchase_order",
+        document.supplier_email or document.supplier,
+        document.subject,
+        document.text,
+    )
 
 
 def from_stock_updates(channel: str, updates: list[StockUpdate]) -> SandboxRecord:
@@ -45,4 +50,10 @@ def from_stock_updates(channel: str, updates: list[StockUpdate]) -> SandboxRecor
 
 
 def from_order_tag(channel: str, tag: OrderTag) -> SandboxRecord:
-    return SandboxRecord("order_tag", "order_tag", channel, f"{tag.channel_order_ref}: {'backorder' if tag.backordered else 'clear'}", tag.note)
+    return SandboxRecord(
+        "order_tag",
+        "order_tag",
+        channel,
+        f"{tag.channel_order_ref}: {'backorder' if tag.backordered else 'clear'}",
+        tag.note,
+    )

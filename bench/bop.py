@@ -1,0 +1,390 @@
+"""Full backorder run: 1,000,000 open backorder lines over 50,000 SKUs, stock for every SKU,
+then ONE ``RunBackorderProcessing()`` through the real stack (bootstrap → message bus → unit of
+work → handlers → rules → outbox → commit), timed.
+
+    .venv/bin/python bench/bop.py --db sqlite            # the issue's run
+    .venv/bin/python bench/bop.py --db postgres
+    .venv/bin/python bench/bop.py --db both --repeat 3
+    .venv/bin/python bench/bop.py --quick                 # 20k-line smoke run
+
+The world is seeded once per database with bulk SQL (not timed) and copied for every timed run,
+so each run starts from the same state. Each timed run is its own process, so its peak RSS is
+the run's (plus the interpreter and imports, reported apart as ``rss_before_mb``).
+
+After the timed run the result is checked: a sample of SKUs (closed over ship-complete
+partners) against the pure-Python contract ``allocate``, line by line; and invariants over every
+SKU (stock allocated = lines' allocations = holdings = ledger; no waiting line of an ordinary
+order left while its SKU has stock; allocated + backordered = quantity).
+
+The comparison baseline, on a copy of the same seeded database: the per-SKU path
+(``RunBackorderProcessing(skus=(sku,))`` — the general walk via ``allocate_waiting``), one
+command per SKU for a random sample, and one command for another sample all at once;
+extrapolated per waiting line to the full size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+
+# --- child: one timed full run --------------------------------------------------------------
+
+
+def _read_sample(conn: Any, skus: list[str]) -> tuple[list[Any], dict[str, dict[str, int]], list[str]]:
+    """Claims and pools of ``skus`` closed over ship-complete partners, before the run."""
+    from backorder.domain.allocation import Claim
+
+    scope = set(skus)
+    while True:
+        marks = ",".join(f"'{s}'" for s in sorted(scope))
+        partners = {
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT DISTINCT l.sku FROM order_lines l WHERE l.status = 'open' AND l.backordered > 0 AND l.order_id IN "
+                f"(SELECT order_id FROM order_lines WHERE sku IN ({marks}) AND status = 'open' AND backordered > 0 "
+                "AND ship_complete)"
+            )
+        }
+        if partners <= scope:
+            break
+        scope |= partners
+    marks = ",".join(f"'{s}'" for s in sorted(scope))
+    claims = [
+        Claim(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]))
+        for r in conn.exec_driver_sql(
+            "SELECT id, order_id, line_no, sku, backordered, priority, placed_at, ship_complete FROM order_lines "
+            f"WHERE sku IN ({marks}) AND status = 'open' AND backordered > 0"
+        )
+    ]
+    pools: dict[str, dict[str, int]] = defaultdict(dict)
+    for sku, location, on_hand, allocated in conn.exec_driver_sql(
+        f"SELECT sku, location, on_hand, allocated FROM stock_levels WHERE sku IN ({marks})"
+    ):
+        pools[sku][location] = on_hand - allocated
+    return claims, dict(pools), sorted(scope)
+
+
+def _verify(conn: Any, claims: list[Any], pools: dict[str, dict[str, int]], scope: list[str]) -> dict[str, Any]:
+    from backorder.domain.allocation import allocate
+
+    expected: dict[int, int] = defaultdict(int)
+    for grant in allocate(claims, pools):
+        expected[grant.line_key] += grant.quantity
+    marks = ",".join(f"'{s}'" for s in scope)
+    actual = {
+        r[0]: r[1]
+        for r in conn.exec_driver_sql(f"SELECT id, allocated FROM order_lines WHERE sku IN ({marks})")
+    }
+    before = {c.line_key: 0 for c in claims}  # every seeded line starts with nothing allocated
+    line_mismatches = [
+        (line_id, expected.get(line_id, 0), actual[line_id] - before[line_id])
+        for line_id in before
+        if actual[line_id] - before[line_id] != expected.get(line_id, 0)
+    ]
+    q = lambda sql: conn.exec_driver_sql(sql).scalar()  # noqa: E731
+    checks = {
+        "sample_skus": len(scope),
+        "sample_lines": len(claims),
+        "sample_lines_allocated": sum(1 for v in expected.values() if v > 0),
+        "sample_line_mismatches": len(line_mismatches),
+        "skus_stock_vs_lines_mismatch": q(
+            "SELECT count(*) FROM stock_levels s LEFT JOIN (SELECT sku, sum(allocated) a FROM order_lines GROUP BY sku) l "
+            "ON l.sku = s.sku WHERE s.allocated <> coalesce(l.a, 0)"
+        ),
+        "skus_stock_vs_holdings_mismatch": q(
+            "SELECT count(*) FROM stock_levels s LEFT JOIN (SELECT sku, location, sum(quantity) a FROM line_holdings "
+            "GROUP BY sku, location) h ON h.sku = s.sku AND h.location = s.location WHERE s.allocated <> coalesce(h.a, 0)"
+        ),
+        "skus_stock_vs_ledger_mismatch": q(
+            "SELECT count(*) FROM stock_levels s LEFT JOIN (SELECT sku, location, sum(quantity) a FROM allocation_ledger "
+            "GROUP BY sku, location) g ON g.sku = s.sku AND g.location = s.location WHERE s.allocated <> coalesce(g.a, 0)"
+        ),
+        "lines_quantity_broken": q("SELECT count(*) FROM order_lines WHERE allocated + backordered <> quantity"),
+        "skus_over_allocated": q("SELECT count(*) FROM stock_levels WHERE allocated > on_hand"),
+        "skus_stock_left_with_ordinary_waiters": q(
+            "SELECT count(DISTINCT s.sku) FROM stock_levels s JOIN order_lines l ON l.sku = s.sku "
+            "WHERE s.on_hand > s.allocated AND l.status = 'open' AND l.backordered > 0 AND NOT l.ship_complete"
+        ),
+    }
+    checks["ok"] = all(v == 0 for k, v in checks.items() if k.startswith(("skus_", "lines_", "sample_line_mismatches")))
+    if line_mismatches:
+        checks["first_mismatches"] = line_mismatches[:5]
+    return checks
+
+
+def child_run(url: str, sample_size: int, seed: int, profile: str | None) -> dict[str, Any]:
+    from backorder.bootstrap import bootstrap, read_config
+    from backorder.domain.commands import RunBackorderProcessing
+    from backorder.services import handlers
+    from backorder.services.rules import RuleSet
+    from backorder.store.bulk import SqlBulkAllocation
+    from backorder.store.repositories import SqlOutbox
+    from backorder.store.unit_of_work import SqlUnitOfWork
+
+    app = bootstrap(read_config(None), database_url=url, sandbox_folder=False)
+    rng = random.Random(seed)
+    with app.engine.connect() as conn:
+        all_skus = [r[0] for r in conn.exec_driver_sql("SELECT code FROM skus ORDER BY code")]
+        claims, pools, scope = _read_sample(conn, rng.sample(all_skus, min(sample_size, len(all_skus))))
+        waiting_before = conn.exec_driver_sql(
+            "SELECT count(*), coalesce(sum(backordered), 0) FROM order_lines WHERE status = 'open' AND backordered > 0"
+        ).one()
+        outbox_before = conn.exec_driver_sql("SELECT count(*) FROM outbox").scalar()
+    counter = common.StatementCounter()
+    counter.attach(app.engine)
+    phases = common.Phases(counter)
+    phases.wrap(SqlBulkAllocation, "load_queue", "load_queue")
+    phases.wrap(handlers, "allocate_ranked_bulk", "allocate_ranked_bulk")
+    phases.wrap(SqlBulkAllocation, "apply", "apply (bulk writes + events)")
+    phases.wrap(handlers, "allocate_waiting", "walk (allocate_waiting)")
+    phases.wrap(handlers, "refresh_etas", "refresh_etas")
+    phases.wrap(RuleSet, "actions", "rules → messages")
+    phases.wrap(SqlOutbox, "add", "outbox insert")
+    phases.wrap(SqlUnitOfWork, "commit", "commit")
+    gc.collect()
+    rss_before = common.peak_rss_mb()
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    happened = app.bus.handle(RunBackorderProcessing())
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    rss_peak = common.peak_rss_mb()
+    phase_table = phases.as_dict()
+    phase_table["(rest: begin, bus, events)"] = {
+        "seconds": round(seconds - sum(p["seconds"] for p in phase_table.values()), 3), "calls": 1
+    }
+    with app.engine.connect() as conn:
+        lines_allocated, units_allocated = conn.exec_driver_sql(
+            "SELECT count(*), coalesce(sum(allocated), 0) FROM order_lines WHERE allocated > 0"
+        ).one()
+        outbox = {
+            r[0]: r[1]
+            for r in conn.exec_driver_sql(
+                "SELECT action, count(*) FROM outbox WHERE id > 0 GROUP BY action ORDER BY action"
+            )
+        }
+        ledger_rows = conn.exec_driver_sql("SELECT count(*) FROM allocation_ledger").scalar()
+        checks = _verify(conn, claims, pools, scope)
+    kinds: dict[str, int] = defaultdict(int)
+    for event in happened:
+        kinds[event.name] += 1
+    app.close()
+    return {
+        "seconds": round(seconds, 3),
+        "rss_before_mb": round(rss_before, 1),
+        "rss_peak_mb": round(rss_peak, 1),
+        "waiting_lines_before": int(waiting_before[0]),
+        "waiting_units_before": int(waiting_before[1]),
+        "lines_allocated": int(lines_allocated),
+        "units_allocated": int(units_allocated),
+        "ledger_rows": int(ledger_rows),
+        "outbox_rows": sum(outbox.values()) - int(outbox_before or 0),
+        "outbox_by_action": outbox,
+        "events": dict(kinds),
+        "sql": counter.as_dict(),
+        "phases": phase_table,
+        "verify": checks,
+    }
+
+
+# --- child: the per-SKU baseline ------------------------------------------------------------
+
+
+def child_baseline(url: str, per_sku: int, batched: int, seed: int) -> dict[str, Any]:
+    from backorder.bootstrap import bootstrap, read_config
+    from backorder.domain.commands import RunBackorderProcessing
+
+    app = bootstrap(read_config(None), database_url=url, sandbox_folder=False)
+    rng = random.Random(seed + 1)
+    with app.engine.connect() as conn:
+        all_skus = [r[0] for r in conn.exec_driver_sql("SELECT code FROM skus ORDER BY code")]
+        counts = dict(
+            conn.exec_driver_sql(
+                "SELECT sku, count(*) FROM order_lines WHERE status = 'open' AND backordered > 0 GROUP BY sku"
+            ).fetchall()
+        )
+        total_lines = sum(counts.values())
+    picked = rng.sample(all_skus, min(per_sku + batched, len(all_skus)))
+    one_by_one, together = picked[:per_sku], picked[per_sku:]
+    counter = common.StatementCounter()
+    counter.attach(app.engine)
+    times: list[float] = []
+    started = time.perf_counter()
+    for sku in one_by_one:
+        t0 = time.perf_counter()
+        app.bus.handle(RunBackorderProcessing(skus=(sku,)))
+        times.append(time.perf_counter() - t0)
+    per_sku_seconds = time.perf_counter() - started
+    per_sku_statements = counter.statements
+    per_sku_lines = sum(counts.get(s, 0) for s in one_by_one)
+    result: dict[str, Any] = {
+        "total_waiting_lines": total_lines,
+        "per_sku": {
+            "skus": len(one_by_one),
+            "lines": per_sku_lines,
+            "seconds": round(per_sku_seconds, 3),
+            "median_ms_per_command": round(common.median(times) * 1000, 2),
+            "p90_ms_per_command": round(common.percentile(times, 90) * 1000, 2),
+            "statements": per_sku_statements,
+            "us_per_line": round(per_sku_seconds / max(per_sku_lines, 1) * 1e6, 1),
+            "extrapolated_seconds": round(per_sku_seconds / max(per_sku_lines, 1) * total_lines, 1),
+            "extrapolated_statements": round(per_sku_statements / max(per_sku_lines, 1) * total_lines),
+        },
+    }
+    if together:
+        before = counter.statements
+        t0 = time.perf_counter()
+        app.bus.handle(RunBackorderProcessing(skus=tuple(together)))
+        seconds = time.perf_counter() - t0
+        lines = sum(counts.get(s, 0) for s in together)
+        result["batched"] = {
+            "skus": len(together),
+            "lines": lines,
+            "seconds": round(seconds, 3),
+            "statements": counter.statements - before,
+            "us_per_line": round(seconds / max(lines, 1) * 1e6, 1),
+            "extrapolated_seconds": round(seconds / max(lines, 1) * total_lines, 1),
+        }
+    app.close()
+    return result
+
+
+# --- the orchestration ----------------------------------------------------------------------
+
+
+def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    here = str(Path(__file__).resolve())
+    seed_name = f"bop_{db}_seed_{args.lines}"
+    print(f"[{db}] seeding {args.lines:,} lines over {args.skus:,} SKUs …", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    url = common.fresh_database(db, seed_name)
+    world = common.make_world(args.lines, args.skus, seed=args.seed)
+    summary = common.load_world(url, world, stock_share=args.stock_share)
+    del world
+    gc.collect()
+    print(f"[{db}] seeded in {time.perf_counter() - t0:.1f}s: {summary}", file=sys.stderr, flush=True)
+    runs: list[dict[str, Any]] = []
+    for i in range(args.repeat):
+        run_url = common.clone_database(db, seed_name, f"bop_{db}_run")
+        child = [here, "--child", "run", "--url", run_url, "--sample", str(args.sample), "--seed", str(args.seed)]
+        if args.profile and i == 0:
+            child += ["--profile-out", str(common.OUT / f"bop-{db}.prof")]
+        result = common.run_child(child)
+        print(f"[{db}] run {i + 1}/{args.repeat}: {result['seconds']:.2f}s, peak RSS {result['rss_peak_mb']:.0f} MB, "
+              f"{result['sql']['statements']:,} statements, verify ok={result['verify']['ok']}", file=sys.stderr, flush=True)
+        runs.append(result)
+        common.drop_database(db, f"bop_{db}_run")
+    baseline: dict[str, Any] | None = None
+    if args.baseline_skus:
+        base_url = common.clone_database(db, seed_name, f"bop_{db}_base")
+        baseline = common.run_child(
+            [here, "--child", "baseline", "--url", base_url, "--baseline-skus", str(args.baseline_skus),
+             "--baseline-batched", str(args.baseline_batched), "--seed", str(args.seed)]
+        )
+        common.drop_database(db, f"bop_{db}_base")
+        print(f"[{db}] baseline: {json.dumps(baseline)}", file=sys.stderr, flush=True)
+    if not args.keep:
+        common.drop_database(db, seed_name)
+    seconds = [r["seconds"] for r in runs]
+    out: dict[str, Any] = {
+        "db": db,
+        "world": summary,
+        "runs": runs,
+        "median_seconds": round(common.median(seconds), 3),
+        "min_seconds": round(min(seconds), 3),
+        "max_seconds": round(max(seconds), 3),
+        "median_rss_peak_mb": round(common.median([r["rss_peak_mb"] for r in runs]), 1),
+        "baseline": baseline,
+    }
+    if baseline:
+        out["speedup_vs_per_sku"] = round(baseline["per_sku"]["extrapolated_seconds"] / out["median_seconds"], 1)
+        if "batched" in baseline:
+            out["speedup_vs_batched_walk"] = round(baseline["batched"]["extrapolated_seconds"] / out["median_seconds"], 1)
+    return out
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    db = result["db"]
+    run = sorted(result["runs"], key=lambda r: r["seconds"])[len(result["runs"]) // 2]
+    print(f"\n== {db}: {result['world']['lines']:,} lines / {result['world']['skus']:,} SKUs ==")
+    print(f"full run: median {result['median_seconds']:.2f}s (min {result['min_seconds']:.2f}, max {result['max_seconds']:.2f}, "
+          f"n={len(result['runs'])}), peak RSS {result['median_rss_peak_mb']:.0f} MB "
+          f"(before run {run['rss_before_mb']:.0f} MB)")
+    print(f"lines allocated {run['lines_allocated']:,}, units {run['units_allocated']:,}, ledger rows {run['ledger_rows']:,}, "
+          f"outbox rows {run['outbox_rows']:,} {run['outbox_by_action']}")
+    sql = run["sql"]
+    print(f"SQL statements {sql['statements']:,} (executemany rows {sql['executemany_rows']:,}, COPY streams {sql['copy_streams']})")
+    print("phases (median run):")
+    for name, p in run["phases"].items():
+        print(f"  {name:34s} {p['seconds']:8.3f}s  calls {p['calls']:>6}  statements {sql['by_phase'].get(name, 0):>8,}")
+    print(f"verify: {run['verify']}")
+    if result.get("baseline"):
+        b = result["baseline"]
+        print(f"baseline per-SKU: {b['per_sku']}")
+        if "batched" in b:
+            print(f"baseline batched: {b['batched']}")
+        print(f"speed-up vs per-SKU path: {result.get('speedup_vs_per_sku')}×; vs one batched walk: {result.get('speedup_vs_batched_walk')}×")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--skus", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=1, help="timed full runs, each on a fresh copy")
+    parser.add_argument("--quick", action="store_true", help="20k lines over 1,000 SKUs, small baseline")
+    parser.add_argument("--stock-share", type=float, default=0.5, help="stock as a share of each SKU's demand (mean)")
+    parser.add_argument("--sample", type=int, default=200, help="SKUs checked line by line against the contract")
+    parser.add_argument("--baseline-skus", type=int, default=500, help="per-SKU commands in the baseline (0: none)")
+    parser.add_argument("--baseline-batched", type=int, default=500, help="SKUs in the one batched baseline command")
+    parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>.prof")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--child", choices=["run", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child == "run":
+        print(json.dumps(child_run(args.url, args.sample, args.seed, args.profile_out), default=str))
+        return
+    if args.child == "baseline":
+        print(json.dumps(child_baseline(args.url, args.baseline_skus, args.baseline_batched, args.seed), default=str))
+        return
+    if args.quick:
+        args.lines, args.skus = 20_000, 1_000
+        args.baseline_skus, args.baseline_batched = min(args.baseline_skus, 100), min(args.baseline_batched, 100)
+        args.sample = min(args.sample, 100)
+    command = "python bench/bop.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report: dict[str, Any] = {"command": command, "machine": common.machine(), "results": []}
+    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        result = run_database(db, args)
+        report["results"].append(result)
+        print_summary(result)
+    common.OUT.mkdir(exist_ok=True)
+    target = args.json or common.OUT / f"bop-{args.db}{'-quick' if args.quick else ''}.json"
+    target.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nresults: {target}")
+
+
+if __name__ == "__main__":
+    main()

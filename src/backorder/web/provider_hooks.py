@@ -1,0 +1,12 @@
+"""Messaging providers calling back: delivery status, opt-outs, bounces (issue 4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backorder.bootstrap import Application
+
+
+def build_router(application: Application) -> APIRouter:
+    router = APIRouter()
+    return router

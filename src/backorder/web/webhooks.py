@@ -1,0 +1,12 @@
+"""Channel webhook ingress: POST /webhooks/{platform}/{channel_id} (issue 3)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backorder.bootstrap import Application
+
+
+def build_router(application: Application) -> APIRouter:
+    router = APIRouter()
+    return router
