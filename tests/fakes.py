@@ -218,16 +218,18 @@ class FakeStock(StockRepository):
 def held_by_location(ledger: Iterable[AllocationRecord], order_id: str, line_no: int) -> dict[str, int]:
     """Unshipped units a line holds, by location, read from the allocation ledger.
 
-    ``allocate`` adds, ``release`` and ``withdraw`` carry negative quantities, ``ship`` takes
-    units out of the holding except a ship of units that were never allocated."""
+    ``allocate`` adds; ``release`` and ``withdraw`` carry negative quantities; ``ship`` takes
+    held units out; ``ship_direct`` ships units that were never held and changes nothing."""
     held: dict[str, int] = defaultdict(int)
     for record in ledger:
         if record.order_id != order_id or record.line_no != line_no:
             continue
         if record.kind in ("allocate", "release", "withdraw"):
             held[record.location] += record.quantity
-        elif record.kind == "ship" and record.source_ref != "unallocated":
+        elif record.kind == "ship":
             held[record.location] -= record.quantity
+        elif record.kind != "ship_direct":
+            raise AssertionError(f"unknown ledger kind {record.kind!r}")
     return {loc: qty for loc, qty in held.items() if qty != 0}
 
 
@@ -331,6 +333,29 @@ class FakeOrders(OrderRepository):
     def held_at(self, line_id: int) -> dict[str, int]:
         order, line = self.state.line_index()[line_id]
         return held_by_location(self.state.ledger, order.id, line.line_no)
+
+    # --- issue 3 (channels): privacy redaction ---
+    def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
+        changed = []
+        for order in self.state.orders.values():
+            if order.channel != channel:
+                continue
+            named = order.id in set(order_ids)
+            same_email = bool(email) and (order.customer_email or "").lower() == (email or "").lower()
+            everything = email is None and not order_ids
+            if named or same_email or everything:
+                order.customer_email = order.customer_phone = order.customer_name = None
+                changed.append(order.id)
+        return sorted(changed)
+
+    # --- issue 5 (staff, self-service): a customer's accepted substitute ---
+    def add_line(self, order: Order, line: OrderLine) -> None:
+        stored = self.state.orders[order.id]
+        if any(x.line_no == line.line_no for x in stored.lines):
+            raise KeyError(f"order {order.id} already has line {line.line_no} (unique constraint)")
+        line.id = self.state.next_line_id
+        self.state.next_line_id += 1
+        stored.lines.append(_copy(line))
 
 
 # --- purchasing ---------------------------------------------------------------------------
@@ -466,6 +491,8 @@ class FakeBulk(BulkAllocation):
             sku = queue.sku_codes[sku_i]
             assert line.sku == sku
             line.take(quantity)
+            if line.backordered == 0:
+                line.eta = None
             left = quantity
             for location, here in self._available_by_location(sku):
                 got = min(here, left)
@@ -473,7 +500,7 @@ class FakeBulk(BulkAllocation):
                     continue
                 self.state.levels[(sku, location)].allocated += got
                 self.state.ledger.append(
-                    AllocationRecord(order.id, line.line_no, sku, location, got, "allocate", source, None, at)
+                    AllocationRecord(order.id, line.line_no, sku, location, got, "allocate", source, None, at, line_id)
                 )
                 left -= got
                 if left == 0:
@@ -498,7 +525,7 @@ class FakeBulk(BulkAllocation):
 
 class FakeUnitOfWork(UnitOfWork):
     """All repositories over one :class:`FakeState`. Entering snapshots the state; rollback
-    restores the snapshot (taken again at each commit), so uncommitted work disappears."""
+    restores that snapshot unless the work was committed, so uncommitted work disappears."""
 
     def __init__(self, state: FakeState | None = None) -> None:
         super().__init__()
@@ -524,15 +551,17 @@ class FakeUnitOfWork(UnitOfWork):
     def commit(self) -> None:
         self.committed = True
         self.commits += 1
-        self._snapshot = copy.deepcopy(self.state)
+        self._snapshot = None  # nothing before this point can be undone any more
 
     def rollback(self) -> None:
+        """Undo everything since ``__enter__`` unless it was committed. (Writes made after a
+        commit in the same block are not undone: the bus never makes any.)"""
         self.rollbacks += 1
         if self._snapshot is None:
             return
-        restored = copy.deepcopy(self._snapshot)
+        snapshot, self._snapshot = self._snapshot, None
         for f in dataclasses.fields(FakeState):
-            setattr(self.state, f.name, getattr(restored, f.name))
+            setattr(self.state, f.name, getattr(snapshot, f.name))
 
     def reset(self) -> None:
         """Forget everything (a fresh, empty database)."""

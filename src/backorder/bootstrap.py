@@ -5,6 +5,7 @@ dispatcher from a Config. Nothing is built at import time; entry points call
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -25,12 +26,15 @@ from backorder.services.handlers import HandlerContext
 from backorder.services.messagebus import MessageBus
 from backorder.services.ports import Clock, SystemClock
 from backorder.services.rules import Action
+from backorder.staff.links import SignedLinks
+from backorder.staff.service import StaffService
 from backorder.store.engine import build_engine
 from backorder.store.migrate import upgrade
 from backorder.store.outbox import OutboxQueue
 from backorder.store.readmodels import ReadModel
 from backorder.store.repositories import apply_location_order
 from backorder.store.sandbox import record_sandbox_message
+from backorder.store.staff import StaffQueries, StaffStore
 from backorder.store.unit_of_work import uow_factory
 
 
@@ -70,6 +74,9 @@ class Application:
     # --- issue 3 (channels) fields below this line, with defaults ---
     # --- issue 4 (messaging) fields below this line, with defaults ---
     # --- issue 5 (staff, API) fields below this line, with defaults ---
+    staff: StaffService | None = None
+    links: SignedLinks | None = None
+    secret_key: str = ""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -146,4 +153,11 @@ def bootstrap(
     # --- issue 3 (channels) wiring ---
     # --- issue 4 (messaging) wiring ---
     # --- issue 5 (staff, API) wiring ---
+    staff_store = StaffStore(engine)
+    application.secret_key = config.server.secret_key or staff_store.secret(
+        "server_secret_key", lambda: secrets.token_urlsafe(48), clock.now()
+    )
+    application.staff = StaffService(staff_store, StaffQueries(engine), clock)
+    application.links = SignedLinks(application.secret_key, config.server.public_url, clock.now)
+    dispatcher.choices_url = application.links.link_for
     return application

@@ -66,15 +66,24 @@ def build_machine(
                     uow.catalog.upsert_supplier_item(item)
                 uow.commit()
             self.placed: dict[str, commands.PlaceOrder] = {}
+            self._seen: tuple[dict[tuple[str, str], StockLevel], list[Order]] | None = None
+
+        def handle(self, cmd: commands.Command) -> None:
+            self._seen = None
+            self.bus.handle(cmd)
 
         # --- reading the store ------------------------------------------------------------
 
         def read(self) -> tuple[dict[tuple[str, str], StockLevel], list[Order]]:
-            with uow_factory() as uow:
-                levels = uow.stock.levels(SKUS)
-                orders = [uow.orders.get(order_id) for order_id in sorted(self.placed)]
-            assert all(order is not None for order in orders)
-            return levels, [order for order in orders if order is not None]
+            """Levels and orders as stored, read once per step."""
+            if self._seen is None:
+                with uow_factory() as uow:
+                    levels = uow.stock.levels(SKUS)
+                    found = [uow.orders.get(order_id) for order_id in sorted(self.placed)]
+                orders = [order for order in found if order is not None]
+                assert len(orders) == len(self.placed), "a placed order is missing from the store"
+                self._seen = levels, orders
+            return self._seen
 
         def open_lines(self) -> list[tuple[Order, OrderLine]]:
             _, orders = self.read()
@@ -106,8 +115,8 @@ def build_machine(
                 priority=priority,
                 ship_complete=ship_complete,
             )
-            self.bus.handle(cmd)
             self.placed[cmd.order_id] = cmd
+            self.handle(cmd)
 
         @precondition(lambda self: bool(self.placed))
         @rule(data=st.data())
@@ -115,11 +124,11 @@ def build_machine(
             order_id = data.draw(st.sampled_from(sorted(self.placed)), label="order")
             line_nos = [line.line_no for line in self.placed[order_id].lines]
             chosen = data.draw(st.lists(st.sampled_from(line_nos), unique=True), label="lines")
-            self.bus.handle(commands.CancelOrder(order_id, tuple(chosen)))
+            self.handle(commands.CancelOrder(order_id, tuple(chosen)))
 
         @rule(sku=st.sampled_from(SKUS), location=st.sampled_from(locations), quantity=st.integers(1, 8))
         def receive_stock(self, sku: str, location: str, quantity: int) -> None:
-            self.bus.handle(commands.ReceiveStock(sku, location, quantity, self.clock.now()))
+            self.handle(commands.ReceiveStock(sku, location, quantity, self.clock.now()))
 
         @rule(
             sku=st.sampled_from(SKUS),
@@ -127,7 +136,7 @@ def build_machine(
             delta=st.integers(-5, 5).filter(bool),
         )
         def adjust_stock(self, sku: str, location: str, delta: int) -> None:
-            self.bus.handle(commands.AdjustStock(sku, location, delta))
+            self.handle(commands.AdjustStock(sku, location, delta))
 
         @precondition(lambda self: bool(self.placed))
         @rule(data=st.data())
@@ -138,7 +147,7 @@ def build_machine(
             order_id, line = data.draw(st.sampled_from(shippable), label="line")
             quantity = data.draw(st.integers(1, line.unshipped_allocated), label="quantity")
             location = data.draw(st.none() | st.sampled_from(locations), label="location")
-            self.bus.handle(commands.ShipLine(order_id, line.line_no, quantity, location))
+            self.handle(commands.ShipLine(order_id, line.line_no, quantity, location))
 
         @precondition(lambda self: bool(self.placed))
         @rule(data=st.data())

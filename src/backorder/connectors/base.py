@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from backorder.domain.commands import Command
 
@@ -213,6 +213,10 @@ class ConnectorSpec:
 
 class ApiChannelSettings(ConnectorSettings):
     """A channel with no platform API (POS, B2B portal): orders arrive through our own API."""
+
+    api_key: SecretStr | None = None
+    """Issue 3: the key a POS/B2B sender presents (``Authorization: Bearer <key>``) on
+    ``POST /api/v1/orders``; it selects this channel."""
 
 
 def settings_lookup(specs: Mapping[str, ConnectorSpec]) -> Callable[[str], type[ConnectorSettings] | None]:

@@ -6,7 +6,7 @@ import importlib
 
 from backorder.connectors.base import ConnectorSpec
 
-CONNECTOR_PACKAGES = ("sandbox",)
+CONNECTOR_PACKAGES = ("sandbox", "magento", "sfcc", "sendgrid", "mailgun", "smtp", "twilio", "slack", "shopify", "woocommerce")
 """Packages under ``backorder.connectors`` that expose ``SPEC``."""
 
 

@@ -155,3 +155,62 @@ class ImportBatch(Command):
     """Many commands applied in one transaction: all or nothing."""
 
     commands: tuple[Command, ...] = field(default=())
+
+
+# --- issue 3 (channels) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipSku(Command):
+    """A channel shipped ``quantity`` of ``sku`` on an order (it names SKUs, not our line
+    numbers): ship from the order's open lines of that SKU, lowest line number first."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class RedactCustomer(Command):
+    """A privacy request: remove the customer's personal data (email, phone, name) from the
+    channel's orders with that email or named in ``order_ids``. ``email=None`` with no ids
+    redacts every order of the channel (Shopify ``shop/redact``)."""
+
+    channel: str
+    email: str | None = None
+    order_ids: tuple[str, ...] = ()
+
+
+
+# --- issue 5 (staff dashboard, self-service) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EditDraftPurchaseOrderLine(Command):
+    """Set the quantity of ``sku`` on a draft purchase order; 0 removes the line's units (the
+    line stays at 0 and is ignored by supply). Only drafts can be edited."""
+
+    po_number: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ShipAvailableNow(Command):
+    """The customer asked for what is in stock now: ship the allocated, unshipped units of the
+    order's open lines; the rest stays backordered. Refused for ship-complete orders."""
+
+    order_id: str
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class SubstituteLine(Command):
+    """Replace the unshipped part of line ``line_no`` by ``substitute_sku``: the line is
+    cancelled (its allocation released to the queue) and a new line of the substitute, for the
+    same unshipped units, is added to the order and allocated like any arrival."""
+
+    order_id: str
+    line_no: int
+    substitute_sku: str

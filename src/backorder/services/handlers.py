@@ -18,6 +18,7 @@ from backorder.domain.errors import (
     DomainError,
     DuplicateOrder,
     InvalidQuantity,
+    InvalidTransition,
     UnknownOrder,
     UnknownSku,
     UnknownSupplier,
@@ -26,6 +27,7 @@ from backorder.domain.eta import Supply, assign_etas
 from backorder.domain.model import (
     Order,
     OrderLine,
+    PoStatus,
     PurchaseOrder,
     PurchaseOrderLine,
     Sku,
@@ -73,34 +75,34 @@ def _pools(uow: UnitOfWork, levels: dict[tuple[str, str], StockLevel]) -> dict[s
 
 
 def _lead_time(uow: UnitOfWork, sku: str, ctx: HandlerContext) -> int:
-    found = uow.catalog.get_sku(sku)
-    if found is None or not found.preferred_supplier:
-        return ctx.policy.default_lead_time_days
-    item = uow.catalog.supplier_items([sku]).get((found.preferred_supplier, sku))
-    if item is not None and item.lead_time_days is not None:
-        return item.lead_time_days
-    supplier = uow.catalog.get_supplier(found.preferred_supplier)
-    return supplier.lead_time_days if supplier else ctx.policy.default_lead_time_days
+    found = uow.catalog.lead_times([sku]).get(sku)
+    return ctx.policy.default_lead_time_days if found is None else found
 
 
 def refresh_etas(
     uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, quiet_orders: frozenset[str] = frozenset()
-) -> None:
+) -> dict[int, date]:
     """Recompute ETAs of every waiting line of ``skus``; record a BackorderEtaChanged per
-    order whose lines moved (orders in ``quiet_orders`` are announced elsewhere)."""
+    order whose lines moved (orders in ``quiet_orders`` are announced elsewhere). Returns the
+    ETA of every waiting line of those SKUs, by line id."""
     today = ctx.clock.today()
+    all_etas: dict[int, date] = {}
+    codes = sorted(set(skus))
+    lead_times = uow.catalog.lead_times(codes)
     changes: dict[tuple[str, str], list[events.EtaChange]] = defaultdict(list)
     updates: dict[int, date | None] = {}
-    for sku in sorted(set(skus)):
+    for sku in codes:
         waiting = sorted(uow.orders.waiting([sku]), key=lambda w: _rank(w.claim))
         if not waiting:
             continue
-        lead = _lead_time(uow, sku, ctx)
+        found = lead_times.get(sku)
+        lead = ctx.policy.default_lead_time_days if found is None else found
         supply = [
             Supply(max(s.expected_on, today), s.quantity)  # overdue POs: expected any day, never in the past
             for s in uow.purchasing.supply(sku, today + timedelta(days=lead))
         ]
         etas = assign_etas([(w.claim.line_key, w.claim.wanted) for w in waiting], supply, today + timedelta(days=lead))
+        all_etas.update(etas)
         for w in waiting:
             new = etas[w.claim.line_key]
             if new != w.eta:
@@ -111,6 +113,7 @@ def refresh_etas(
         uow.orders.save_etas(updates)
     for (order_id, channel), moved in sorted(changes.items()):
         uow.record(events.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
+    return all_etas
 
 
 def _rank(claim: Claim) -> tuple[int, datetime, str, int]:
@@ -222,7 +225,9 @@ def withdraw_shrinkage(
     uow.orders.save_lines(line for _, line in found.values())
     uow.orders.record_allocations(
         [
-            AllocationRecord(r.order_id, r.line_no, r.sku, r.location, -r.quantity, "withdraw", "shrinkage", None, now)
+            AllocationRecord(
+                r.order_id, r.line_no, r.sku, r.location, -r.quantity, "withdraw", "shrinkage", None, now, r.line_key
+            )
             for r in releases
         ]
     )
@@ -348,18 +353,17 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
     uow.orders.add(order)
     uow.stock.save_levels(levels.values())
-    uow.orders.record_allocations(grant_records(grants, "arrival", None, ctx.clock.now()))
+    line_ids = {line.line_no: line.id for line in order.lines if line.id is not None}
+    uow.orders.record_allocations(grant_records(grants, "arrival", None, ctx.clock.now(), line_ids))
     backordered = [line for line in order.lines if line.backordered > 0]
-    refresh_etas(uow, {line.sku for line in backordered}, ctx, quiet_orders=frozenset({order.id}))
+    etas = refresh_etas(uow, {line.sku for line in backordered}, ctx, quiet_orders=frozenset({order.id}))
     if backordered:
-        fresh = uow.orders.get(order.id)
-        assert fresh is not None
         uow.record(
             events.BackorderCreated(
                 order.id,
                 order.channel,
                 tuple(
-                    events.BackorderedLine(line.line_no, line.sku, line.backordered, fresh.line(line.line_no).eta)
+                    events.BackorderedLine(line.line_no, line.sku, line.backordered, etas.get(line.id or -1))
                     for line in backordered
                 ),
             )
@@ -392,7 +396,7 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
             _level(levels, line.sku, location).allocated -= quantity
             records.append(
                 AllocationRecord(
-                    order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now
+                    order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now, line.id
                 )
             )
         assert released == sum(held.values())
@@ -432,14 +436,25 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
         level.allocated -= take
         level.on_hand -= take
         from_held -= take
-        records.append(AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", "ship", None, now))
+        records.append(
+            AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", "ship", None, now, line.id)
+        )
     if from_backorder:
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
         uow.catalog.ensure_location(location)
         _level(levels, line.sku, location).on_hand -= from_backorder
         records.append(
             AllocationRecord(
-                order.id, line.line_no, line.sku, location, from_backorder, "ship_direct", "ship", "unallocated", now
+                order.id,
+                line.line_no,
+                line.sku,
+                location,
+                from_backorder,
+                "ship_direct",
+                "ship",
+                "unallocated",
+                now,
+                line.id,
             )
         )
     uow.orders.save_lines([line])
@@ -638,3 +653,126 @@ HANDLERS: dict[type[commands.Command], Handler] = {
     commands.UpsertSupplier: upsert_supplier,
     commands.UpsertSku: upsert_sku,
 }
+
+
+# --- issue 3 (channels) ---------------------------------------------------------------------
+
+
+def ship_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ShipSku)
+    if cmd.quantity <= 0:
+        raise InvalidQuantity(f"shipment of {cmd.sku} on {cmd.order_id}: quantity must be positive")
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    left = cmd.quantity
+    for line in sorted(order.lines, key=lambda x: x.line_no):
+        if left == 0:
+            break
+        if line.sku != cmd.sku or not line.is_open:
+            continue
+        take = min(left, line.quantity - line.shipped)
+        if take > 0:
+            ship_line(commands.ShipLine(order.id, line.line_no, take, cmd.location), uow, ctx)
+            left -= take
+    if left == cmd.quantity:
+        raise DomainError(f"order {cmd.order_id} has no open line of {cmd.sku} to ship")
+
+
+def redact_customer(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.RedactCustomer)
+    uow.orders.redact_customer(cmd.channel, cmd.email, cmd.order_ids)
+
+
+HANDLERS[commands.ShipSku] = ship_sku
+HANDLERS[commands.RedactCustomer] = redact_customer
+
+
+
+# --- issue 5 (staff dashboard, self-service) ------------------------------------------------
+
+
+def edit_draft_purchase_order_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.EditDraftPurchaseOrderLine)
+    if cmd.quantity < 0:
+        raise InvalidQuantity(f"purchase order {cmd.po_number}: quantity cannot be negative")
+    po = uow.purchasing.get(cmd.po_number)
+    if po is None:
+        raise DomainError(f"no purchase order {cmd.po_number!r}")
+    if po.status is not PoStatus.DRAFT:
+        raise InvalidTransition(f"purchase order {po.number} is {po.status.value}: only drafts can be edited")
+    line = po.line_for(cmd.sku)
+    if line is None:
+        raise DomainError(f"purchase order {po.number} has no line for {cmd.sku}")
+    if line.quantity == cmd.quantity:
+        return
+    line.quantity = cmd.quantity
+    uow.purchasing.save(po)
+    uow.stock.lock_skus([cmd.sku])
+    refresh_etas(uow, [cmd.sku], ctx)
+
+
+def ship_available_now(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ShipAvailableNow)
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    if order.ship_complete:
+        raise InvalidTransition(f"order {order.id} ships complete: it cannot ship in part")
+    ready = [(line.line_no, line.unshipped_allocated) for line in order.lines if line.is_open and line.unshipped_allocated > 0]
+    if not ready:
+        raise InvalidTransition(f"order {order.id} has nothing in stock to ship now")
+    for line_no, units in ready:
+        ship_line(commands.ShipLine(order.id, line_no, units, cmd.location), uow, ctx)
+
+
+def substitute_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.SubstituteLine)
+    order = uow.orders.get(cmd.order_id)
+    if order is None:
+        raise UnknownOrder(cmd.order_id)
+    line = order.line(cmd.line_no)
+    if not line.is_open or line.backordered <= 0:
+        raise InvalidTransition(f"order {order.id} line {line.line_no} is not waiting for stock")
+    if cmd.substitute_sku == line.sku:
+        raise DomainError("a substitute must be a different SKU")
+    _require_skus(uow, [cmd.substitute_sku])
+    units = line.quantity - line.shipped
+    cancel_order(commands.CancelOrder(order.id, (line.line_no,), reason="substituted"), uow, ctx)
+    fresh = uow.orders.get(order.id)
+    assert fresh is not None
+    new = OrderLine(order.id, max(x.line_no for x in fresh.lines) + 1, cmd.substitute_sku, units, backordered=units)
+    uow.stock.lock_skus([cmd.substitute_sku])
+    uow.orders.add_line(fresh, new)
+    levels = uow.stock.levels([cmd.substitute_sku])
+    claim = _with_locations(
+        Claim(new.id or 0, order.id, new.line_no, new.sku, units, order.priority, order.placed_at, order.ship_complete),
+        order.channel,
+        ctx,
+    )
+    grants = allocate([claim], _pools(uow, levels))
+    for grant in grants:
+        new.take(grant.quantity)
+        _level(levels, grant.sku, grant.location).allocated += grant.quantity
+    uow.orders.save_lines([new])
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(grant_records(grants, "arrival", f"substitute:{line.sku}", ctx.clock.now()))
+    if new.backordered > 0:
+        refresh_etas(uow, [new.sku], ctx, quiet_orders=frozenset({order.id}))
+        after = uow.orders.get(order.id)
+        assert after is not None
+        uow.record(
+            events.BackorderCreated(
+                order.id,
+                order.channel,
+                (events.BackorderedLine(new.line_no, new.sku, new.backordered, after.line(new.line_no).eta),),
+            )
+        )
+    if grants:
+        uow.record(events.StockLevelChanged(new.sku))
+    check_thresholds(uow, [new.sku], ctx)
+
+
+HANDLERS[commands.EditDraftPurchaseOrderLine] = edit_draft_purchase_order_line
+HANDLERS[commands.ShipAvailableNow] = ship_available_now
+HANDLERS[commands.SubstituteLine] = substitute_line

@@ -9,7 +9,7 @@ order, so two transactions never deadlock on each other's SKUs).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -83,6 +83,7 @@ class AllocationRecord:
     source: str  # arrival | receipt | adjustment | release | bop | ship | cancel | shrinkage
     source_ref: str | None
     at: datetime
+    line_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,24 @@ class CatalogRepository(abc.ABC):
 
     def get_sku(self, code: str) -> Sku | None:
         return self.get_skus([code]).get(code)
+
+    def lead_times(self, codes: Iterable[str]) -> dict[str, int | None]:
+        """Lead time in days of each SKU's preferred supplier (item, else supplier); None when
+        the SKU has no preferred supplier. Stores may answer this in one query."""
+        result: dict[str, int | None] = {}
+        skus = self.get_skus(codes)
+        items = self.supplier_items(skus)
+        for code, sku in skus.items():
+            if not sku.preferred_supplier:
+                result[code] = None
+                continue
+            item = items.get((sku.preferred_supplier, code))
+            if item is not None and item.lead_time_days is not None:
+                result[code] = item.lead_time_days
+                continue
+            supplier = self.get_supplier(sku.preferred_supplier)
+            result[code] = supplier.lead_time_days if supplier else None
+        return result
 
 
 class StockRepository(abc.ABC):
@@ -196,6 +215,18 @@ class OrderRepository(abc.ABC):
     @abc.abstractmethod
     def held_at(self, line_id: int) -> dict[str, int]:
         """Unshipped units a line holds, by location."""
+
+    # --- issue 3 (channels): privacy redaction ---
+    def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
+        """Remove the customer's email, phone and name from this channel's orders that carry
+        ``email`` or are named in ``order_ids`` (``email=None`` and no ids: every order of the
+        channel). Returns the ids of the orders changed."""
+        raise NotImplementedError
+
+    # --- issue 5 (staff, self-service): a customer's accepted substitute ---
+    def add_line(self, order: Order, line: OrderLine) -> None:
+        """Store a new line of an existing order (ranking keys copied from ``order``); sets ``line.id``."""
+        raise NotImplementedError
 
 
 class PurchasingRepository(abc.ABC):
@@ -298,8 +329,24 @@ class UnitOfWork(abc.ABC):
     def rollback(self) -> None: ...
 
 
-def grant_records(grants: Sequence[Grant], source: str, ref: str | None, at: datetime) -> list[AllocationRecord]:
+def grant_records(
+    grants: Sequence[Grant], source: str, ref: str | None, at: datetime, line_ids: Mapping[int, int] | None = None
+) -> list[AllocationRecord]:
+    """Ledger rows for grants; ``line_ids`` maps a grant's ``line_key`` to the line id when the
+    key is not already the id (grants made before the lines were stored)."""
     return [
-        AllocationRecord(g.order_id, g.line_no, g.sku, g.location, g.quantity, "allocate", source, ref, at)
+        AllocationRecord(
+            g.order_id,
+            g.line_no,
+            g.sku,
+            g.location,
+            g.quantity,
+            "allocate",
+            source,
+            ref,
+            at,
+            line_ids[g.line_key] if line_ids is not None else g.line_key,
+        )
         for g in grants
     ]
+

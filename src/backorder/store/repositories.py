@@ -89,6 +89,21 @@ class SqlCatalog(CatalogRepository):
     def all_skus(self) -> list[Sku]:
         return [_sku_from_row(r) for r in self.conn.execute(select(t.skus).order_by(t.skus.c.code))]
 
+    def lead_times(self, codes: Iterable[str]) -> dict[str, int | None]:
+        k, i, s = t.skus.c, t.supplier_items.c, t.suppliers.c
+        result: dict[str, int | None] = {}
+        for chunk in _chunks(sorted(set(codes))):
+            q = (
+                select(k.code, k.preferred_supplier, i.lead_time_days, s.lead_time_days)
+                .select_from(t.skus)
+                .outerjoin(t.supplier_items, and_(i.sku == k.code, i.supplier == k.preferred_supplier))
+                .outerjoin(t.suppliers, s.code == k.preferred_supplier)
+                .where(k.code.in_(chunk))
+            )
+            for code, supplier, item_days, supplier_days in self.conn.execute(q):
+                result[code] = None if not supplier else (item_days if item_days is not None else supplier_days)
+        return result
+
     def upsert_sku(self, sku: Sku) -> None:
         upsert(
             self.conn,
@@ -337,25 +352,31 @@ class SqlOrders(OrderRepository):
                 created_at=self._now(),
             )
         )
+        rows = [
+            {
+                "order_id": order.id,
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "allocated": line.allocated,
+                "shipped": line.shipped,
+                "backordered": line.backordered,
+                "status": line.status.value,
+                "eta": line.eta,
+                "channel": order.channel,
+                "priority": order.priority,
+                "placed_at": order.placed_at,
+                "ship_complete": order.ship_complete,
+            }
+            for line in order.lines
+        ]
+        returned = self.conn.execute(
+            insert(t.order_lines).returning(t.order_lines.c.id, t.order_lines.c.line_no, sort_by_parameter_order=True),
+            rows,
+        )
+        ids = {line_no: line_id for line_id, line_no in returned}
         for line in order.lines:
-            result = self.conn.execute(
-                insert(t.order_lines).values(
-                    order_id=order.id,
-                    line_no=line.line_no,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    allocated=line.allocated,
-                    shipped=line.shipped,
-                    backordered=line.backordered,
-                    status=line.status.value,
-                    eta=line.eta,
-                    channel=order.channel,
-                    priority=order.priority,
-                    placed_at=order.placed_at,
-                    ship_complete=order.ship_complete,
-                )
-            )
-            line.id = int(result.inserted_primary_key[0])
+            line.id = int(ids[line.line_no])
 
     def save_lines(self, lines: Iterable[OrderLine]) -> None:
         rows = [
@@ -476,40 +497,40 @@ class SqlOrders(OrderRepository):
                 for r in records
             ],
         )
-        held_delta: dict[tuple[str, int, str, str], int] = defaultdict(int)
+        held_delta: dict[tuple[int | None, str, int, str, str], int] = defaultdict(int)
         for r in records:
-            if r.kind in ("allocate", "release", "withdraw"):
-                held_delta[(r.order_id, r.line_no, r.sku, r.location)] += r.quantity
-            elif r.kind == "ship":
-                held_delta[(r.order_id, r.line_no, r.sku, r.location)] -= r.quantity
-        if held_delta:
-            self.adjust_holdings(held_delta)
+            sign = {"allocate": 1, "release": 1, "withdraw": 1, "ship": -1}.get(r.kind)
+            if sign is not None:
+                held_delta[(r.line_id, r.order_id, r.line_no, r.sku, r.location)] += sign * r.quantity
+        if not held_delta:
+            return
+        missing = sorted({(o, n) for (i, o, n, _, _) in held_delta if i is None})
+        ids = self._line_ids(missing) if missing else {}
+        rows = [
+            {
+                "line_id": line_id if line_id is not None else ids[(order_id, line_no)],
+                "location": location,
+                "sku": sku,
+                "quantity": delta,
+            }
+            for (line_id, order_id, line_no, sku, location), delta in held_delta.items()
+        ]
+        ins = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(t.line_holdings)
+        self.conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["line_id", "location"],
+                set_={"quantity": t.line_holdings.c.quantity + ins.excluded.quantity},
+            ),
+            rows,
+        )
 
-    def adjust_holdings(self, deltas: dict[tuple[str, int, str, str], int]) -> None:
+    def _line_ids(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         c = t.order_lines.c
-        keys = sorted({(o, n) for o, n, _, _ in deltas})
         ids: dict[tuple[str, int], int] = {}
         for chunk in _chunks(sorted({o for o, _ in keys})):
             for r in self.conn.execute(select(c.id, c.order_id, c.line_no).where(c.order_id.in_(chunk))):
                 ids[(r.order_id, r.line_no)] = r.id
-        h = t.line_holdings
-        current: dict[tuple[int, str], int] = {}
-        line_ids = sorted({ids[(o, n)] for o, n, _, _ in deltas})
-        for chunk in _chunks(line_ids):
-            for r in self.conn.execute(select(h.c.line_id, h.c.location, h.c.quantity).where(h.c.line_id.in_(chunk))):
-                current[(r.line_id, r.location)] = r.quantity
-        rows = []
-        for (order_id, line_no, sku, location), delta in deltas.items():
-            line_id = ids[(order_id, line_no)]
-            rows.append(
-                {
-                    "line_id": line_id,
-                    "location": location,
-                    "sku": sku,
-                    "quantity": current.get((line_id, location), 0) + delta,
-                }
-            )
-        upsert(self.conn, h, rows, ["line_id", "location"])
+        return ids
 
     def ledger(self, order_id: str) -> list[AllocationRecord]:
         a = t.allocation_ledger.c
@@ -526,6 +547,51 @@ class SqlOrders(OrderRepository):
                 select(h.location, h.quantity).where(h.line_id == line_id, h.quantity > 0).order_by(h.location)
             )
         }
+
+    # --- issue 3 (channels): privacy redaction ---
+    def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
+        o = t.orders.c
+        clauses = []
+        if email:
+            clauses.append(func.lower(o.customer_email) == email.lower())
+        if order_ids:
+            clauses.append(o.id.in_(list(order_ids)))
+        where = o.channel == channel
+        if clauses:
+            from sqlalchemy import or_
+
+            where = and_(where, or_(*clauses))
+        elif email is not None:
+            return []
+        ids = sorted(self.conn.execute(select(o.id).where(where)).scalars())
+        for chunk in _chunks(ids):
+            self.conn.execute(
+                update(t.orders)
+                .where(o.id.in_(list(chunk)))
+                .values(customer_email=None, customer_phone=None, customer_name=None)
+            )
+        return ids
+
+    # --- issue 5 (staff, self-service): a customer's accepted substitute ---
+    def add_line(self, order: Order, line: OrderLine) -> None:
+        result = self.conn.execute(
+            insert(t.order_lines).values(
+                order_id=order.id,
+                line_no=line.line_no,
+                sku=line.sku,
+                quantity=line.quantity,
+                allocated=line.allocated,
+                shipped=line.shipped,
+                backordered=line.backordered,
+                status=line.status.value,
+                eta=line.eta,
+                channel=order.channel,
+                priority=order.priority,
+                placed_at=order.placed_at,
+                ship_complete=order.ship_complete,
+            )
+        )
+        line.id = int(result.inserted_primary_key[0])
 
 
 class SqlPurchasing(PurchasingRepository):

@@ -306,8 +306,166 @@ sandbox_messages = Table(
 # --- sales channels: inbox processing, channel mappings, sync state (issue 3) -----------------
 # (tables for channel ingress and stock sync go here; migration 0002_channels creates them)
 
+channel_items = Table(
+    "channel_items",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("item_ref", String(200), nullable=False),  # Shopify inventory item id; Woo product/variation id
+    Column("variant_ref", String(200), nullable=True),  # Shopify variant id
+    Column("parent_ref", String(200), nullable=True),  # Woo parent product of a variation
+    Column("pushed_quantity", Integer, nullable=True),  # last sellable quantity we pushed
+    Column("pushed_at", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_channel_items_channel_item_ref", "channel", "item_ref"),
+)
+
+channel_orders = Table(
+    "channel_orders",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("external_id", String(200), primary_key=True),
+    Column("order_id", String(128), nullable=False),
+    Column("version", UtcDateTime(), nullable=True),  # the source's updated_at last applied
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+channel_sync = Table(
+    "channel_sync",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("last_reconciled_at", UtcDateTime(), nullable=True),
+    Column("watermark", UtcDateTime(), nullable=True),  # newest source updated_at seen by reconciliation
+    Column("last_error", Text, nullable=True),
+)
+
+stock_push_pending = Table(
+    "stock_push_pending",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Index("ix_stock_push_pending_due_at", "due_at"),
+)
+
 # --- customer and staff messaging: consent, suppressions, delivery status (issue 4) ----------
 # (tables for notifications go here; migration 0003_messaging creates them)
 
+message_settings = Table(
+    "message_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""Messaging state that must survive restarts (e.g. the generated link-signing key)."""
+
+message_preferences = Table(
+    "message_preferences",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("channel", String(8), nullable=False),  # email | sms | both | none
+    Column("sms_consent", Boolean, nullable=False, server_default=text("false")),
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("address", String(320), primary_key=True),  # lower-cased email or E.164 phone
+    Column("kind", String(8), nullable=False),  # email | sms
+    Column("reason", String(32), nullable=False),  # stop | bounce | complaint | unsubscribe
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+)
+
+message_status = Table(
+    "message_status",
+    metadata,
+    Column("message_id", String(40), primary_key=True),  # bo-<outbox id>
+    Column("outbox_id", Id, nullable=True),
+    Column("channel", String(8), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("provider_ref", String(200), nullable=True, index=True),
+    Column("status", String(16), nullable=False),  # sent | delivered | bounced | failed | undelivered | complained
+    Column("detail", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+eta_notices = Table(
+    "eta_notices",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("eta", Date, nullable=True),
+    Column("notified_at", UtcDateTime(), nullable=False),
+)
+"""The ETA each customer was last told, per order line (ETA-change debounce)."""
+
 # --- staff users, sessions, API keys, audit log, self-service (issue 5) ------------------------
 # (tables for the dashboard and API go here; migration 0004_staff creates them)
+
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(80), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_login_at", UtcDateTime(), nullable=True),
+)
+
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie value
+    Column("user_id", Id, ForeignKey("staff_users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "user:<name>" or "ip:<address>"
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("locked_until", UtcDateTime(), nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),  # sha256 of the whole (high-entropy) key
+    Column("name", String(120), nullable=False),
+    Column("scopes", String(40), nullable=False),  # "read" or "read write"
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False, index=True),
+    Column("actor", String(200), nullable=False),  # user:<name> | apikey:<prefix> | customer:<order id>
+    Column("action", String(80), nullable=False),
+    Column("target", String(200), nullable=False, server_default=""),
+    Column("detail", JSON, nullable=False),
+    Column("outcome", String(16), nullable=False, server_default="ok"),
+)
+
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,133 @@
+"""Outbound Magento REST (Admin API, Swagger 2.0 ``admin-schema-2.4.8``):
+
+- stock: ``POST /V1/inventory/source-items`` (MSI), the sellable quantity set on ``push_source_code``;
+- orders: ``GET /V1/orders`` (find the entity id of an increment id), ``POST /V1/orders/{id}/hold`` /
+  ``/unhold`` (only when the order's state allows it), then ``POST /V1/orders/{id}/comments``.
+
+Every call is made once (``idempotent=False``); the outbox dispatcher owns retries. Hold/unhold run
+before the comment so a retried delivery does not usually repeat the comment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from backorder.connectors.base import (
+    Connector,
+    ConnectorDeps,
+    ConnectorSettings,
+    DeliveryReceipt,
+    InboundIdentity,
+    InboundRequest,
+    OrderTag,
+    ReceivesWebhooks,
+    StockUpdate,
+    SyncsStock,
+    TagsOrders,
+)
+from backorder.connectors.errors import NotConfigured, Rejected
+from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.magento import inbound, mapping
+from backorder.connectors.magento.settings import MagentoSettings
+from backorder.domain.commands import Command
+
+PROVIDER = "magento"
+SOURCE_ITEMS_BATCH = 500
+#: Order states from which Magento allows ``hold`` (Order::canHold) — ours is a subset that is safe.
+HOLDABLE_STATES = frozenset({"new", "pending_payment", "processing"})
+
+
+class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+    def __init__(self, name: str, settings: MagentoSettings, http: ProviderClient) -> None:
+        super().__init__(name, settings)
+        self.settings: MagentoSettings = settings
+        self._http = http
+        self.channel = name.removeprefix("channels.")
+
+    # ---- inbound -------------------------------------------------------------------------
+    def verify(self, request: InboundRequest) -> None:
+        inbound.verify(self.settings, request)
+
+    def identify(self, request: InboundRequest) -> InboundIdentity:
+        return inbound.identify(request)
+
+    def parse(self, topic: str, headers: Mapping[str, str], body: bytes) -> list[Command]:
+        return inbound.parse(self.settings, self.channel, topic, headers, body)
+
+    # ---- outbound ------------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        if not self.settings.base_url:
+            raise NotConfigured("base_url", provider=PROVIDER)
+        return f"{self.settings.base_url.rstrip('/')}/rest/{self.settings.store_code}/V1{path}"
+
+    def _headers(self) -> dict[str, str]:
+        token = self.settings.access_token
+        if token is None or not token.get_secret_value():
+            raise NotConfigured(f"channels.{self.channel}.access_token", provider=PROVIDER)
+        return {"Authorization": f"Bearer {token.get_secret_value()}", "Accept": "application/json"}
+
+    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        return self._http.request(method, self._url(path), json=json, params=params, headers=self._headers())
+
+    def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:
+        source = self.settings.push_source_code
+        if not source:
+            return DeliveryReceipt(detail="stock push disabled (push_source_code is not set)")
+        for start in range(0, len(updates), SOURCE_ITEMS_BATCH):
+            chunk = updates[start : start + SOURCE_ITEMS_BATCH]
+            self._call("POST", "/inventory/source-items", json=mapping.source_items_body(chunk, source))
+        shown = ", ".join(f"{u.sku}={u.available}" for u in updates[:5])
+        return DeliveryReceipt(detail=f"set {len(updates)} source item(s) at {source}: {shown}")
+
+    def _find_order(self, increment_id: str) -> Mapping[str, Any]:
+        prefix = "searchCriteria[filterGroups][0][filters][0]"
+        answer = self._call(
+            "GET",
+            "/orders",
+            params={
+                f"{prefix}[field]": "increment_id",
+                f"{prefix}[value]": increment_id,
+                f"{prefix}[conditionType]": "eq",
+                "searchCriteria[pageSize]": 1,
+            },
+        ).json()
+        items = answer.get("items") if isinstance(answer, dict) else None
+        if not items:
+            raise Rejected(404, provider=PROVIDER, detail=f"Magento has no order {increment_id}")
+        order = items[0]
+        if not isinstance(order, dict) or not isinstance(order.get("entity_id"), int):
+            raise Rejected(200, provider=PROVIDER, detail=f"Magento's answer for order {increment_id} has no entity_id")
+        return order
+
+    def tag_order(self, tag: OrderTag) -> DeliveryReceipt:
+        increment_id = mapping.increment_id_of(self.channel, tag.channel_order_ref)
+        order = self._find_order(increment_id)
+        entity_id = int(order["entity_id"])
+        state = str(order.get("state") or "")
+        done = []
+        if self.settings.hold_backordered_orders:
+            if tag.backordered and state in HOLDABLE_STATES:
+                self._call("POST", f"/orders/{entity_id}/hold")
+                done.append("held")
+            elif not tag.backordered and state == "holded":
+                self._call("POST", f"/orders/{entity_id}/unhold")
+                done.append("released")
+        self._call("POST", f"/orders/{entity_id}/comments", json=mapping.comment_body(entity_id, tag.note))
+        done.append("commented")
+        return DeliveryReceipt(provider_ref=str(entity_id), detail=f"order {increment_id}: {', '.join(done)}")
+
+
+def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> MagentoConnector:
+    assert isinstance(settings, MagentoSettings)
+    factory = deps.http_client_factory or (lambda _name: httpx.Client())
+    hosts = [httpx.URL(settings.base_url).host] if settings.base_url else []
+    http_settings = HttpSettings(
+        connect_timeout=min(5.0, settings.timeout_seconds),
+        read_timeout=settings.timeout_seconds,
+        max_attempts=1,
+        allowed_hosts=[h for h in hosts if h],
+    )
+    return MagentoConnector(name, settings, ProviderClient(factory(name), http_settings, provider=PROVIDER))

@@ -1,0 +1,145 @@
+"""Magento data ↔ ours: event payloads into canonical commands, our updates into REST bodies.
+
+Order ids are ``{channel}-{increment_id}`` (the number the customer sees); line numbers are
+Magento's order ``item_id``, so a shipment or a partial cancellation names the same line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from backorder.connectors.base import StockUpdate
+from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.standard_webhooks import Envelope, as_int, as_text, parse_time
+from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel, ShipLine
+
+#: Event types the Backorder_Sync module sends (see integrations/magento/README.md).
+MODULE_TOPICS = ("order.placed", "order.cancelled", "shipment.created", "stock.source_items", "stock.item")
+#: Adobe Commerce webhook events we understand (``eventName`` of observer.* webhooks).
+ADOBE_EVENTS = ("sales_order_place_after", "order_cancel_after")
+
+
+def order_id(channel: str, increment_id: str) -> str:
+    return f"{channel}-{increment_id}"
+
+
+def increment_id_of(channel: str, our_order_id: str) -> str:
+    return our_order_id.removeprefix(f"{channel}-")
+
+
+def _items(data: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise MalformedPayload(f"{where}: {key} must be a list of objects")
+    return items
+
+
+def _name(first: Any, last: Any) -> str | None:
+    name = " ".join(str(p).strip() for p in (first, last) if isinstance(p, str) and p.strip())
+    return name or None
+
+
+def place_order(channel: str, order: Mapping[str, Any], where: str) -> PlaceOrder:
+    increment = as_text(order, "increment_id", where)
+    lines = []
+    for item in _items(order, "items", where):
+        if item.get("parent_item_id"):  # configurable/bundle children: the parent line carries the SKU
+            continue
+        qty = as_int(item, "qty_ordered", f"{where} item")
+        if qty <= 0:
+            continue
+        lines.append(NewLine(as_int(item, "item_id", f"{where} item"), as_text(item, "sku", f"{where} item"), qty))
+    if not lines:
+        raise MalformedPayload(f"{where}: order {increment} has no lines with a quantity")
+    email = order.get("customer_email")
+    phone = order.get("customer_telephone") or order.get("telephone")
+    name = order.get("customer_name") or _name(order.get("customer_firstname"), order.get("customer_lastname"))
+    return PlaceOrder(
+        order_id=order_id(channel, increment),
+        channel=channel,
+        placed_at=parse_time(order.get("created_at"), f"{where}: created_at"),
+        lines=tuple(lines),
+        customer_email=email if isinstance(email, str) and email else None,
+        customer_phone=phone if isinstance(phone, str) and phone else None,
+        customer_name=name if isinstance(name, str) and name else None,
+    )
+
+
+def stock_levels(
+    channel: str,
+    items: Iterable[Mapping[str, Any]],
+    observed_at: datetime,
+    source_locations: Mapping[str, str],
+    where: str,
+) -> list[Command]:
+    commands: list[Command] = []
+    for item in items:
+        source = as_text(item, "source_code", where)
+        location = source_locations.get(source)
+        if location is None:
+            continue  # not a source we read (e.g. the one we push to): see MagentoSettings.source_locations
+        commands.append(
+            SetStockLevel(
+                sku=as_text(item, "sku", where),
+                location=location,
+                on_hand=max(0, as_int(item, "quantity", where)),
+                observed_at=observed_at,
+                source=f"magento:{channel}",
+            )
+        )
+    return commands
+
+
+def from_module_event(channel: str, envelope: Envelope, source_locations: Mapping[str, str]) -> list[Command]:
+    data, kind = envelope.data, envelope.type
+    if kind == "order.placed":
+        return [place_order(channel, data, kind)]
+    if kind == "order.cancelled":
+        return [CancelOrder(order_id(channel, as_text(data, "increment_id", kind)), reason="cancelled in Magento")]
+    if kind == "shipment.created":
+        oid = order_id(channel, as_text(data, "order_increment_id", kind))
+        source = data.get("source_code")
+        location = source_locations.get(source) if isinstance(source, str) else None
+        return [
+            ShipLine(oid, as_int(i, "order_item_id", kind), as_int(i, "qty", kind), location)
+            for i in _items(data, "items", kind)
+            if as_int(i, "qty", kind) > 0
+        ]
+    if kind == "stock.source_items":
+        return stock_levels(channel, _items(data, "items", kind), envelope.timestamp, source_locations, kind)
+    if kind == "stock.item":
+        item = {**data, "source_code": data.get("source_code") or "default", "quantity": data.get("qty")}
+        return stock_levels(channel, [item], envelope.timestamp, source_locations, kind)
+    raise MalformedPayload(f"unknown Backorder_Sync event type {kind!r}; known: {', '.join(MODULE_TOPICS)}")
+
+
+def from_adobe_webhook(channel: str, payload: Mapping[str, Any]) -> list[Command]:
+    """Adobe Commerce ``observer.*`` webhooks: ``{"eventName": ..., "data": {"order": {...}}}``."""
+    event = str(payload.get("eventName") or "").removeprefix("observer.")
+    data = payload.get("data")
+    order = data.get("order") if isinstance(data, dict) else None
+    if not isinstance(order, dict):
+        raise MalformedPayload(f"Adobe Commerce webhook {event or '(no eventName)'}: data.order is missing")
+    if event == "sales_order_place_after":
+        return [place_order(channel, order, event)]
+    if event == "order_cancel_after":
+        return [CancelOrder(order_id(channel, as_text(order, "increment_id", event)), reason="cancelled in Magento")]
+    raise MalformedPayload(f"Adobe Commerce webhook {event!r} is not handled; known: {', '.join(ADOBE_EVENTS)}")
+
+
+def source_items_body(updates: Sequence[StockUpdate], source_code: str) -> dict[str, Any]:
+    """``POST /V1/inventory/source-items``: absolute quantity per SKU at our push source; a
+    source item is "in stock" (status 1) only when something can be sold."""
+    return {
+        "sourceItems": [
+            {"sku": u.sku, "source_code": source_code, "quantity": max(0, u.available), "status": 1 if u.available > 0 else 0}
+            for u in updates
+        ]
+    }
+
+
+def comment_body(entity_id: int, note: str) -> dict[str, Any]:
+    """``POST /V1/orders/{id}/comments``: an internal note, not e-mailed, not shown to the customer."""
+    return {"statusHistory": {"comment": note, "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": entity_id}}

@@ -1,0 +1,158 @@
+"""Outbound SFCC calls, all with one Account Manager client-credentials token (cached until shortly
+before it expires, dropped on a 401 and fetched again once):
+
+- stock: OCAPI Data API ``PATCH {base_url}/s/-/dw/data/{version}/inventory_lists/{list}/
+  product_inventory_records/{product_id}`` with ``{"allocation": {"amount": n}}``;
+- orders: SCAPI Orders (``orders-oas-v1``) ``PUT .../orders/{orderNo}/export-status`` (hold from /
+  release to export) and ``PATCH .../orders/{orderNo}`` setting the note and status custom attributes.
+
+Calls are made once; the outbox dispatcher owns retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from backorder.connectors.base import (
+    Connector,
+    ConnectorDeps,
+    ConnectorSettings,
+    DeliveryReceipt,
+    InboundIdentity,
+    InboundRequest,
+    OrderTag,
+    ReceivesWebhooks,
+    StockUpdate,
+    SyncsStock,
+    TagsOrders,
+)
+from backorder.connectors.errors import NotConfigured, Rejected
+from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.sfcc import mapping
+from backorder.connectors.sfcc.settings import SfccSettings
+from backorder.connectors.standard_webhooks import identify_standard, parse_envelope, verify_signed
+from backorder.domain.commands import Command
+
+PROVIDER = "sfcc"
+TOKEN_MARGIN_SECONDS = 60.0
+
+
+class AccountManagerToken:
+    """Client-credentials token from Account Manager, cached until ``expires_in`` minus a margin."""
+
+    def __init__(self, http: ProviderClient, settings: SfccSettings, clock: Callable[[], float]) -> None:
+        self._http = http
+        self._settings = settings
+        self._clock = clock
+        self._token: str | None = None
+        self._until = 0.0
+
+    def get(self) -> tuple[str, bool]:
+        """The token and whether it came from the cache."""
+        if self._token is not None and self._clock() < self._until:
+            return self._token, True
+        s = self._settings
+        if not s.client_id or s.client_secret is None:
+            raise NotConfigured(f"channels.<id>.client_id / client_secret", provider=PROVIDER)
+        data = {"grant_type": "client_credentials"}
+        if s.scopes:
+            data["scope"] = " ".join(s.scopes)
+        answer = self._http.request("POST", s.token_url, data=data, auth=(s.client_id, s.client_secret.get_secret_value()))
+        try:
+            body = answer.json()
+            token = str(body["access_token"])
+            expires_in = float(body.get("expires_in", 1799))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Rejected(answer.status_code, provider=PROVIDER, detail="Account Manager answered without an access_token") from exc
+        self._token = token
+        self._until = self._clock() + max(0.0, expires_in - TOKEN_MARGIN_SECONDS)
+        return token, False
+
+    def drop(self) -> None:
+        self._token = None
+
+
+class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+    def __init__(self, name: str, settings: SfccSettings, http: ProviderClient, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name, settings)
+        self.settings: SfccSettings = settings
+        self._http = http
+        self._token = AccountManagerToken(http, settings, clock)
+        self.channel = name.removeprefix("channels.")
+
+    # ---- inbound -------------------------------------------------------------------------
+    def verify(self, request: InboundRequest) -> None:
+        verify_signed(request, self.settings.all_webhook_secrets())
+
+    def identify(self, request: InboundRequest) -> InboundIdentity:
+        return identify_standard(request)
+
+    def parse(self, topic: str, headers: Mapping[str, str], body: bytes) -> list[Command]:
+        return mapping.from_cartridge_event(self.channel, parse_envelope(body), self.settings.inventory_locations)
+
+    # ---- outbound ------------------------------------------------------------------------
+    def _call(self, method: str, url: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        token, cached = self._token.get()
+        try:
+            return self._http.request(method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"})
+        except Rejected as exc:
+            if exc.status_code != 401 or not cached:
+                raise
+            self._token.drop()  # revoked or expired early: one fresh token, one more try
+            token, _ = self._token.get()
+            return self._http.request(method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"})
+
+    def _require(self, *keys: str) -> None:
+        for key in keys:
+            if not getattr(self.settings, key):
+                raise NotConfigured(f"channels.{self.channel}.{key}", provider=PROVIDER)
+
+    def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:
+        self._require("base_url", "inventory_list_id")
+        s = self.settings
+        root = f"{(s.base_url or '').rstrip('/')}/s/-/dw/data/{s.ocapi_version}/inventory_lists/{quote(s.inventory_list_id or '', safe='')}"
+        for update in updates:
+            url = f"{root}/product_inventory_records/{quote(update.sku, safe='')}"
+            self._call("PATCH", url, json=mapping.inventory_patch_body(update.available))
+        shown = ", ".join(f"{u.sku}={u.available}" for u in updates[:5])
+        return DeliveryReceipt(detail=f"set allocation of {len(updates)} record(s) in {s.inventory_list_id}: {shown}")
+
+    def tag_order(self, tag: OrderTag) -> DeliveryReceipt:
+        self._require("organization_id", "site_id")
+        root = self.settings.scapi_root()
+        if not root:
+            raise NotConfigured(f"channels.{self.channel}.short_code", provider=PROVIDER)
+        order_no = mapping.order_no_of(self.channel, tag.channel_order_ref)
+        base = (
+            f"{root}/checkout/orders/v1/organizations/{quote(self.settings.organization_id or '', safe='')}"
+            f"/orders/{quote(order_no, safe='')}"
+        )
+        params = {"siteId": self.settings.site_id}
+        done = []
+        if self.settings.hold_via_export_status:
+            status = "not_exported" if tag.backordered else "ready"
+            self._call("PUT", f"{base}/export-status", json={"status": status}, params=params)
+            done.append(f"export status {status}")
+        body = mapping.order_update_body(self.settings.note_attribute, self.settings.status_attribute, tag.backordered, tag.note)
+        self._call("PATCH", base, json=body, params=params)
+        done.append("note set")
+        return DeliveryReceipt(provider_ref=order_no, detail=f"order {order_no}: {', '.join(done)}")
+
+
+def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> SfccConnector:
+    assert isinstance(settings, SfccSettings)
+    factory = deps.http_client_factory or (lambda _name: httpx.Client())
+    hosts = {httpx.URL(u).host for u in (settings.base_url, settings.token_url, settings.scapi_root()) if u}
+    http_settings = HttpSettings(
+        connect_timeout=min(5.0, settings.timeout_seconds),
+        read_timeout=settings.timeout_seconds,
+        max_attempts=1,
+        allowed_hosts=sorted(h for h in hosts if h),
+    )
+    clock = deps.extras.get("monotonic_clock") or time.monotonic
+    return SfccConnector(name, settings, ProviderClient(factory(name), http_settings, provider=PROVIDER), clock)

@@ -1,0 +1,87 @@
+"""SFCC data ↔ ours. Order ids are ``{channel}-{order_no}``; line numbers are the product line
+items' ``position``. Stock read from SFCC is the record's ``allocation`` (the imported count) as of
+its ``allocation_reset_date``: SFCC's stock level (allocation minus turnover) already subtracts
+orders we also hold, so it is not on-hand stock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.standard_webhooks import Envelope, as_int, as_text, parse_time
+from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel
+
+CARTRIDGE_TOPICS = ("order.created", "order.cancelled", "inventory.records")
+
+
+def order_id(channel: str, order_no: str) -> str:
+    return f"{channel}-{order_no}"
+
+
+def order_no_of(channel: str, our_order_id: str) -> str:
+    return our_order_id.removeprefix(f"{channel}-")
+
+
+def _objects(data: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise MalformedPayload(f"{where}: {key} must be a list of objects")
+    return items
+
+
+def _optional(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def from_cartridge_event(channel: str, envelope: Envelope, inventory_locations: Mapping[str, str]) -> list[Command]:
+    data, kind = envelope.data, envelope.type
+    if kind == "order.created":
+        order_no = as_text(data, "order_no", kind)
+        lines = tuple(
+            NewLine(as_int(i, "position", kind), as_text(i, "product_id", kind), as_int(i, "quantity", kind))
+            for i in _objects(data, "product_line_items", kind)
+            if as_int(i, "quantity", kind) > 0
+        )
+        if not lines:
+            raise MalformedPayload(f"{kind}: order {order_no} has no product line items")
+        return [
+            PlaceOrder(
+                order_id=order_id(channel, order_no),
+                channel=channel,
+                placed_at=parse_time(data.get("creation_date"), f"{kind}: creation_date"),
+                lines=lines,
+                customer_email=_optional(data, "customer_email"),
+                customer_phone=_optional(data, "phone"),
+                customer_name=_optional(data, "customer_name"),
+            )
+        ]
+    if kind == "order.cancelled":
+        return [CancelOrder(order_id(channel, as_text(data, "order_no", kind)), reason="cancelled in SFCC")]
+    if kind == "inventory.records":
+        location = inventory_locations.get(as_text(data, "inventory_list_id", kind))
+        records = _objects(data, "records", kind)
+        if location is None:
+            return []  # not a list we read (e.g. the one we push to): see SfccSettings.inventory_locations
+        return [
+            SetStockLevel(
+                sku=as_text(r, "product_id", kind),
+                location=location,
+                on_hand=max(0, as_int(r, "allocation", kind)),
+                observed_at=parse_time(r.get("allocation_reset_date"), f"{kind}: allocation_reset_date"),
+                source=f"sfcc:{channel}",
+            )
+            for r in records
+        ]
+    raise MalformedPayload(f"unknown int_backorder event type {kind!r}; known: {', '.join(CARTRIDGE_TOPICS)}")
+
+
+def inventory_patch_body(available: int) -> dict[str, Any]:
+    """OCAPI Data ``PATCH .../product_inventory_records/{product_id}``: set the allocation."""
+    return {"allocation": {"amount": max(0, available)}}
+
+
+def order_update_body(settings_note: str, settings_status: str, backordered: bool, note: str) -> dict[str, Any]:
+    """SCAPI Orders ``PATCH /orders/{orderNo}`` (OrderUpdateRequest: only ``c_`` attributes)."""
+    return {settings_note: note[:4000], settings_status: "backordered" if backordered else "released"}

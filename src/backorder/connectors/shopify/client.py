@@ -1,0 +1,388 @@
+"""Shopify Admin GraphQL: stock (``inventorySetQuantities`` with compare-and-set), order tags
+and fulfillment holds, webhook subscriptions, and the reconciliation pull.
+
+Idempotency: the vendored Admin SDL (Dec 2024 snapshot) has no ``@idempotent`` directive, so none
+is sent. A stock push is safe to repeat anyway: it sets an absolute quantity, each attempt reads
+the current quantity first and sends it as ``compareQuantity`` (a concurrent change makes Shopify
+refuse the write, and the retry reads again), and ``referenceDocumentUri`` names our outbox
+message so every adjustment is traceable to one delivery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from backorder.connectors.base import (
+    Connector,
+    ConnectorDeps,
+    ConnectorSettings,
+    DeliveryReceipt,
+    OrderTag,
+    ReceivesWebhooks,
+    StockUpdate,
+    SyncsStock,
+    TagsOrders,
+)
+from backorder.connectors.errors import FatalError, NotConfigured, RateLimited, RetryableError
+from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.shopify import mapping
+from backorder.connectors.shopify.inbound import ShopifyInbound
+from backorder.connectors.shopify.settings import ShopifySettings
+
+ITEMS_BY_SKU = """
+query ItemsBySku($query: String!, $first: Int!) {
+  productVariants(first: $first, query: $query) {
+    nodes { id sku inventoryItem { id } }
+  }
+}
+"""
+
+CURRENT_LEVELS = """
+query CurrentLevels($ids: [ID!]!, $locationId: ID!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
+      id
+      inventoryLevel(locationId: $locationId) { quantities(names: ["available"]) { name quantity } }
+    }
+  }
+}
+"""
+
+SET_QUANTITIES = """
+mutation SetAvailable($input: InventorySetQuantitiesInput!) {
+  inventorySetQuantities(input: $input) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+TAGS_ADD = """
+mutation TagOrder($id: ID!, $tags: [String!]!) {
+  tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
+}
+"""
+
+TAGS_REMOVE = """
+mutation UntagOrder($id: ID!, $tags: [String!]!) {
+  tagsRemove(id: $id, tags: $tags) { node { id } userErrors { field message } }
+}
+"""
+
+FULFILLMENT_ORDERS = """
+query OrderFulfillmentOrders($id: ID!) {
+  order(id: $id) {
+    id
+    fulfillmentOrders(first: 20) { nodes { id status fulfillmentHolds { id handle } } }
+  }
+}
+"""
+
+HOLD = """
+mutation HoldFulfillmentOrder($id: ID!, $hold: FulfillmentOrderHoldInput!) {
+  fulfillmentOrderHold(id: $id, fulfillmentHold: $hold) {
+    fulfillmentHold { id }
+    userErrors { field message }
+  }
+}
+"""
+
+RELEASE = """
+mutation ReleaseFulfillmentOrder($id: ID!, $holdIds: [ID!]) {
+  fulfillmentOrderReleaseHold(id: $id, holdIds: $holdIds) {
+    fulfillmentOrder { id }
+    userErrors { field message }
+  }
+}
+"""
+
+SUBSCRIBE = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}
+"""
+
+VARIANTS_PAGE = """
+query VariantsPage($after: String) {
+  productVariants(first: 250, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id sku inventoryItem { id } }
+  }
+}
+"""
+
+RECENT_ORDERS = """
+query RecentOrders($query: String!, $after: String) {
+  orders(first: 50, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id name createdAt updatedAt cancelledAt email phone
+      customer { firstName lastName }
+      lineItems(first: 100) { nodes { id sku quantity } }
+    }
+  }
+}
+"""
+
+DOCUMENTS = {
+    "ItemsBySku": ITEMS_BY_SKU,
+    "CurrentLevels": CURRENT_LEVELS,
+    "SetAvailable": SET_QUANTITIES,
+    "TagOrder": TAGS_ADD,
+    "UntagOrder": TAGS_REMOVE,
+    "OrderFulfillmentOrders": FULFILLMENT_ORDERS,
+    "HoldFulfillmentOrder": HOLD,
+    "ReleaseFulfillmentOrder": RELEASE,
+    "Subscribe": SUBSCRIBE,
+    "VariantsPage": VARIANTS_PAGE,
+    "RecentOrders": RECENT_ORDERS,
+}
+"""Every document we send (the contract test validates each against the vendored SDL)."""
+
+SUBSCRIBED_TOPICS = {
+    "orders/create": "ORDERS_CREATE",
+    "orders/updated": "ORDERS_UPDATED",
+    "orders/cancelled": "ORDERS_CANCELLED",
+    "fulfillments/create": "FULFILLMENTS_CREATE",
+    "inventory_levels/update": "INVENTORY_LEVELS_UPDATE",
+}
+HOLD_HANDLE = "backorder"
+MAX_PAGES = 40
+
+
+def _gid(kind: str, number: str) -> str:
+    return number if number.startswith("gid://") else f"gid://shopify/{kind}/{number}"
+
+
+class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+    settings: ShopifySettings
+
+    def __init__(self, name: str, settings: ShopifySettings, deps: ConnectorDeps) -> None:
+        Connector.__init__(self, name, settings)
+        self.channel = name.removeprefix("channels.")
+        self.rate_per_second = settings.rate_per_second
+        self.directory: mapping.ItemDirectory = deps.extras.get("item_directory") or mapping.MemoryDirectory()
+        factory = deps.http_client_factory
+        self._client_factory = (lambda: factory(name)) if factory else self._default_client
+        self._http: ProviderClient | None = None
+
+    def _default_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.settings.api_base())
+
+    def bind_directory(self, directory: mapping.ItemDirectory) -> None:
+        self.directory = directory
+
+    def rate_limit_key(self, payload: Any) -> str | None:
+        return f"shopify:{self.settings.shop_domain or self.settings.base_url}"
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _client(self) -> ProviderClient:
+        if self._http is None:
+            self._http = ProviderClient(
+                self._client_factory(),
+                HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)),
+                provider="shopify",
+            )
+        return self._http
+
+    def graphql(self, document: str, variables: dict[str, Any], *, idempotent: bool = False) -> dict[str, Any]:
+        token = self.settings.access_token
+        if token is None:
+            raise NotConfigured(f"channels.{self.channel}.access_token", provider="shopify")
+        response = self._client().request(
+            "POST",
+            self.settings.graphql_path(),
+            json={"query": document, "variables": variables},
+            headers={"X-Shopify-Access-Token": token.get_secret_value()},
+            idempotent=idempotent,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            raise FatalError("shopify answered with something that is not JSON", provider="shopify") from None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            throttled = [e for e in errors if (e.get("extensions") or {}).get("code") == "THROTTLED"]
+            if throttled:
+                raise RateLimited(_throttle_wait(body), provider="shopify")
+            raise FatalError(f"shopify GraphQL errors: {json.dumps(errors)[:400]}", provider="shopify")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise FatalError("shopify GraphQL answer has no data", provider="shopify")
+        return data
+
+    # --- items -----------------------------------------------------------------------------
+
+    def resolve_items(self, skus: Sequence[str]) -> dict[str, mapping.ItemRef]:
+        known = self.directory.find(skus)
+        missing = [s for s in skus if s not in known]
+        if missing:
+            query = " OR ".join(f"sku:{json.dumps(s)}" for s in missing)
+            data = self.graphql(ITEMS_BY_SKU, {"query": query, "first": min(250, len(missing) * 2)}, idempotent=True)
+            found = []
+            for node in (data.get("productVariants") or {}).get("nodes") or []:
+                item = mapping.gid_number((node.get("inventoryItem") or {}).get("id"))
+                if node.get("sku") in missing and item:
+                    found.append(ItemRefFrom(node, item))
+            self.directory.remember(found)
+            known.update({i.sku: i for i in found})
+        return known
+
+    # --- SyncsStock ------------------------------------------------------------------------
+
+    def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:
+        location = self.settings.push_location()
+        if location is None:
+            raise NotConfigured(f"channels.{self.channel}.stock_location_id", provider="shopify")
+        items = self.resolve_items([u.sku for u in updates])
+        present = [u for u in updates if u.sku in items]
+        absent = sorted(u.sku for u in updates if u.sku not in items)
+        if not present:
+            return DeliveryReceipt(detail=f"no Shopify variant has SKU {', '.join(absent)}; nothing pushed")
+        location_gid = _gid("Location", location)
+        item_gids = {u.sku: _gid("InventoryItem", items[u.sku].item_ref) for u in present}
+        levels = self.graphql(CURRENT_LEVELS, {"ids": list(item_gids.values()), "locationId": location_gid}, idempotent=True)
+        current: dict[str, int | None] = {}
+        for node in levels.get("nodes") or []:
+            if not node:
+                continue
+            quantities = ((node.get("inventoryLevel") or {}).get("quantities")) or []
+            current[node["id"]] = next((q["quantity"] for q in quantities if q.get("name") == "available"), None)
+        quantities = []
+        for update in present:
+            entry: dict[str, Any] = {
+                "inventoryItemId": item_gids[update.sku],
+                "locationId": location_gid,
+                "quantity": update.available,
+                "compareQuantity": current.get(item_gids[update.sku]),
+            }
+            quantities.append(entry)
+        data = self.graphql(
+            SET_QUANTITIES,
+            {
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "referenceDocumentUri": f"backorder://outbox/{updates[0].message_id or 'manual'}",
+                    "ignoreCompareQuantity": False,
+                    "quantities": quantities,
+                }
+            },
+        )
+        errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
+        if any(e.get("code") == "COMPARE_QUANTITY_STALE" for e in errors):
+            raise RetryableError("shopify: the quantity changed while we set it (compare-and-set); will read again", provider="shopify")
+        if errors:
+            raise FatalError(f"shopify refused the quantities: {json.dumps(errors)[:400]}", provider="shopify")
+        group = ((data.get("inventorySetQuantities") or {}).get("inventoryAdjustmentGroup") or {}).get("id")
+        detail = f"set available of {len(present)} SKU(s) at location {location}"
+        if absent:
+            detail += f"; not on Shopify: {', '.join(absent)}"
+        return DeliveryReceipt(provider_ref=group, detail=detail)
+
+    # --- TagsOrders ------------------------------------------------------------------------
+
+    def tag_order(self, tag: OrderTag) -> DeliveryReceipt:
+        external = mapping.external_from_order_id(self.channel, tag.channel_order_ref)
+        order_gid = _gid("Order", external)
+        tags = [self.settings.tag]
+        document, field = (TAGS_ADD, "tagsAdd") if tag.backordered else (TAGS_REMOVE, "tagsRemove")
+        data = self.graphql(document, {"id": order_gid, "tags": tags}, idempotent=True)
+        _user_errors(data, field)
+        found = self.graphql(FULFILLMENT_ORDERS, {"id": order_gid}, idempotent=True)
+        orders = (((found.get("order") or {}).get("fulfillmentOrders") or {}).get("nodes")) or []
+        changed = 0
+        for fo in orders:
+            ours = [h["id"] for h in fo.get("fulfillmentHolds") or [] if h.get("handle") == HOLD_HANDLE]
+            if tag.backordered and fo.get("status") == "OPEN" and not ours:
+                hold = {"reason": "INVENTORY_OUT_OF_STOCK", "reasonNotes": tag.note[:250], "handle": HOLD_HANDLE}
+                _user_errors(self.graphql(HOLD, {"id": fo["id"], "hold": hold}), "fulfillmentOrderHold")
+                changed += 1
+            elif not tag.backordered and ours:
+                data = self.graphql(RELEASE, {"id": fo["id"], "holdIds": ours}, idempotent=True)
+                _user_errors(data, "fulfillmentOrderReleaseHold")
+                changed += 1
+        verb = "tagged and held" if tag.backordered else "untagged and released"
+        return DeliveryReceipt(provider_ref=order_gid, detail=f"{verb} order {external} ({changed} fulfillment order(s))")
+
+    # --- connect and reconcile -------------------------------------------------------------
+
+    def connect(self, public_url: str) -> list[str]:
+        """Subscribe our webhook URL to every topic, and load the SKU ↔ inventory item map."""
+        callback = f"{public_url.rstrip('/')}/webhooks/shopify/{self.channel}"
+        done = []
+        for topic, enum in SUBSCRIBED_TOPICS.items():
+            data = self.graphql(SUBSCRIBE, {"topic": enum, "subscription": {"callbackUrl": callback, "format": "JSON"}})
+            errors = (data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
+            if errors and not all("taken" in (e.get("message") or "").lower() for e in errors):
+                raise FatalError(f"shopify refused the {topic} subscription: {json.dumps(errors)[:300]}", provider="shopify")
+            done.append(f"{topic} → {callback}")
+        after: str | None = None
+        mapped = 0
+        for _ in range(MAX_PAGES):
+            page = self.graphql(VARIANTS_PAGE, {"after": after}, idempotent=True).get("productVariants") or {}
+            found = [
+                ItemRefFrom(n, mapping.gid_number((n.get("inventoryItem") or {}).get("id")) or "")
+                for n in page.get("nodes") or []
+                if n.get("sku")
+            ]
+            self.directory.remember([f for f in found if f.item_ref])
+            mapped += len(found)
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                break
+            after = info.get("endCursor")
+        done.append(f"{mapped} variant(s) mapped by SKU")
+        return done
+
+    def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
+        """Orders updated after ``since`` as (event key, webhook-shaped body, updated at)."""
+        query = f"updated_at:>'{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        after: str | None = None
+        found = []
+        for _ in range(MAX_PAGES):
+            page = self.graphql(RECENT_ORDERS, {"query": query, "after": after}, idempotent=True).get("orders") or {}
+            for node in page.get("nodes") or []:
+                body = mapping.order_from_graphql(node)
+                updated = mapping.parse_time(node.get("updatedAt"), "updatedAt")
+                found.append((f"reconcile:{node.get('id')}:{node.get('updatedAt')}", json.dumps(body).encode(), updated))
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                break
+            after = info.get("endCursor")
+        return found
+
+
+def ItemRefFrom(node: dict[str, Any], item: str) -> mapping.ItemRef:  # noqa: N802 - a constructor helper
+    return mapping.ItemRef(node["sku"], item, mapping.gid_number(node.get("id")))
+
+
+def _user_errors(data: dict[str, Any], field: str) -> None:
+    errors = (data.get(field) or {}).get("userErrors") or []
+    if errors:
+        raise FatalError(f"shopify {field}: {json.dumps(errors)[:400]}", provider="shopify")
+
+
+def _throttle_wait(body: dict[str, Any]) -> float:
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        needed = float(cost.get("requestedQueryCost", 0)) - float(status.get("currentlyAvailable", 0))
+        rate = float(status.get("restoreRate", 50)) or 50.0
+        return max(1.0, needed / rate)
+    except (TypeError, ValueError):
+        return 2.0
+
+
+def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> Connector:
+    assert isinstance(settings, ShopifySettings)
+    return ShopifyConnector(name, settings, deps)

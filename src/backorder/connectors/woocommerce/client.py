@@ -1,0 +1,199 @@
+"""WooCommerce REST API v3 (https://woocommerce.github.io/woocommerce-rest-api-docs/): stock
+through the products and variations batch endpoints, a note and meta on backordered orders,
+webhooks created by ``connect``, and the reconciliation pull (``GET /orders?modified_after=``).
+
+Authentication is HTTP basic with the consumer key and secret (the docs' method over HTTPS).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from backorder.connectors.base import (
+    Connector,
+    ConnectorDeps,
+    ConnectorSettings,
+    DeliveryReceipt,
+    OrderTag,
+    ReceivesWebhooks,
+    StockUpdate,
+    SyncsStock,
+    TagsOrders,
+)
+from backorder.connectors.errors import FatalError, NotConfigured
+from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.woocommerce import mapping
+from backorder.connectors.woocommerce.inbound import WooInbound
+from backorder.connectors.woocommerce.settings import WooCommerceSettings
+
+API = "/wp-json/wc/v3"
+WEBHOOK_TOPICS = ("order.created", "order.updated", "order.deleted", "product.updated")
+MAX_PAGES = 40
+PER_PAGE = 50
+
+
+class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+    settings: WooCommerceSettings
+
+    def __init__(self, name: str, settings: WooCommerceSettings, deps: ConnectorDeps) -> None:
+        Connector.__init__(self, name, settings)
+        self.channel = name.removeprefix("channels.")
+        self.rate_per_second = settings.rate_per_second
+        self.directory: mapping.ItemDirectory = deps.extras.get("item_directory") or mapping.MemoryDirectory()
+        factory = deps.http_client_factory
+        self._client_factory = (lambda: factory(name)) if factory else self._default_client
+        self._http: ProviderClient | None = None
+
+    def _default_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.settings.api_base())
+
+    def bind_directory(self, directory: mapping.ItemDirectory) -> None:
+        self.directory = directory
+
+    def rate_limit_key(self, payload: Any) -> str | None:
+        return f"woocommerce:{self.settings.api_base()}"
+
+    def _client(self) -> ProviderClient:
+        if self._http is None:
+            self._http = ProviderClient(
+                self._client_factory(), HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)), provider="woocommerce"
+            )
+        return self._http
+
+    def _call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
+              idempotent: bool = False) -> Any:
+        key, secret = self.settings.consumer_key, self.settings.consumer_secret
+        if key is None or secret is None:
+            raise NotConfigured(f"channels.{self.channel}.consumer_key", provider="woocommerce")
+        response = self._client().request(
+            method, f"{API}{path}", json=json_body, params=params,
+            auth=(key.get_secret_value(), secret.get_secret_value()), idempotent=idempotent,
+        )
+        try:
+            return response.json()
+        except ValueError:
+            raise FatalError(f"woocommerce answered {method} {path} with something that is not JSON", provider="woocommerce") from None
+
+    # --- items -----------------------------------------------------------------------------
+
+    def resolve_items(self, skus: Sequence[str]) -> dict[str, mapping.ItemRef]:
+        known = self.directory.find(skus)
+        found = []
+        for sku in [s for s in skus if s not in known]:
+            products = self._call("GET", "/products", params={"sku": sku}, idempotent=True)
+            for product in products if isinstance(products, list) else []:
+                found.extend(mapping.items_of_product(product))
+        self.directory.remember(found)
+        known.update({i.sku: i for i in found if i.sku in skus})
+        return known
+
+    # --- SyncsStock ------------------------------------------------------------------------
+
+    def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:
+        items = self.resolve_items([u.sku for u in updates])
+        absent = sorted(u.sku for u in updates if u.sku not in items)
+        products: list[dict[str, Any]] = []
+        variations: dict[str, list[dict[str, Any]]] = {}
+        for update in updates:
+            item = items.get(update.sku)
+            if item is None:
+                continue
+            change = {
+                "id": int(item.item_ref),
+                "manage_stock": True,
+                "stock_quantity": update.available,
+                "backorders": self.settings.backorders,
+            }
+            if item.parent_ref:
+                variations.setdefault(item.parent_ref, []).append(change)
+            else:
+                products.append(change)
+        size = self.settings.batch_size
+        failed: list[str] = []
+        sent = 0
+        for start in range(0, len(products), size):
+            answer = self._call("POST", "/products/batch", json_body={"update": products[start : start + size]}, idempotent=True)
+            failed.extend(_batch_errors(answer))
+            sent += len(products[start : start + size])
+        for parent, changes in sorted(variations.items()):
+            for start in range(0, len(changes), size):
+                answer = self._call(
+                    "POST", f"/products/{parent}/variations/batch", json_body={"update": changes[start : start + size]},
+                    idempotent=True,
+                )
+                failed.extend(_batch_errors(answer))
+                sent += len(changes[start : start + size])
+        if failed:
+            raise FatalError(f"woocommerce refused part of the batch: {'; '.join(failed)[:400]}", provider="woocommerce")
+        detail = f"set stock_quantity of {sent} product(s)/variation(s)"
+        if absent:
+            detail += f"; no WooCommerce product has SKU {', '.join(absent)}"
+        return DeliveryReceipt(detail=detail)
+
+    # --- TagsOrders ------------------------------------------------------------------------
+
+    def tag_order(self, tag: OrderTag) -> DeliveryReceipt:
+        external = mapping.external_from_order_id(self.channel, tag.channel_order_ref)
+        if not external.isdigit():
+            raise FatalError(f"order {tag.channel_order_ref} is not a WooCommerce order of {self.channel}", provider="woocommerce")
+        note = self._call(
+            "POST", f"/orders/{external}/notes", json_body={"note": f"{tag.note} [{tag.message_id}]", "customer_note": False}
+        )
+        status = "backordered" if tag.backordered else "clear"
+        self._call(
+            "PUT", f"/orders/{external}", json_body={"meta_data": [{"key": self.settings.meta_key, "value": status}]},
+            idempotent=True,
+        )
+        ref = str(note.get("id")) if isinstance(note, dict) and note.get("id") is not None else None
+        return DeliveryReceipt(provider_ref=ref, detail=f"note added to order {external}; {self.settings.meta_key}={status}")
+
+    # --- connect and reconcile -------------------------------------------------------------
+
+    def connect(self, public_url: str) -> list[str]:
+        secret = self.settings.webhook_secret
+        if secret is None:
+            raise NotConfigured(f"channels.{self.channel}.webhook_secret", provider="woocommerce")
+        url = f"{public_url.rstrip('/')}/webhooks/woocommerce/{self.channel}"
+        done = []
+        for topic in WEBHOOK_TOPICS:
+            self._call("POST", "/webhooks", json_body={
+                "name": f"backorder {topic}", "topic": topic, "delivery_url": url,
+                "secret": secret.get_secret_value(), "status": "active",
+            })
+            done.append(f"{topic} → {url}")
+        return done
+
+    def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
+        found = []
+        for page in range(1, MAX_PAGES + 1):
+            orders = self._call("GET", "/orders", params={
+                "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"), "dates_are_gmt": "true",
+                "per_page": PER_PAGE, "page": page, "orderby": "modified", "order": "asc",
+            }, idempotent=True)
+            if not isinstance(orders, list) or not orders:
+                break
+            for order in orders:
+                modified = mapping.gmt_time(order, "date_modified_gmt")
+                found.append((f"reconcile:{order.get('id')}:{order.get('date_modified_gmt')}", json.dumps(order).encode(), modified))
+            if len(orders) < PER_PAGE:
+                break
+        return found
+
+
+def _batch_errors(answer: Any) -> list[str]:
+    errors = []
+    for entry in (answer or {}).get("update", []) if isinstance(answer, dict) else []:
+        if isinstance(entry, dict) and entry.get("error"):
+            err = entry["error"]
+            errors.append(f"{entry.get('id')}: {err.get('message') if isinstance(err, dict) else err}")
+    return errors
+
+
+def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> Connector:
+    assert isinstance(settings, WooCommerceSettings)
+    return WooCommerceConnector(name, settings, deps)

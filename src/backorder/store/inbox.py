@@ -1,0 +1,359 @@
+"""The webhook inbox and the sales-channel state beside it (issue 3).
+
+The inbox is the durable first step of every inbound event: the ingress commits a row (raw body,
+headers, topic) keyed by (platform, channel, event key) before it answers 200; a duplicate key
+inserts nothing. A processor later claims ``received`` rows (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, the write lock on SQLite), marks each ``processed``, ``ignored`` or ``failed`` (with
+the reason), and a failed row can be put back to ``received`` to be processed again.
+
+A claimed row is ``processing`` with ``processed_at`` holding the end of its lease: a process that
+dies mid-way leaves the row to be claimed again once that time has passed.
+
+Beside it: the channel's item map (SKU ↔ the platform's inventory item / product id), the last
+applied version of each channel order (out-of-order ``orders/updated`` must not overwrite a newer
+one), the reconciliation watermark, and the coalescing queue of stock pushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backorder.store import tables as t
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    platform: str
+    channel: str
+    event_key: str
+    topic: str
+    headers: dict[str, str]
+    body: bytes
+    status: str
+    error: str | None
+    attempts: int
+    received_at: datetime
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _row(r: Any) -> InboxRow:
+    return InboxRow(
+        r.id, r.platform, r.channel, r.event_key, r.topic, dict(r.headers or {}), bytes(r.body), r.status, r.error,
+        r.attempts, r.received_at,
+    )
+
+
+class InboxStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(
+        self,
+        platform: str,
+        channel: str,
+        event_key: str,
+        topic: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: datetime,
+    ) -> tuple[int | None, bool]:
+        """Commit the event; returns (row id, True) when new, (existing id, False) for a duplicate."""
+        with self.engine.begin() as conn:
+            stmt = (
+                _insert(conn, t.inbox)
+                .values(
+                    platform=platform,
+                    channel=channel,
+                    event_key=event_key[:200],
+                    topic=topic[:80],
+                    headers=dict(headers),
+                    body=body,
+                    status="received",
+                    attempts=0,
+                    received_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["platform", "channel", "event_key"])
+                .returning(t.inbox.c.id)
+            )
+            new_id = conn.execute(stmt).scalar()
+            if new_id is not None:
+                return int(new_id), True
+            i = t.inbox.c
+            existing = conn.execute(
+                select(i.id).where(i.platform == platform, i.channel == channel, i.event_key == event_key[:200])
+            ).scalar()
+            return (int(existing) if existing is not None else None), False
+
+    def claim(self, now: datetime, limit: int, lease: timedelta = timedelta(minutes=5)) -> list[InboxRow]:
+        i = t.inbox.c
+        due = or_(i.status == "received", and_(i.status == "processing", i.processed_at < now))
+        with self.engine.begin() as conn:
+            q = select(i.id).where(due).order_by(i.id).limit(limit)
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            ids = list(conn.execute(q).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(t.inbox)
+                .where(i.id.in_(ids))
+                .values(status="processing", processed_at=now + lease, attempts=i.attempts + 1)
+            )
+            rows = conn.execute(select(t.inbox).where(i.id.in_(ids)).order_by(i.id)).all()
+        return [_row(r) for r in rows]
+
+    def claim_one(self, row_id: int, now: datetime, lease: timedelta = timedelta(minutes=5)) -> InboxRow | None:
+        """Claim one ``received`` row by id (the API processes its own order inline)."""
+        i = t.inbox.c
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.inbox)
+                .where(i.id == row_id, i.status == "received")
+                .values(status="processing", processed_at=now + lease, attempts=i.attempts + 1)
+            )
+            if done.rowcount != 1:
+                return None
+            r = conn.execute(select(t.inbox).where(i.id == row_id)).one()
+        return _row(r)
+
+    def finish(self, row_id: int, status: str, error: str | None, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.inbox)
+                .where(t.inbox.c.id == row_id)
+                .values(status=status, error=(error or None) and error[:4000], processed_at=now)
+            )
+
+    def reprocess(self, row_id: int) -> bool:
+        """Put a failed (or ignored) row back to ``received``."""
+        i = t.inbox.c
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.inbox)
+                .where(i.id == row_id, i.status.in_(["failed", "ignored"]))
+                .values(status="received", error=None, processed_at=None)
+            )
+            return done.rowcount == 1
+
+    def get(self, row_id: int) -> InboxRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.inbox).where(t.inbox.c.id == row_id)).first()
+        return _row(r) if r is not None else None
+
+    def list(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        i = t.inbox.c
+        q = select(
+            i.id, i.platform, i.channel, i.event_key, i.topic, i.status, i.error, i.attempts, i.received_at,
+            i.processed_at,
+        ).order_by(i.id.desc()).limit(limit)
+        if status:
+            q = q.where(i.status == status)
+        if channel:
+            q = q.where(i.channel == channel)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def counts(self) -> dict[str, int]:
+        i = t.inbox.c
+        with self.engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(select(i.status, func.count()).group_by(i.status))}
+
+
+@dataclass(frozen=True)
+class ChannelItem:
+    sku: str
+    item_ref: str
+    variant_ref: str | None = None
+    parent_ref: str | None = None
+
+
+class ChannelStore:
+    """Per-channel state: item map, order versions, reconciliation watermark, push queue."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- item map --------------------------------------------------------------------------
+
+    def remember_items(self, channel: str, items: Iterable[ChannelItem], now: datetime) -> None:
+        rows = [
+            {
+                "channel": channel,
+                "sku": item.sku,
+                "item_ref": item.item_ref,
+                "variant_ref": item.variant_ref,
+                "parent_ref": item.parent_ref,
+                "updated_at": now,
+            }
+            for item in items
+            if item.sku and item.item_ref
+        ]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, t.channel_items)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["channel", "sku"],
+                set_={k: stmt.excluded[k] for k in ("item_ref", "variant_ref", "parent_ref", "updated_at")},
+            )
+            conn.execute(stmt, rows)
+
+    def items_for_skus(self, channel: str, skus: Sequence[str]) -> dict[str, ChannelItem]:
+        c = t.channel_items.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.sku, c.item_ref, c.variant_ref, c.parent_ref).where(c.channel == channel, c.sku.in_(list(skus)))
+            ).all()
+        return {r.sku: ChannelItem(r.sku, r.item_ref, r.variant_ref, r.parent_ref) for r in rows}
+
+    def sku_for_item(self, channel: str, item_ref: str) -> str | None:
+        c = t.channel_items.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(c.sku).where(c.channel == channel, c.item_ref == item_ref).order_by(c.sku).limit(1)
+            ).scalar()
+
+    def mark_pushed(self, channel: str, quantities: Mapping[str, int], now: datetime) -> None:
+        c = t.channel_items.c
+        with self.engine.begin() as conn:
+            for sku, quantity in quantities.items():
+                conn.execute(
+                    update(t.channel_items)
+                    .where(c.channel == channel, c.sku == sku)
+                    .values(pushed_quantity=quantity, pushed_at=now)
+                )
+
+    def pushed_quantity(self, channel: str, sku: str) -> int | None:
+        c = t.channel_items.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(c.pushed_quantity).where(c.channel == channel, c.sku == sku)).scalar()
+
+    # --- order versions --------------------------------------------------------------------
+
+    def order_version(self, channel: str, external_id: str) -> datetime | None:
+        c = t.channel_orders.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(c.version).where(c.channel == channel, c.external_id == external_id)
+            ).scalar()
+
+    def advance_order_version(
+        self, channel: str, external_id: str, order_id: str, version: datetime | None, now: datetime
+    ) -> bool:
+        """Record ``version`` unless a newer-or-equal one is recorded; True when it advanced (or
+        when the source gives no version)."""
+        c = t.channel_orders.c
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(c.version).where(c.channel == channel, c.external_id == external_id)
+            ).first()
+            if current is None:
+                conn.execute(
+                    insert(t.channel_orders).values(
+                        channel=channel, external_id=external_id, order_id=order_id, version=version, updated_at=now
+                    )
+                )
+                return True
+            if version is not None and current.version is not None and version <= current.version:
+                return False
+            if version is not None:
+                conn.execute(
+                    update(t.channel_orders)
+                    .where(c.channel == channel, c.external_id == external_id)
+                    .values(version=version, updated_at=now)
+                )
+            return True
+
+    # --- reconciliation --------------------------------------------------------------------
+
+    def sync_state(self, channel: str) -> tuple[datetime | None, datetime | None]:
+        """(last reconciled at, watermark)."""
+        c = t.channel_sync.c
+        with self.engine.connect() as conn:
+            r = conn.execute(select(c.last_reconciled_at, c.watermark).where(c.channel == channel)).first()
+        return (r.last_reconciled_at, r.watermark) if r else (None, None)
+
+    def save_sync_state(
+        self, channel: str, reconciled_at: datetime, watermark: datetime | None, error: str | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, t.channel_sync).values(
+                channel=channel, last_reconciled_at=reconciled_at, watermark=watermark, last_error=error
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["channel"],
+                    set_={
+                        "last_reconciled_at": stmt.excluded.last_reconciled_at,
+                        "watermark": func.coalesce(stmt.excluded.watermark, t.channel_sync.c.watermark),
+                        "last_error": stmt.excluded.last_error,
+                    },
+                )
+            )
+
+    # --- stock push coalescing -------------------------------------------------------------
+
+    def queue_push(self, channels: Sequence[str], sku: str, due_at: datetime) -> int:
+        """Ask for a push of ``sku`` to each channel at ``due_at``; a push already pending for
+        that channel and SKU absorbs this one (its earlier due time stands). Returns how many
+        new pending pushes were made."""
+        if not channels:
+            return 0
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, t.stock_push_pending).on_conflict_do_nothing(index_elements=["channel", "sku"])
+            result = conn.execute(stmt, [{"channel": ch, "sku": sku, "due_at": due_at} for ch in channels])
+            return max(int(result.rowcount or 0), 0)
+
+    def take_due_pushes(self, now: datetime, batch_sizes: Mapping[str, int]) -> list[tuple[str, list[str]]]:
+        """Move due pending pushes into outbox rows, one ``push_stock_batch`` row per channel and
+        batch (at most ``batch_sizes[channel]`` SKUs), in one transaction. Returns the batches."""
+        p = t.stock_push_pending.c
+        made: list[tuple[str, list[str]]] = []
+        with self.engine.begin() as conn:
+            q = select(p.channel, p.sku).where(p.due_at <= now).order_by(p.channel, p.sku).limit(5000)
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            due = conn.execute(q).all()
+            if not due:
+                return []
+            by_channel: dict[str, list[str]] = {}
+            for r in due:
+                by_channel.setdefault(r.channel, []).append(r.sku)
+            for channel, skus in by_channel.items():
+                size = max(1, batch_sizes.get(channel, 50))
+                for start in range(0, len(skus), size):
+                    made.append((channel, skus[start : start + size]))
+                conn.execute(delete(t.stock_push_pending).where(p.channel == channel, p.sku.in_(skus)))
+            if made:
+                conn.execute(
+                    insert(t.outbox),
+                    [
+                        {
+                            "action": "push_stock_batch",
+                            "target": f"channel:{channel}",
+                            "payload": {"channel": channel, "skus": skus},
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for channel, skus in made
+                    ],
+                )
+        return made
+
+    def pending_pushes(self) -> list[tuple[str, str, datetime]]:
+        p = t.stock_push_pending.c
+        with self.engine.connect() as conn:
+            return [(r.channel, r.sku, r.due_at) for r in conn.execute(select(p.channel, p.sku, p.due_at))]

@@ -1,0 +1,272 @@
+"""CSV import on SQLite and PostgreSQL: each file is one transaction; a bad row is reported by
+file, row number (the header is row 1) and column, and nothing of that file is imported."""
+
+from __future__ import annotations
+
+import importlib.resources
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from backorder.bootstrap import Application
+from backorder.importer import REQUIRED_COLUMNS, CsvImportError, ImportKind, import_file
+from backorder.store import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Db
+
+SUPPLIERS = """supplier,name,email,lead_time_days
+ROYAL,Royal Talens,orders@royal.example,10
+WN,Winsor & Newton,po@wn.example,
+"""
+SKU_HEADER = (
+    "sku,name,brand,colour,pigments,size,hazmat,supplier,supplier_sku,unit_cost,lead_time_days,moq,case_pack,"
+    "safety_stock,reorder_point,order_up_to,product_line,unit_price\n"
+)
+SKUS = SKU_HEADER + (
+    "INK,Indigo ink,Royal,Indigo,PB60 PBk6,30 ml,false,ROYAL,R-INK,3.10,,1,6,0,0,0,Ink,6.50\n"
+    "OCHRE,Yellow ochre,W&N,Ochre,PY43,37 ml,false,WN,W-OCH,4.20,30,2,1,1,4,10,Oil,8.99\n"
+    "SOLVENT,Odourless solvent,Gamblin,,,125 ml,true,,,,,1,1,0,0,0,Solvent,\n"
+)
+STOCK = """sku,location,on_hand
+INK,main,5
+OCHRE,main,-2
+OCHRE,back,3
+"""
+ORDERS = """order_id,channel,placed_at,priority,ship_complete,customer_email,customer_phone,line_no,sku,quantity,customer_name
+W-2,web,2026-03-01T11:00:00Z,0,false,b@customer.example,,1,INK,4,Bea
+W-1,web,2026-03-01T10:00:00Z,1,true,a@customer.example,+15550001,1,INK,2,Al
+W-1,web,2026-03-01T10:00:00Z,1,true,a@customer.example,+15550001,2,OCHRE,1,Al
+"""
+RECEIPTS = """sku,location,quantity,received_at,po_number
+INK,main,3,2026-03-02T08:00:00Z,
+OCHRE,back,2,2026-03-02T07:00:00+00:00,
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(app: Application, tmp_path: Path, name: str, text: str, kind: str) -> int:
+    return import_file(app.bus, write(tmp_path, name, text), kind).rows
+
+
+@pytest.fixture
+def catalog(app: Application, tmp_path: Path) -> Application:
+    load(app, tmp_path, "suppliers.csv", SUPPLIERS, "suppliers")
+    load(app, tmp_path, "skus.csv", SKUS, "skus")
+    return app
+
+
+# --- each kind ----------------------------------------------------------------------------
+
+
+def test_suppliers_and_skus_import_with_their_supplier_items(catalog: Application, db: Db) -> None:
+    suppliers = {r["code"]: r for r in db.rows(t.suppliers)}
+    assert suppliers["ROYAL"]["email"] == "orders@royal.example"
+    assert suppliers["ROYAL"]["lead_time_days"] == 10
+    assert suppliers["WN"]["lead_time_days"] == 14  # empty: the default
+    skus = {r["code"]: r for r in db.rows(t.skus)}
+    assert set(skus) == {"INK", "OCHRE", "SOLVENT"}
+    assert skus["INK"]["pigments"] == "PB60 PBk6"
+    assert Decimal(skus["OCHRE"]["unit_price"]) == Decimal("8.99")
+    assert bool(skus["SOLVENT"]["hazmat"]) is True
+    assert skus["SOLVENT"]["preferred_supplier"] is None
+    assert (skus["OCHRE"]["reorder_point"], skus["OCHRE"]["order_up_to"]) == (4, 10)
+    items = {(r["supplier"], r["sku"]): r for r in db.rows(t.supplier_items)}
+    assert set(items) == {("ROYAL", "INK"), ("WN", "OCHRE")}
+    assert Decimal(items[("ROYAL", "INK")]["unit_cost"]) == Decimal("3.10")
+    assert (items[("WN", "OCHRE")]["lead_time_days"], items[("WN", "OCHRE")]["moq"]) == (30, 2)
+    assert (items[("ROYAL", "INK")]["lead_time_days"], items[("ROYAL", "INK")]["case_pack"]) == (None, 6)
+
+
+def test_importing_the_same_catalog_again_updates_in_place(catalog: Application, tmp_path: Path, db: Db) -> None:
+    load(catalog, tmp_path, "skus-again.csv", SKUS.replace("Indigo ink", "Indigo ink (new label)"), "skus")
+    assert db.count(t.skus) == 3
+    assert db.rows(t.skus, t.skus.c.code == "INK")[0]["name"] == "Indigo ink (new label)"
+
+
+def test_stock_imports_as_counted_including_a_negative_on_hand(catalog: Application, tmp_path: Path, db: Db) -> None:
+    assert load(catalog, tmp_path, "stock.csv", STOCK, "stock") == 3
+    levels = {(r["sku"], r["location"]): r["on_hand"] for r in db.rows(t.stock_levels)}
+    assert levels == {("INK", "main"): 5, ("OCHRE", "main"): -2, ("OCHRE", "back"): 3}
+    assert [r["code"] for r in db.rows(t.locations, order_by=t.locations.c.position)] == ["main", "back"]
+
+
+def test_orders_import_grouped_by_order_and_applied_in_placed_at_order(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    load(catalog, tmp_path, "stock.csv", STOCK, "stock")
+    result = import_file(catalog.bus, write(tmp_path, "orders.csv", ORDERS), "orders")
+    assert (result.rows, result.commands) == (2, 2)
+    orders = {r["id"]: r for r in db.rows(t.orders)}
+    assert orders["W-1"]["placed_at"] == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert (orders["W-1"]["priority"], bool(orders["W-1"]["ship_complete"])) == (1, True)
+    assert (orders["W-1"]["customer_phone"], orders["W-1"]["customer_name"]) == ("+15550001", "Al")
+    lines = {(r["order_id"], r["line_no"]): (r["sku"], r["quantity"], r["allocated"]) for r in db.rows(t.order_lines)}
+    # W-1 ranks first (priority 1): INK 2 and OCHRE 1 from 'back'; W-2 then gets the 3 INK left
+    assert lines == {("W-1", 1): ("INK", 2, 2), ("W-1", 2): ("OCHRE", 1, 1), ("W-2", 1): ("INK", 4, 3)}
+
+
+def test_receipts_import_and_allocate_to_waiting_lines(catalog: Application, tmp_path: Path, db: Db) -> None:
+    load(catalog, tmp_path, "stock.csv", STOCK, "stock")
+    load(catalog, tmp_path, "orders.csv", ORDERS, "orders")
+    assert load(catalog, tmp_path, "receipts.csv", RECEIPTS, "receipts") == 2
+    receipts = db.rows(t.receipts, order_by=t.receipts.c.id)
+    # applied in received_at order, whatever the order of the file
+    assert [(r["sku"], r["received_at"]) for r in receipts] == [
+        ("OCHRE", datetime(2026, 3, 2, 7, 0, tzinfo=UTC)),
+        ("INK", datetime(2026, 3, 2, 8, 0, tzinfo=UTC)),
+    ]
+    assert db.line("W-2")["allocated"] == 4
+    levels = {(r["sku"], r["location"]): (r["on_hand"], r["allocated"]) for r in db.rows(t.stock_levels)}
+    assert levels[("INK", "main")] == (8, 6)
+    assert levels[("OCHRE", "back")] == (5, 1)
+
+
+def test_the_bundled_demo_suppliers_and_skus_import(app: Application, db: Db) -> None:
+    folder = importlib.resources.files("backorder") / "demo_data"
+    for kind in ("suppliers", "skus"):
+        with importlib.resources.as_file(folder / f"{kind}.csv") as path:
+            result = import_file(app.bus, path, kind)
+        assert result.rows > 0
+    assert db.count(t.suppliers) == 14
+    assert db.count(t.skus) > 400
+
+
+# --- bad rows --------------------------------------------------------------------------------
+
+
+def failing_import(app: Application, path: Path, kind: str, db: Db) -> CsvImportError:
+    """Import a bad file and check nothing at all changed in the database."""
+    before = db.snapshot()
+    with pytest.raises(CsvImportError) as caught:
+        import_file(app.bus, path, kind)
+    assert db.snapshot() == before
+    return caught.value
+
+
+def test_a_bad_integer_names_the_file_row_and_column(catalog: Application, tmp_path: Path, db: Db) -> None:
+    path = write(tmp_path, "stock-count.csv", STOCK + "INK,back,ten\n")
+    error = failing_import(catalog, path, "stock", db)
+    assert (error.file, error.row, error.column) == ("stock-count.csv", 5, "on_hand")
+    assert str(error).startswith("stock-count.csv, row 5, column 'on_hand': 'ten' is not a whole number")
+    assert "Nothing from this file was imported" in str(error)
+    assert db.count(t.stock_levels) == 0
+
+
+def test_a_missing_column_names_the_file_and_the_column(catalog: Application, tmp_path: Path, db: Db) -> None:
+    path = write(tmp_path, "counts.csv", "sku,location\nINK,main\n")
+    error = failing_import(catalog, path, "stock", db)
+    assert (error.file, error.row, error.column) == ("counts.csv", 1, "on_hand")
+    assert "counts.csv" in str(error) and "'on_hand'" in str(error) and "missing column" in str(error)
+
+
+@pytest.mark.parametrize("kind", list(ImportKind))
+def test_every_kind_names_a_missing_required_column(
+    app: Application, tmp_path: Path, db: Db, kind: ImportKind
+) -> None:
+    required = REQUIRED_COLUMNS[kind]
+    header = ",".join(c for c in required if c != required[-1])
+    error = failing_import(app, write(tmp_path, f"{kind.value}.csv", header + "\n"), kind.value, db)
+    assert (error.row, error.column) == (1, required[-1])
+
+
+def test_an_unknown_supplier_in_row_5_rolls_back_the_rows_before_it(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    rows = [
+        "PAPER,Cotton paper,,,,,false,ROYAL,R-PAP,9.00,,1,1,0,0,0,,",
+        "BRUSH,Round brush,,,,,false,ROYAL,R-BR,2.00,,1,1,0,0,0,,",
+        "INK,Indigo ink renamed,,,,,false,ROYAL,R-INK,3.10,,1,6,0,0,0,,",
+        "EASEL,Field easel,,,,,false,NOBODY,N-1,40.00,,1,1,0,0,0,,",
+    ]
+    path = write(tmp_path, "new-skus.csv", SKU_HEADER + "\n".join(rows) + "\n")
+    error = failing_import(catalog, path, "skus", db)
+    assert (error.file, error.row) == ("new-skus.csv", 5)
+    assert str(error).startswith("new-skus.csv, row 5")
+    assert "NOBODY" in str(error)
+    assert db.count(t.skus, t.skus.c.code.in_(["PAPER", "BRUSH", "EASEL"])) == 0
+    assert db.rows(t.skus, t.skus.c.code == "INK")[0]["name"] == "Indigo ink"
+
+
+def test_an_unknown_supplier_error_names_the_supplier_column(catalog: Application, tmp_path: Path, db: Db) -> None:
+    path = write(tmp_path, "new-skus.csv", SKU_HEADER + "EASEL,Field easel,,,,,false,NOBODY,N-1,40.00,,1,1,0,0,0,,\n")
+    error = failing_import(catalog, path, "skus", db)
+    assert (error.file, error.row, error.column) == ("new-skus.csv", 2, "supplier")
+    assert str(error).startswith("new-skus.csv, row 2, column 'supplier'")
+
+
+def test_an_unknown_sku_on_an_orders_second_line_names_that_lines_row_and_column(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    orders = ORDERS.splitlines()[0] + "\n" + "\n".join([
+        "A-1,web,2026-03-01T09:00:00Z,0,false,a@customer.example,,1,INK,1,",
+        "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,1,INK,1,",
+        "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,2,NO-SUCH-SKU,1,",
+    ]) + "\n"
+    error = failing_import(catalog, write(tmp_path, "orders.csv", orders), "orders", db)
+    assert db.count(t.orders) == 0
+    assert (error.file, error.row, error.column) == ("orders.csv", 4, "sku")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "text", "row", "column"),
+    [
+        ("receipts.csv", "receipts", RECEIPTS + "INK,main,-2,2026-03-02T09:00:00Z,\n", 4, "quantity"),
+        ("orders.csv", "orders", ORDERS + "W-3,web,2026-03-01T12:00:00Z,0,false,,,1,INK,-1,\n", 5, "quantity"),
+        ("skus.csv", "skus", SKU_HEADER + "X,Thing,,,,,false,,,,,1,1,-1,0,0,,\n", 2, "safety_stock"),
+        ("suppliers.csv", "suppliers", SUPPLIERS + "NEG,Negative,n@example.com,-3\n", 4, "lead_time_days"),
+    ],
+)
+def test_a_negative_quantity_names_the_file_row_and_column_and_imports_nothing(
+    catalog: Application, tmp_path: Path, db: Db, name: str, kind: str, text: str, row: int, column: str
+) -> None:
+    load(catalog, tmp_path, "stock.csv", STOCK, "stock")
+    error = failing_import(catalog, write(tmp_path, name, text), kind, db)
+    assert (error.file, error.row, error.column) == (name, row, column)
+    assert str(error).startswith(f"{name}, row {row}, column {column!r}: must be at least")
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "column", "problem"),
+    [
+        (RECEIPTS + "INK,main,1,yesterday,\n", 4, "received_at", "is not an ISO 8601 date-time"),
+        (RECEIPTS + "INK,,1,2026-03-02T09:00:00Z,\n", 4, "location", "is empty"),
+        (RECEIPTS + "INK,main,1,2026-03-02T09:00:00Z,,extra\n", 4, None, "has more fields than the header"),
+    ],
+)
+def test_other_bad_rows_are_named_too(
+    catalog: Application, tmp_path: Path, db: Db, text: str, row: int, column: str | None, problem: str
+) -> None:
+    error = failing_import(catalog, write(tmp_path, "receipts.csv", text), "receipts", db)
+    assert (error.row, error.column) == (row, column)
+    assert problem in str(error)
+
+
+def test_a_receipt_for_an_unknown_purchase_order_names_its_row_and_imports_nothing(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    text = RECEIPTS + "OCHRE,main,1,2026-03-02T09:00:00Z,PO-NOPE\n"
+    error = failing_import(catalog, write(tmp_path, "receipts.csv", text), "receipts", db)
+    assert (error.file, error.row) == ("receipts.csv", 4)
+    assert "PO-NOPE" in str(error)
+    assert db.count(t.receipts) == 0
+
+
+def test_a_file_that_is_not_there_is_named(app: Application, tmp_path: Path) -> None:
+    with pytest.raises(CsvImportError, match="missing.csv.*cannot be read"):
+        import_file(app.bus, tmp_path / "missing.csv", "stock")
+
+
+def test_dates_in_the_file_keep_their_zone_as_utc(catalog: Application, tmp_path: Path, db: Db) -> None:
+    load(catalog, tmp_path, "r.csv", "sku,location,quantity,received_at,po_number\nINK,main,1,2026-03-02T10:00:00+02:00,\n",
+         "receipts")
+    assert db.rows(t.receipts)[0]["received_at"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert db.rows(t.receipts)[0]["received_at"].date() == date(2026, 3, 2)
