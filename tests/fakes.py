@@ -527,6 +527,13 @@ class FakeUnitOfWork(UnitOfWork):
     """All repositories over one :class:`FakeState`. Entering snapshots the state; rollback
     restores that snapshot unless the work was committed, so uncommitted work disappears."""
 
+    catalog: FakeCatalog
+    stock: FakeStock
+    orders: FakeOrders
+    purchasing: FakePurchasing
+    outbox: FakeOutbox
+    bulk: FakeBulk
+
     def __init__(self, state: FakeState | None = None) -> None:
         super().__init__()
         self.state = state if state is not None else FakeState()

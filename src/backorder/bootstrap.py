@@ -20,8 +20,11 @@ from backorder.connectors.registry import load_specs
 from backorder.connectors.sandbox.client import SandboxSink
 from backorder.connectors.sandbox.mapping import SandboxRecord
 from backorder.connectors.sandbox.settings import SandboxSettings
-from backorder.dispatch import Dispatcher, RetryPolicy, Routes
+from backorder.dispatch import Dispatcher, MessagingOptions, RetryPolicy, Routes
+from backorder.notify.links import LinkSigner
+from backorder.notify.redact import install as install_pii_redaction
 from backorder.notify.render import Renderer
+from backorder.notify.state import MessagingState
 from backorder.services.handlers import HandlerContext
 from backorder.services.messagebus import MessageBus
 from backorder.services.ports import Clock, SystemClock
@@ -72,7 +75,11 @@ class Application:
     routes: Routes
     specs: dict[str, ConnectorSpec]
     # --- issue 3 (channels) fields below this line, with defaults ---
+    channel_services: Any = None
+    """backorder.channels.services.ChannelServices: inbox, processor, stock sync, reconciliation."""
     # --- issue 4 (messaging) fields below this line, with defaults ---
+    messaging: MessagingState | None = None
+    signer: LinkSigner | None = None
     # --- issue 5 (staff, API) fields below this line, with defaults ---
     staff: StaffService | None = None
     links: SignedLinks | None = None
@@ -151,7 +158,36 @@ def bootstrap(
     )
     application = Application(config, engine, clock, bus, read, queue, dispatcher, routes, specs)
     # --- issue 3 (channels) wiring ---
+    from backorder.channels.services import build_channel_services
+
+    application.channel_services = build_channel_services(application)
     # --- issue 4 (messaging) wiring ---
+    dispatcher = application.dispatcher  # issue 3 may have wrapped it (ChannelDispatcher.wrap)
+    install_pii_redaction()
+    state = MessagingState(engine)
+    signer = LinkSigner(lambda: state.secret_key(config.server.secret_key), config.server.public_url)
+    messaging_deps = ConnectorDeps(
+        http_client_factory=http_client_factory, extras={**deps.extras, "public_url": config.server.public_url}
+    )
+    for role in ("email", "sms", "staff"):
+        if role in config.notify:  # rebuilt with the public URL (Twilio's status callback)
+            setattr(routes, role, _build_connector(specs, f"notify.{role}", config.notify[role], messaging_deps, role))
+    messages = config.messages
+    dispatcher.renderer = Renderer(
+        override_folder=Path(messages.template_folder) if messages.template_folder else None,
+        shop_name=messages.shop_name if "messages" in config.model_fields_set else "Backorder demo shop",
+        public_url=config.server.public_url,
+    )
+    dispatcher.messaging = MessagingOptions(
+        state,
+        signer,
+        eta_min_change_days=messages.eta_min_change_days,
+        eta_interval=timedelta(hours=messages.eta_min_interval_hours),
+        sms_consent_from_order=messages.sms_consent_from_order,
+        digest_hour=messages.digest_hour,
+    )
+    application.messaging = state
+    application.signer = signer
     # --- issue 5 (staff, API) wiring ---
     staff_store = StaffStore(engine)
     application.secret_key = config.server.secret_key or staff_store.secret(

@@ -410,11 +410,202 @@ def worker() -> None:
 
 # --- sales channels: `backorder connect PLATFORM CHANNEL`, reconciliation (issue 3) -----------
 
+inbox_cli = typer.Typer(no_args_is_help=True, help="Inbound webhooks: list, re-process failed ones.")
+cli.add_typer(inbox_cli, name="inbox")
+
+
+@cli.command("channels")
+def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Configured sales channels: platform, what they receive, and whether outbound calls wait."""
+    with application(sandbox_folder=False) as app:
+        services = app.channel_services
+        rows = []
+        for cid, settings in sorted(app.config.channels.items()):
+            missing = settings.missing_credentials()
+            api_only = settings.kind in ("api", "pos", "b2b")
+            state = "api only (POST /api/v1/orders)" if api_only else (
+                "webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way"
+            )
+            last, watermark = services.store.sync_state(cid)
+            rows.append({
+                "channel": cid, "platform": settings.kind, "state": state,
+                "webhook_url": f"{app.config.server.public_url.rstrip('/')}/webhooks/{settings.kind}/{cid}",
+                "last_reconciled_at": last.isoformat() if last else None,
+            })
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table("channel", "platform", "state", "webhook URL", "last reconciled")
+        for r in rows:
+            table.add_row(r["channel"], r["platform"], r["state"], r["webhook_url"], r["last_reconciled_at"] or "never")
+        out.print(table)
+
+
+@inbox_cli.command("list")
+def inbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="received | processing | processed | ignored | failed")] = None,
+    channel: Annotated[str | None, typer.Option("--channel")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent inbox rows, newest first, with the reason of any failure."""
+    with application(sandbox_folder=False) as app:
+        rows = app.channel_services.inbox.list(status, channel, limit)
+        if as_json:
+            out.print_json(json.dumps(rows, default=str))
+            return
+        table = Table("id", "platform", "channel", "topic", "status", "attempts", "received", "error / note")
+        for r in rows:
+            table.add_row(str(r["id"]), r["platform"], r["channel"], r["topic"], r["status"], str(r["attempts"]),
+                          r["received_at"].isoformat(timespec="seconds"), (r["error"] or "")[:120])
+        out.print(table)
+
+
+@inbox_cli.command("reprocess")
+def inbox_reprocess(row_id: Annotated[int, typer.Argument(help="Inbox row id (see `backorder inbox list`).")]) -> None:
+    """Put a failed (or ignored) row back and process it now."""
+    with application(sandbox_folder=False) as app:
+        services = app.channel_services
+        if not services.inbox.reprocess(row_id):
+            raise fail(f"inbox row {row_id} is not failed or ignored (or does not exist)")
+        outcome = services.processor.process_id(row_id)
+        if outcome is None:
+            raise fail(f"inbox row {row_id} was claimed by a running worker; see `backorder inbox list`")
+        out.print(f"inbox row {row_id}: {outcome.status} {outcome.detail}".rstrip())
+        if outcome.status == "failed":
+            raise typer.Exit(1)
+
+
+@cli.command("connect")
+def connect(
+    platform: Annotated[str, typer.Argument(help="shopify | woocommerce")],
+    channel: Annotated[str, typer.Argument(help="The channel id in [channels.<id>].")],
+) -> None:
+    """Create the platform's webhook subscriptions pointing at server.public_url (and load the
+    SKU ↔ item map where the platform has one)."""
+    with application(sandbox_folder=False) as app:
+        settings = app.config.channels.get(channel)
+        if settings is None or settings.kind != platform:
+            raise fail(f"no channel {channel!r} with platform {platform!r} in the config")
+        connector = app.routes.channels.get(channel)
+        if connector is None or not hasattr(connector, "connect"):
+            raise fail(f"{platform} channels cannot be connected from here")
+        missing = settings.missing_credentials()
+        if missing:
+            raise fail(f"channels.{channel} lacks {', '.join(missing)}; connect needs API credentials")
+        try:
+            done = connector.connect(app.config.server.public_url)
+        except ConnectorError as exc:
+            raise fail(exc.detail) from None
+        for line in done:
+            out.print(line)
+
+
+@cli.command("reconcile")
+def reconcile(channel: Annotated[str | None, typer.Argument(help="One channel (default: all due).")] = None) -> None:
+    """Pull recent orders from channel APIs into the inbox now, then process the inbox."""
+    with application(sandbox_folder=False) as app:
+        services = app.channel_services
+        now = app.clock.now()
+        if channel:
+            if channel not in app.routes.channels:
+                raise fail(f"no connected channel {channel!r}")
+            results = {channel: services.reconciler.reconcile(channel, now)}
+        else:
+            results = {cid: services.reconciler.reconcile(cid, now) for cid in services.reconciler.due(now)}
+        handled = services.processor.drain()
+        out.print_json(json.dumps({"channels": results, "inbox_rows_processed": handled}))
+
+
 
 # --- messaging (issue 4) --------------------------------------------------------------------
 
 
 # --- staff users and API keys: `backorder user add`, `backorder apikey add` (issue 5) -------------
+
+user_cli = typer.Typer(no_args_is_help=True, help="Dashboard users (argon2-hashed passwords).")
+apikey_cli = typer.Typer(no_args_is_help=True, help="API keys for /api/v1 (stored hashed; shown once).")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(apikey_cli, name="apikey")
+
+
+@user_cli.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="The sign-in name.")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+    password: Annotated[
+        str | None, typer.Option("--password", help="Else read from BACKORDER_PASSWORD, else prompted.")
+    ] = None,
+    update_existing: Annotated[bool, typer.Option("--update", help="Change the password/role of an existing user.")] = False,
+) -> None:
+    """Add a dashboard user (or change one with --update)."""
+    import os
+
+    from backorder.staff.service import StaffError
+    from backorder.web.security import hash_password
+
+    secret = password or os.environ.get("BACKORDER_PASSWORD") or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        hashed = hash_password(secret)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    with application() as app:
+        assert app.staff is not None
+        try:
+            if update_existing and app.staff.user(username) is not None:
+                app.staff.store.set_user(username, password_hash=hashed, role=role)
+                app.staff.audit("cli", "user_update", username, {"role": role})
+                out.print(f"updated {username} ({role})")
+                return
+            app.staff.add_user(username, hashed, role)
+        except StaffError as exc:
+            raise fail(str(exc)) from None
+        app.staff.audit("cli", "user_add", username, {"role": role})
+        out.print(f"added {username} ({role})")
+
+
+@apikey_cli.command("add")
+def apikey_add(
+    name: Annotated[str, typer.Argument(help="What the key is for (e.g. 'pos-till-1').")],
+    scope: Annotated[str, typer.Option("--scope", help="read, or write (implies read).")] = "read",
+) -> None:
+    """Create an API key; the key is printed once and only its hash is kept."""
+    from backorder.staff.service import StaffError
+
+    with application() as app:
+        assert app.staff is not None
+        try:
+            key = app.staff.add_api_key(name, (scope,))
+        except StaffError as exc:
+            raise fail(str(exc)) from None
+        app.staff.audit("cli", "apikey_add", key.prefix, {"name": name, "scope": scope})
+        console.print(f"API key {key.prefix} for {name!r} ({scope}); it will not be shown again:")
+        out.print(key.secret, soft_wrap=True)
+
+
+@apikey_cli.command("list")
+def apikey_list() -> None:
+    """List API keys (prefix, name, scopes, last use, revoked)."""
+    with application() as app:
+        assert app.staff is not None
+        t = Table("prefix", "name", "scopes", "created", "last used", "revoked")
+        for k in app.staff.api_keys():
+            t.add_row(k.prefix, k.name, k.scopes, f"{k.created_at:%Y-%m-%d}",
+                      f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "—",
+                      f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+        out.print(t)
+
+
+@apikey_cli.command("revoke")
+def apikey_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix (from `apikey list`).")]) -> None:
+    """Revoke an API key at once."""
+    with application() as app:
+        assert app.staff is not None
+        if not app.staff.revoke_api_key(prefix):
+            raise fail(f"no active API key {prefix!r}")
+        app.staff.audit("cli", "apikey_revoke", prefix, {})
+        out.print(f"revoked {prefix}")
+
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -59,6 +59,23 @@ class SandboxConfig(Strict):
     folder: str | None = "sandbox_outbox"
 
 
+class MessagesConfig(Strict):
+    """``[messages]``: customer and staff messaging (issue 4)."""
+
+    eta_min_change_days: int = Field(2, ge=0)
+    """A customer hears of a new ETA only when it moved by at least this many days."""
+    eta_min_interval_hours: float = Field(24.0, ge=0)
+    """…and at most once per this many hours per order."""
+    digest_hour: int | None = Field(8, ge=0, le=23)
+    """UTC hour after which the daily staff digest is posted (None: no digest)."""
+    template_folder: str | None = None
+    """A folder whose ``customer/…``, ``staff/…`` templates override the built-in ones."""
+    sms_consent_from_order: bool = False
+    """True when the shop's checkout collects SMS consent with the phone number, so a phone on
+    an order counts as recorded consent. Otherwise consent must be recorded explicitly."""
+    shop_name: str = "Our shop"
+
+
 class Config(Strict):
     database_url: str = DEFAULT_DATABASE_URL
     engine: EngineConfig = EngineConfig()
@@ -71,6 +88,7 @@ class Config(Strict):
     notify: dict[str, ConnectorSettings] = Field(default_factory=dict)
     purchasing: ConnectorSettings | None = None
     rules: dict[str, tuple[Action, ...]] = Field(default_factory=lambda: dict(DEFAULT_RULES))
+    messages: MessagesConfig = MessagesConfig()
 
     @field_validator("rules")
     @classmethod

@@ -87,7 +87,15 @@ def _by_supplier(pos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def demo_config(workdir: Path) -> Config:
-    base = read_config(None)
+    # `backorder --config X demo` uses X (its [notify] providers, [messages]…); BACKORDER_CONFIG too.
+    import click
+
+    context = click.get_current_context(silent=True)
+    chosen = context.find_root().params.get("config") if context is not None else None
+    base = read_config(chosen)
+    messages = base.messages
+    if "messages" not in base.model_fields_set:  # the demo shop's checkout collects SMS consent
+        messages = messages.model_copy(update={"sms_consent_from_order": True, "shop_name": "Backorder demo shop"})
     return base.model_copy(
         update={
             "database_url": f"sqlite:///{workdir / 'demo.db'}",
@@ -96,6 +104,7 @@ def demo_config(workdir: Path) -> Config:
             ),
             "sandbox": base.sandbox.model_copy(update={"folder": str(workdir / "sandbox_outbox")}),
             "worker": base.worker.model_copy(update={"bop_interval_minutes": 0}),
+            "messages": messages,
         }
     )
 

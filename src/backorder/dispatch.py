@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
+
 from backorder.connectors.base import (
     Connector,
     DeliveryReceipt,
@@ -33,8 +35,13 @@ from backorder.connectors.base import (
 )
 from backorder.connectors.errors import ConnectorError, FatalError, RetryableError
 from backorder.connectors.http import RateLimiter, full_jitter_delay
+from backorder.notify.debounce import decide
+from backorder.notify.links import LinkSigner
+from backorder.notify.preferences import has_sms_consent, resolve
 from backorder.notify.render import Renderer
+from backorder.notify.state import MessagingState
 from backorder.services.ports import Clock
+from backorder.store import tables as t
 from backorder.store.outbox import AttemptOutcome, ClaimedDelivery, OutboxQueue
 from backorder.store.readmodels import ReadModel
 
@@ -58,6 +65,19 @@ class Routes:
     purchasing: Connector | None = None
     channels: dict[str, Connector] = field(default_factory=dict)
     channel_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MessagingOptions:
+    """Consent, suppression, debounce and link signing (issue 4). Without it the dispatcher
+    sends as before: email when the order has an address, else SMS."""
+
+    state: MessagingState
+    signer: LinkSigner
+    eta_min_change_days: int = 2
+    eta_interval: timedelta = timedelta(hours=24)
+    sms_consent_from_order: bool = False
+    digest_hour: int | None = 8
 
 
 class Skip(Exception):
@@ -100,7 +120,9 @@ class Dispatcher:
         rng: random.Random | None = None,
         limiters: Mapping[str, RateLimiter] | None = None,
         choices_url: Callable[[str], str | None] | None = None,
+        messaging: MessagingOptions | None = None,
     ) -> None:
+        self.messaging = messaging
         self.queue = queue
         self.read = read
         self.routes = routes
@@ -215,14 +237,67 @@ class Dispatcher:
         contact = self.read.contact(d.payload["order_id"])
         if contact is None:
             raise Skip(f"order {d.payload['order_id']} no longer exists")
+        m = self.messaging
+        if m is None:
+            children = []
+            if contact.email and self.routes.email is not None:
+                children.append(("send_email", "email", d.payload))
+            elif contact.phone and self.routes.sms is not None:
+                children.append(("send_sms", "sms", d.payload))
+            if not children:
+                raise Skip("no email address or phone number on the order, or no provider configured for them")
+            return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
+        payload = dict(d.payload)
+        if payload["event"] == "BackorderEtaChanged":
+            decision = decide(
+                payload.get("changes", []),
+                m.state.eta_notices(contact.order_id),
+                self._line_etas(contact.order_id),
+                self.clock.now(),
+                min_days=m.eta_min_change_days,
+                interval=m.eta_interval,
+            )
+            if not decision.send and decision.wait_until is not None:
+                raise _Deferred(max(1.0, (decision.wait_until - self.clock.now()).total_seconds()))
+            if not decision.send:
+                raise Skip(decision.reason)
+            payload["changes"] = list(decision.changes)
+        suppressed = {a for a in (contact.email, contact.phone) if a and m.state.is_suppressed(a)}
+        recipients = resolve(
+            m.state.preference(contact.order_id),
+            contact.email if self.routes.email is not None else None,
+            contact.phone if self.routes.sms is not None else None,
+            consent_from_order=m.sms_consent_from_order,
+            suppressed=suppressed,
+        )
         children = []
-        if contact.email and self.routes.email is not None:
-            children.append(("send_email", "email", d.payload))
-        elif contact.phone and self.routes.sms is not None:
-            children.append(("send_sms", "sms", d.payload))
+        if recipients.email:
+            children.append(("send_email", "email", payload))
+        if recipients.phone:
+            children.append(("send_sms", "sms", payload))
         if not children:
-            raise Skip("no email address or phone number on the order, or no provider configured for them")
+            raise Skip(recipients.reason or "no channel to reach the customer")
         return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
+
+    def _line_etas(self, order_id: str) -> dict[int, Any]:
+        lines = t.order_lines.c
+        with self.read.engine.connect() as conn:
+            rows = conn.execute(select(lines.line_no, lines.eta).where(lines.order_id == order_id)).all()
+        return {int(r.line_no): r.eta for r in rows}
+
+    def _after_customer_send(self, d: ClaimedDelivery, channel: str, connector: Connector, receipt: DeliveryReceipt) -> None:
+        m = self.messaging
+        if m is None:
+            return
+        now = self.clock.now()
+        m.state.record_sent(f"bo-{d.id}", d.id, channel, connector.name, receipt.provider_ref, now)
+        event = d.payload.get("event")
+        if event == "BackorderCreated":
+            etas = {int(x["line_no"]): _date(x.get("eta")) for x in d.payload.get("lines", [])}
+            m.state.record_eta_notices(d.payload["order_id"], etas, now)
+        elif event == "BackorderEtaChanged":
+            etas = {int(x["line_no"]): _date(x.get("current")) for x in d.payload.get("changes", [])}
+            m.state.record_eta_notices(d.payload["order_id"], etas, now)
 
     def _customer_context(self, payload: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         contact = self.read.contact(payload["order_id"])
@@ -234,6 +309,7 @@ class Dispatcher:
             "order_ref": payload["order_id"],
             "customer_name": contact.name,
             "choices_url": self.choices_url(payload["order_id"]),
+            "unsubscribe_url": None,
         }
         return {**enriched, **extra}, contact
 
@@ -242,24 +318,107 @@ class Dispatcher:
         context, contact = self._customer_context(d.payload)
         if not contact.email:
             raise Skip("the order has no email address")
+        headers: dict[str, str] = {}
+        m = self.messaging
+        if m is not None:
+            if m.state.is_suppressed(contact.email):
+                raise Skip("the email address is suppressed (unsubscribed, bounced or complained)")
+            preference = m.state.preference(contact.order_id)
+            if preference is not None and preference.channel not in ("email", "both"):
+                raise Skip(f"the customer chose {preference.channel} messages")
+            headers = m.signer.headers(contact.email, contact.order_id)
+            context["unsubscribe_url"] = m.signer.unsubscribe_url(contact.email, contact.order_id)
         template = self.renderer.customer_template(d.payload)
         rendered = self.renderer.email(template, context)
         self._limit(connector, {"to": contact.email})
         message = OutboundMessage(
-            f"bo-{d.id}", "email", contact.email, rendered.subject, rendered.text, rendered.html, template
+            f"bo-{d.id}", "email", contact.email, rendered.subject, rendered.text, rendered.html, template, headers
         )
-        return connector.name, connector.send_message(message)  # type: ignore[attr-defined]
+        receipt = connector.send_message(message)
+        self._after_customer_send(d, "email", connector, receipt)
+        return connector.name, receipt
 
     def _do_send_sms(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         connector = _require(self.routes.sms, NotifiesCustomers, "sms")
         context, contact = self._customer_context(d.payload)
         if not contact.phone:
             raise Skip("the order has no phone number")
+        m = self.messaging
+        if m is not None:
+            if m.state.is_suppressed(contact.phone):
+                raise Skip("the phone number opted out of SMS")
+            preference = m.state.preference(contact.order_id)
+            if not has_sms_consent(preference, contact.phone, consent_from_order=m.sms_consent_from_order):
+                raise Skip("no SMS consent is recorded for this order")
+            if preference is not None and preference.channel not in ("sms", "both") and not d.payload.get("fallback"):
+                raise Skip(f"the customer chose {preference.channel} messages")
         template = self.renderer.customer_template(d.payload)
         text = self.renderer.sms(template, context)
         self._limit(connector, {"to": contact.phone})
         message = OutboundMessage(f"bo-{d.id}", "sms", contact.phone, "", text, None, template)
-        return connector.name, connector.send_message(message)  # type: ignore[attr-defined]
+        receipt = connector.send_message(message)
+        self._after_customer_send(d, "sms", connector, receipt)
+        return connector.name, receipt
+
+    def _do_send_sms_confirmation(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        """The one message an opted-out number still gets: the confirmation of its opt-out."""
+        connector = _require(self.routes.sms, NotifiesCustomers, "sms")
+        m = self.messaging
+        phone = str(d.payload["phone"])
+        if m is None or not m.state.confirmation_pending(phone):
+            raise Skip("the opt-out was already confirmed (or lifted)")
+        self._limit(connector, {"to": phone})
+        text = self.renderer.sms_opt_out_confirmation()
+        message = OutboundMessage(f"bo-{d.id}", "sms", phone, "", text, None, "opt_out_confirmation")
+        receipt = connector.send_message(message)
+        m.state.take_confirmation(phone, self.clock.now())
+        m.state.record_sent(f"bo-{d.id}", d.id, "sms", connector.name, receipt.provider_ref, self.clock.now())
+        return connector.name, receipt
+
+    # --- issue 4: bounce fallback and the daily digest ---------------------------------------
+
+    def fallback_to_sms(self, message_id: str) -> int | None:
+        """An email bounced: send the same message by SMS where the customer consented.
+        Returns the new outbox id, or None when SMS is not possible."""
+        m = self.messaging
+        if m is None or self.routes.sms is None:
+            return None
+        record = m.state.find_message(message_id=message_id)
+        if record is None or record.channel != "email" or record.outbox_id is None:
+            return None
+        with self.read.engine.connect() as conn:
+            row = conn.execute(select(t.outbox.c.payload).where(t.outbox.c.id == record.outbox_id)).first()
+        if row is None or "order_id" not in row.payload:
+            return None
+        contact = self.read.contact(row.payload["order_id"])
+        if contact is None or not contact.phone or m.state.is_suppressed(contact.phone):
+            return None
+        preference = m.state.preference(contact.order_id)
+        if preference is not None and preference.channel == "none":
+            return None
+        if not has_sms_consent(preference, contact.phone, consent_from_order=m.sms_consent_from_order):
+            return None
+        return self.queue.enqueue("send_sms", "sms", {**row.payload, "fallback": message_id}, self.clock.now())
+
+    def schedule_digest(self, now: datetime) -> int | None:
+        """Enqueue today's staff digest once (across workers) after ``digest_hour`` UTC."""
+        m = self.messaging
+        if m is None or m.digest_hour is None or self.routes.staff is None or now.hour < m.digest_hour:
+            return None
+        if m.state.setting(f"digest:{now.date().isoformat()}") is not None:
+            return None
+        if not m.state.claim_setting(f"digest:{now.date().isoformat()}", now.isoformat()):
+            return None
+        counts = self.read.counts()
+        outbox = self.queue.counts()
+        payload = {
+            "event": "DailyDigest",
+            "date": now.date().isoformat(),
+            **{k: int(v) for k, v in counts.items() if isinstance(v, int)},
+            "dead_letters": int(outbox.get("dead", 0)),
+            "pending_deliveries": int(outbox.get("pending", 0)),
+        }
+        return self.queue.enqueue("notify_staff", "staff", payload, now)
 
     def _do_notify_staff(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         connector = _require(self.routes.staff, NotifiesStaff, "staff")
@@ -375,6 +534,14 @@ def _with_names(payload: dict[str, Any], names: Mapping[str, str]) -> dict[str, 
         if key in payload:
             payload[key] = [{**item, "name": names.get(item.get("sku", ""), "")} for item in payload[key]]
     return payload
+
+
+def _date(value: Any) -> Any:
+    from datetime import date
+
+    if not value:
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _tag_note(payload: Mapping[str, Any]) -> str:

@@ -28,6 +28,8 @@ class Worker:
         now = self.app.clock.now()
         try:
             self.app.bus.handle(commands.SendDuePurchaseOrders())
+            self.app.dispatcher.schedule_digest(now)  # issue 4: the daily staff digest, once a day
+            self.app.channel_services and self.app.channel_services.tick(now)  # issue 3: inbox, stock sync, reconcile
             interval = cfg.bop_interval_minutes
             if interval and (self._last_bop is None or (now - self._last_bop).total_seconds() >= interval * 60):
                 self.app.bus.handle(commands.RunBackorderProcessing())

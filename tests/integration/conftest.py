@@ -6,6 +6,10 @@ SQLite is a real file in ``tmp_path`` (WAL, as production runs it). PostgreSQL i
 answers; without either the postgres parameter is skipped, unless ``BACKORDER_REQUIRE_POSTGRES=1``
 (CI) makes that a failure. Each PostgreSQL test gets a schema of its own, selected with libpq's
 ``options=-csearch_path=<schema>`` and dropped afterwards.
+
+Fixtures other test modules use: ``database_url``, ``app`` (the real composition root on that
+database, sandbox connectors everywhere), ``clock`` (a :class:`SettableClock` the app reads),
+``db`` (:class:`Db` read helpers) and ``postgres_schema_url`` (PostgreSQL only).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, Table, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -114,7 +118,10 @@ def _with_schema(base: str, schema: str) -> str:
     existing = url.query.get("options")
     if isinstance(existing, tuple):
         existing = " ".join(existing)
-    options = f"{existing} -csearch_path={schema}" if existing else f"-csearch_path={schema}"
+    # synchronous_commit=off: commits return before the WAL reaches disk. Locking and
+    # visibility are unchanged; only crash durability (irrelevant to a throwaway schema) is.
+    ours = f"-csearch_path={schema} -csynchronous_commit=off"
+    options = f"{existing} {ours}" if existing else ours
     return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
@@ -180,13 +187,17 @@ class Db:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def rows(self, table: t.Table, *where: Any, order_by: Any = None) -> list[dict[str, Any]]:
+    def rows(self, table: Table, *where: Any, order_by: Any = None) -> list[dict[str, Any]]:
         q = select(table).where(*where)
-        q = q.order_by(*(order_by if isinstance(order_by, (list, tuple)) else [order_by])) if order_by is not None else q
+        q = (
+            q.order_by(*(order_by if isinstance(order_by, (list, tuple)) else [order_by]))
+            if order_by is not None
+            else q
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def count(self, table: t.Table, *where: Any) -> int:
+    def count(self, table: Table, *where: Any) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 LEASE = timedelta(seconds=60)
 STAFF_PAYLOAD = {"event": "StockBelowThreshold", "sku": "INK", "projected": -2, "reorder_point": 0, "supplier": None}
 PO_PAYLOAD = {
-    "event": "PurchaseOrderSent", "po_number": "PO-20260302-00001", "supplier": "ROYAL",
+    "event": "PurchaseOrderSent",
+    "po_number": "PO-20260302-00001",
+    "supplier": "ROYAL",
     "supplier_email": "orders@royal.example",
     "lines": [{"sku": "INK", "supplier_sku": "R-INK", "quantity": 6, "unit_cost": "3.10", "expected_on": "2026-03-12"}],
 }
@@ -61,7 +63,9 @@ class ScriptedProvider(Connector, NotifiesStaff, PlacesPurchaseOrders):
         return self._answer(document.message_id)
 
 
-def enqueue(app: Application, count: int = 1, action: str = "notify_staff", payload: dict[str, Any] | None = None) -> list[int]:
+def enqueue(
+    app: Application, count: int = 1, action: str = "notify_staff", payload: dict[str, Any] | None = None
+) -> list[int]:
     target = "purchasing" if action == "send_purchase_order" else "staff"
     return [app.queue.enqueue(action, target, dict(payload or STAFF_PAYLOAD), app.clock.now()) for _ in range(count)]
 
@@ -174,7 +178,9 @@ def test_a_rate_limited_delivery_waits_at_least_as_long_as_the_provider_asked(
     assert attempts(db, outbox_id) == [(1, "retry", 429)]
 
 
-def test_a_fatal_failure_is_dead_at_once_and_staff_hear_about_it(app: Application, db: Db, clock: SettableClock) -> None:
+def test_a_fatal_failure_is_dead_at_once_and_staff_hear_about_it(
+    app: Application, db: Db, clock: SettableClock
+) -> None:
     provider = ScriptedProvider(Rejected(422, '{"error": "unknown supplier account"}', provider="scripted"))
     app.routes.purchasing = provider
     (outbox_id,) = enqueue(app, action="send_purchase_order", payload=PO_PAYLOAD)

@@ -168,14 +168,12 @@ def test_a_missing_column_names_the_file_and_the_column(catalog: Application, tm
     assert "counts.csv" in str(error) and "'on_hand'" in str(error) and "missing column" in str(error)
 
 
-@pytest.mark.parametrize("kind", list(ImportKind))
-def test_every_kind_names_a_missing_required_column(
-    app: Application, tmp_path: Path, db: Db, kind: ImportKind
-) -> None:
-    required = REQUIRED_COLUMNS[kind]
-    header = ",".join(c for c in required if c != required[-1])
-    error = failing_import(app, write(tmp_path, f"{kind.value}.csv", header + "\n"), kind.value, db)
-    assert (error.row, error.column) == (1, required[-1])
+def test_every_kind_names_a_missing_required_column(app: Application, tmp_path: Path, db: Db) -> None:
+    for kind in ImportKind:
+        required = REQUIRED_COLUMNS[kind]
+        header = ",".join(c for c in required if c != required[-1])
+        error = failing_import(app, write(tmp_path, f"{kind.value}.csv", header + "\n"), kind.value, db)
+        assert (error.file, error.row, error.column) == (f"{kind.value}.csv", 1, required[-1]), kind
 
 
 def test_an_unknown_supplier_in_row_5_rolls_back_the_rows_before_it(
@@ -206,48 +204,52 @@ def test_an_unknown_supplier_error_names_the_supplier_column(catalog: Applicatio
 def test_an_unknown_sku_on_an_orders_second_line_names_that_lines_row_and_column(
     catalog: Application, tmp_path: Path, db: Db
 ) -> None:
-    orders = ORDERS.splitlines()[0] + "\n" + "\n".join([
-        "A-1,web,2026-03-01T09:00:00Z,0,false,a@customer.example,,1,INK,1,",
-        "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,1,INK,1,",
-        "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,2,NO-SUCH-SKU,1,",
-    ]) + "\n"
+    orders = (
+        ORDERS.splitlines()[0]
+        + "\n"
+        + "\n".join(
+            [
+                "A-1,web,2026-03-01T09:00:00Z,0,false,a@customer.example,,1,INK,1,",
+                "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,1,INK,1,",
+                "A-2,web,2026-03-01T10:00:00Z,0,false,b@customer.example,,2,NO-SUCH-SKU,1,",
+            ]
+        )
+        + "\n"
+    )
     error = failing_import(catalog, write(tmp_path, "orders.csv", orders), "orders", db)
     assert db.count(t.orders) == 0
     assert (error.file, error.row, error.column) == ("orders.csv", 4, "sku")
 
 
-@pytest.mark.parametrize(
-    ("name", "kind", "text", "row", "column"),
-    [
-        ("receipts.csv", "receipts", RECEIPTS + "INK,main,-2,2026-03-02T09:00:00Z,\n", 4, "quantity"),
-        ("orders.csv", "orders", ORDERS + "W-3,web,2026-03-01T12:00:00Z,0,false,,,1,INK,-1,\n", 5, "quantity"),
-        ("skus.csv", "skus", SKU_HEADER + "X,Thing,,,,,false,,,,,1,1,-1,0,0,,\n", 2, "safety_stock"),
-        ("suppliers.csv", "suppliers", SUPPLIERS + "NEG,Negative,n@example.com,-3\n", 4, "lead_time_days"),
-    ],
-)
+NEGATIVE_QUANTITIES = [
+    ("receipts.csv", "receipts", RECEIPTS + "INK,main,-2,2026-03-02T09:00:00Z,\n", 4, "quantity"),
+    ("orders.csv", "orders", ORDERS + "W-3,web,2026-03-01T12:00:00Z,0,false,,,1,INK,-1,\n", 5, "quantity"),
+    ("skus.csv", "skus", SKU_HEADER + "X,Thing,,,,,false,,,,,1,1,-1,0,0,,\n", 2, "safety_stock"),
+    ("suppliers.csv", "suppliers", SUPPLIERS + "NEG,Negative,n@example.com,-3\n", 4, "lead_time_days"),
+]
+
+
 def test_a_negative_quantity_names_the_file_row_and_column_and_imports_nothing(
-    catalog: Application, tmp_path: Path, db: Db, name: str, kind: str, text: str, row: int, column: str
+    catalog: Application, tmp_path: Path, db: Db
 ) -> None:
     load(catalog, tmp_path, "stock.csv", STOCK, "stock")
-    error = failing_import(catalog, write(tmp_path, name, text), kind, db)
-    assert (error.file, error.row, error.column) == (name, row, column)
-    assert str(error).startswith(f"{name}, row {row}, column {column!r}: must be at least")
+    for name, kind, text, row, column in NEGATIVE_QUANTITIES:
+        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
+        assert (error.file, error.row, error.column) == (name, row, column)
+        assert str(error).startswith(f"{name}, row {row}, column {column!r}: must be at least"), str(error)
 
 
-@pytest.mark.parametrize(
-    ("text", "row", "column", "problem"),
-    [
+def test_other_bad_receipt_rows_are_named_too(catalog: Application, tmp_path: Path, db: Db) -> None:
+    cases = [
         (RECEIPTS + "INK,main,1,yesterday,\n", 4, "received_at", "is not an ISO 8601 date-time"),
         (RECEIPTS + "INK,,1,2026-03-02T09:00:00Z,\n", 4, "location", "is empty"),
         (RECEIPTS + "INK,main,1,2026-03-02T09:00:00Z,,extra\n", 4, None, "has more fields than the header"),
-    ],
-)
-def test_other_bad_rows_are_named_too(
-    catalog: Application, tmp_path: Path, db: Db, text: str, row: int, column: str | None, problem: str
-) -> None:
-    error = failing_import(catalog, write(tmp_path, "receipts.csv", text), "receipts", db)
-    assert (error.row, error.column) == (row, column)
-    assert problem in str(error)
+        (RECEIPTS + "INK,main,1.5,2026-03-02T09:00:00Z,\n", 4, "quantity", "'1.5' is not a whole number"),
+    ]
+    for text, row, column, problem in cases:
+        error = failing_import(catalog, write(tmp_path, "receipts.csv", text), "receipts", db)
+        assert (error.row, error.column) == (row, column)
+        assert problem in str(error)
 
 
 def test_a_receipt_for_an_unknown_purchase_order_names_its_row_and_imports_nothing(
@@ -261,12 +263,17 @@ def test_a_receipt_for_an_unknown_purchase_order_names_its_row_and_imports_nothi
 
 
 def test_a_file_that_is_not_there_is_named(app: Application, tmp_path: Path) -> None:
-    with pytest.raises(CsvImportError, match="missing.csv.*cannot be read"):
+    with pytest.raises(CsvImportError, match=r"missing\.csv.*cannot be read"):
         import_file(app.bus, tmp_path / "missing.csv", "stock")
 
 
 def test_dates_in_the_file_keep_their_zone_as_utc(catalog: Application, tmp_path: Path, db: Db) -> None:
-    load(catalog, tmp_path, "r.csv", "sku,location,quantity,received_at,po_number\nINK,main,1,2026-03-02T10:00:00+02:00,\n",
-         "receipts")
+    load(
+        catalog,
+        tmp_path,
+        "r.csv",
+        "sku,location,quantity,received_at,po_number\nINK,main,1,2026-03-02T10:00:00+02:00,\n",
+        "receipts",
+    )
     assert db.rows(t.receipts)[0]["received_at"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     assert db.rows(t.receipts)[0]["received_at"].date() == date(2026, 3, 2)

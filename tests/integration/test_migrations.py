@@ -43,7 +43,11 @@ def _unquoted(default: str | None) -> str | None:
 
 
 def _compare_default(
-    context: Any, inspected_column: Any, metadata_column: Any, inspected: str | None, metadata_default: Any,
+    context: Any,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected: str | None,
+    metadata_default: Any,
     rendered_metadata: str | None,
 ) -> bool | None:
     if context.dialect.name != "sqlite":
@@ -64,8 +68,12 @@ def schema_dump(engine: Engine) -> dict[str, Any]:
     dump: dict[str, Any] = {}
     for table in sorted(inspector.get_table_names()):
         dump[table] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in inspector.get_columns(table)],
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)),
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in inspector.get_columns(table)
+            ],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+            ),
             "pk": inspector.get_pk_constraint(table)["constrained_columns"],
             "fks": sorted(fk["name"] or "" for fk in inspector.get_foreign_keys(table)),
         }
@@ -93,8 +101,9 @@ def test_upgrading_twice_changes_nothing(engine: Engine) -> None:
 
 def test_on_postgresql_every_table_lands_in_the_tests_own_schema(postgres_schema_url: str) -> None:
     options = make_url(postgres_schema_url).query["options"]
-    assert isinstance(options, str) and options.startswith("-csearch_path=bo_test_")
-    schema = options.removeprefix("-csearch_path=")
+    assert isinstance(options, str)
+    (schema,) = [o.removeprefix("-csearch_path=") for o in options.split() if o.startswith("-csearch_path=")]
+    assert schema.startswith("bo_test_")
     engine = build_engine(postgres_schema_url)
     try:
         upgrade(engine)

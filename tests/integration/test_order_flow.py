@@ -144,7 +144,8 @@ def test_the_bundled_demo_catalog_runs_the_whole_loop_from_import_to_purchase_or
 
     # a made-to-order SKU with no stock: the order waits, and its SKU joins its supplier's draft
     sku = next(
-        code for code, r in skus.items()
+        code
+        for code, r in skus.items()
         if r["reorder_point"] == "0" and r["supplier"] and sum(q for (s, _), q in stock.items() if s == code) <= 0
     )
     supplier = skus[sku]["supplier"]
@@ -174,8 +175,11 @@ def test_the_bundled_demo_catalog_runs_the_whole_loop_from_import_to_purchase_or
     assert sorted((m["recipient"], m["subject"]) for m in po_messages) == sorted(
         (suppliers[po["supplier"]]["email"], f"Purchase order {po['number']}") for po in pos
     )
-    to_customer = [(m["template"], m["subject"]) for m in sandbox_messages(app.engine, kind="email")
-                   if m["recipient"] == "demo-1@customer.example"]
+    to_customer = [
+        (m["template"], m["subject"])
+        for m in sandbox_messages(app.engine, kind="email")
+        if m["recipient"] == "demo-1@customer.example"
+    ]
     assert ("backorder_created", "Order DEMO-1: 1 item on backorder") in to_customer
     assert ("eta_changed", "Order DEMO-1: new expected date") in to_customer
 
@@ -247,8 +251,11 @@ def test_a_ship_complete_order_takes_all_of_its_lines_or_nothing(shop: Applicati
     assert allocated(db, "SC", 2) == (1, 0)
     assert db.level("INK", "main")["allocated"] == 4
     assert db.level("PAPER", "main")["allocated"] == 1
-    ready = [r["payload"] for r in db.rows(t.outbox, t.outbox.c.action == "notify_customer")
-             if r["payload"]["event"] == "BackorderAllocated" and r["payload"]["order_id"] == "SC"]
+    ready = [
+        r["payload"]
+        for r in db.rows(t.outbox, t.outbox.c.action == "notify_customer")
+        if r["payload"]["event"] == "BackorderAllocated" and r["payload"]["order_id"] == "SC"
+    ]
     assert [p["ready_to_ship"] for p in ready] == [True]
 
 
@@ -305,12 +312,20 @@ def test_a_negative_on_hand_is_kept_as_reported_and_nothing_is_promised_from_it(
 
 
 def test_a_stock_report_older_than_the_last_applied_one_is_ignored(shop: Application, db: Db) -> None:
-    shop.bus.handle(commands.SetStockLevel("INK", "main", 5, observed_at=PLACED + timedelta(minutes=10), source="shopify"))
-    shop.bus.handle(commands.SetStockLevel("INK", "main", 9, observed_at=PLACED + timedelta(minutes=5), source="shopify"))
+    shop.bus.handle(
+        commands.SetStockLevel("INK", "main", 5, observed_at=PLACED + timedelta(minutes=10), source="shopify")
+    )
+    shop.bus.handle(
+        commands.SetStockLevel("INK", "main", 9, observed_at=PLACED + timedelta(minutes=5), source="shopify")
+    )
     assert db.level("INK", "main")["on_hand"] == 5
-    shop.bus.handle(commands.SetStockLevel("INK", "main", 7, observed_at=PLACED + timedelta(minutes=10), source="shopify"))
+    shop.bus.handle(
+        commands.SetStockLevel("INK", "main", 7, observed_at=PLACED + timedelta(minutes=10), source="shopify")
+    )
     assert db.level("INK", "main")["on_hand"] == 5  # the same instant again is not newer
-    shop.bus.handle(commands.SetStockLevel("INK", "main", 4, observed_at=PLACED + timedelta(minutes=11), source="shopify"))
+    shop.bus.handle(
+        commands.SetStockLevel("INK", "main", 4, observed_at=PLACED + timedelta(minutes=11), source="shopify")
+    )
     assert db.level("INK", "main")["on_hand"] == 4
     assert db.level("INK", "main")["observed_at"] == PLACED + timedelta(minutes=11)
 
@@ -352,7 +367,10 @@ def test_backorders_are_consolidated_into_one_draft_per_supplier_and_sending_set
     shop.dispatcher.drain()
     po_mail = sorted((m["recipient"], m["subject"]) for m in sandbox_messages(shop.engine, kind="purchase_order"))
     assert po_mail == sorted(
-        [(ROYAL_EMAIL, f"Purchase order {sent['ROYAL']['number']}"), (WN_EMAIL, f"Purchase order {sent['WN']['number']}")]
+        [
+            (ROYAL_EMAIL, f"Purchase order {sent['ROYAL']['number']}"),
+            (WN_EMAIL, f"Purchase order {sent['WN']['number']}"),
+        ]
     )
     royal = next(m for m in sandbox_messages(shop.engine, kind="purchase_order") if m["recipient"] == ROYAL_EMAIL)
     assert "R-INK" in royal["body"] and "R-PAP" in royal["body"]

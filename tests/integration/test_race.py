@@ -59,7 +59,10 @@ def seed(app: Application, on_hand: int) -> None:
 
 def order(app: Application, order_id: str, quantity: int, minutes: int) -> Callable[[], Any]:
     command = commands.PlaceOrder(
-        order_id, "web", PLACED + timedelta(minutes=minutes), (NewLine(1, "LAST", quantity),),
+        order_id,
+        "web",
+        PLACED + timedelta(minutes=minutes),
+        (NewLine(1, "LAST", quantity),),
         customer_email=f"{order_id.lower()}@customer.example",
     )
     return lambda: app.bus.handle(command)
@@ -106,7 +109,8 @@ def test_fifty_orders_for_the_last_unit_at_once_leave_exactly_one_winner(app: Ap
 
     # one customer hears "backordered" for each loser, none for the winner
     created = [
-        r["payload"]["order_id"] for r in db.rows(t.outbox, t.outbox.c.action == "notify_customer")
+        r["payload"]["order_id"]
+        for r in db.rows(t.outbox, t.outbox.c.action == "notify_customer")
         if r["payload"]["event"] == "BackorderCreated"
     ]
     assert sorted(created) == sorted(line["order_id"] for line in lines if line["allocated"] == 0)

@@ -217,6 +217,9 @@ class ApiChannelSettings(ConnectorSettings):
     api_key: SecretStr | None = None
     """Issue 3: the key a POS/B2B sender presents (``Authorization: Bearer <key>``) on
     ``POST /api/v1/orders``; it selects this channel."""
+    webhook_secret: SecretStr | None = None
+    """Issue 3: a Standard Webhooks secret (``whsec_…``) for senders that post signed events to
+    ``/webhooks/<platform>/<channel>`` instead of calling the API."""
 
 
 def settings_lookup(specs: Mapping[str, ConnectorSpec]) -> Callable[[str], type[ConnectorSettings] | None]:

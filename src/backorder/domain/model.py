@@ -146,6 +146,8 @@ class OrderLine:
         self.backordered -= from_backorder
         self.allocated += from_backorder
         self.shipped += quantity
+        if self.backordered == 0:
+            self.eta = None
         if self.shipped == self.quantity:
             self.status = LineStatus.SHIPPED
         return from_backorder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -10,9 +11,18 @@ UNSUBSCRIBE_SALT = "backorder.unsubscribe"
 
 
 class LinkSigner:
-    def __init__(self, secret_key: str, public_url: str) -> None:
-        self._unsubscribe = URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
+    def __init__(self, secret_key: str | Callable[[], str], public_url: str) -> None:
+        self._secret = secret_key
+        self._serializer: URLSafeSerializer | None = None
         self.public_url = public_url.rstrip("/")
+
+    @property
+    def _unsubscribe(self) -> URLSafeSerializer:
+        # Built on first use: the key may have to be read from (or generated into) the database.
+        if self._serializer is None:
+            secret = self._secret if isinstance(self._secret, str) else self._secret()
+            self._serializer = URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT)
+        return self._serializer
 
     def unsubscribe_token(self, address: str, order_id: str) -> str:
         return str(self._unsubscribe.dumps({"a": address, "o": order_id}))

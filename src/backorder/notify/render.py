@@ -75,6 +75,11 @@ class Renderer:
             self._env.get_template(f"customer/{template}.sms.txt").render(self._context(payload, extra)).split()
         )
 
+    def sms_opt_out_confirmation(self) -> str:
+        return " ".join(
+            self._env.get_template("customer/opt_out_confirmation.sms.txt").render(self._globals).split()
+        )
+
     def staff(self, payload: dict[str, Any], **extra: Any) -> RenderedStaff:
         ctx = self._context(payload, extra)
         body = self._env.get_template(f"staff/{payload['event']}.txt").render(ctx).strip()

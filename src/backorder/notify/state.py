@@ -204,6 +204,13 @@ class MessagingState:
             done = conn.execute(delete(_suppressions).where(_suppressions.c.address == normalise_address(address)))
             return bool(done.rowcount)
 
+    def confirmation_pending(self, address: str) -> bool:
+        """Suppressed and not yet told so (the one confirmation may still be sent)."""
+        s = _suppressions.c
+        with self.engine.connect() as conn:
+            r = conn.execute(select(s.confirmed_at).where(s.address == normalise_address(address))).first()
+        return r is not None and r.confirmed_at is None
+
     def take_confirmation(self, address: str, now: datetime) -> bool:
         """True exactly once per suppression: the one confirmation message may be sent."""
         s = _suppressions.c

@@ -465,6 +465,9 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
     if withdraw_shrinkage(uow, line.sku, levels, ctx):
         uow.stock.save_levels(levels.values())
         allocate_waiting(uow, [line.sku], ctx, "adjustment", "shipment")
+    if order.ship_complete and from_backorder:
+        # the channel shipped a line we were holding the order for: the rest may now be coverable
+        allocate_waiting(uow, {other.sku for other in order.lines if other.is_open}, ctx, "release", f"ship:{order.id}")
     refresh_etas(uow, [line.sku], ctx)
     check_thresholds(uow, [line.sku], ctx)
 
@@ -495,8 +498,8 @@ def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
         if po is None:
             raise DomainError(f"receipt names purchase order {cmd.po_number!r}, which does not exist")
         candidates = [po]
-    else:
-        candidates = uow.purchasing.open_for_sku(cmd.sku)
+    else:  # a receipt names no PO: book it against sent POs only (a draft was never ordered)
+        candidates = [po for po in uow.purchasing.open_for_sku(cmd.sku) if po.status is not PoStatus.DRAFT]
     for po in candidates:
         booked = po.receive(cmd.sku, left)
         if booked:
@@ -528,6 +531,8 @@ def set_stock_level(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext)
         if last is not None and cmd.observed_at <= last:
             return  # an older report than the one applied: out of order, ignored
         uow.stock.mark_observed(cmd.sku, cmd.location, cmd.observed_at)
+    else:  # a count is true as of now: channel reports observed before it are stale
+        uow.stock.mark_observed(cmd.sku, cmd.location, ctx.clock.now())
     current = uow.stock.levels([cmd.sku]).get((cmd.sku, cmd.location))
     delta = cmd.on_hand - (current.on_hand if current else 0)
     if delta or current is None:
@@ -688,7 +693,6 @@ HANDLERS[commands.ShipSku] = ship_sku
 HANDLERS[commands.RedactCustomer] = redact_customer
 
 
-
 # --- issue 5 (staff dashboard, self-service) ------------------------------------------------
 
 
@@ -719,7 +723,11 @@ def ship_available_now(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerConte
         raise UnknownOrder(cmd.order_id)
     if order.ship_complete:
         raise InvalidTransition(f"order {order.id} ships complete: it cannot ship in part")
-    ready = [(line.line_no, line.unshipped_allocated) for line in order.lines if line.is_open and line.unshipped_allocated > 0]
+    ready = [
+        (line.line_no, line.unshipped_allocated)
+        for line in order.lines
+        if line.is_open and line.unshipped_allocated > 0
+    ]
     if not ready:
         raise InvalidTransition(f"order {order.id} has nothing in stock to ship now")
     for line_no, units in ready:

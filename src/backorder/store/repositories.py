@@ -540,58 +540,16 @@ class SqlOrders(OrderRepository):
         ]
 
     def held_at(self, line_id: int) -> dict[str, int]:
-        h = t.line_holdings.c
-        return {
-            r.location: r.quantity
-            for r in self.conn.execute(
-                select(h.location, h.quantity).where(h.line_id == line_id, h.quantity > 0).order_by(h.location)
-            )
-        }
-
-    # --- issue 3 (channels): privacy redaction ---
-    def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
-        o = t.orders.c
-        clauses = []
-        if email:
-            clauses.append(func.lower(o.customer_email) == email.lower())
-        if order_ids:
-            clauses.append(o.id.in_(list(order_ids)))
-        where = o.channel == channel
-        if clauses:
-            from sqlalchemy import or_
-
-            where = and_(where, or_(*clauses))
-        elif email is not None:
-            return []
-        ids = sorted(self.conn.execute(select(o.id).where(where)).scalars())
-        for chunk in _chunks(ids):
-            self.conn.execute(
-                update(t.orders)
-                .where(o.id.in_(list(chunk)))
-                .values(customer_email=None, customer_phone=None, customer_name=None)
-            )
-        return ids
-
-    # --- issue 5 (staff, self-service): a customer's accepted substitute ---
-    def add_line(self, order: Order, line: OrderLine) -> None:
-        result = self.conn.execute(
-            insert(t.order_lines).values(
-                order_id=order.id,
-                line_no=line.line_no,
-                sku=line.sku,
-                quantity=line.quantity,
-                allocated=line.allocated,
-                shipped=line.shipped,
-                backordered=line.backordered,
-                status=line.status.value,
-                eta=line.eta,
-                channel=order.channel,
-                priority=order.priority,
-                placed_at=order.placed_at,
-                ship_complete=order.ship_complete,
-            )
+        """Units held by location, in the locations' preference order."""
+        h, loc = t.line_holdings.c, t.locations.c
+        q = (
+            select(h.location, h.quantity)
+            .select_from(t.line_holdings)
+            .outerjoin(t.locations, loc.code == h.location)
+            .where(h.line_id == line_id, h.quantity > 0)
+            .order_by(loc.position, h.location)
         )
-        line.id = int(result.inserted_primary_key[0])
+        return {r.location: r.quantity for r in self.conn.execute(q)}
 
 
 class SqlPurchasing(PurchasingRepository):

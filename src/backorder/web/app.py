@@ -35,4 +35,5 @@ def create_app(application: Application) -> FastAPI:
 
     for area in (webhooks, provider_hooks, api, dashboard, selfservice):
         app.include_router(area.build_router(application))
+    dashboard.install(app, application)  # issue 5: static files, security headers, error pages
     return app

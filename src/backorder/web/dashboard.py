@@ -192,8 +192,10 @@ def build_router(application: Application) -> APIRouter:
         picked: dict[str, list[int]] = {}
         skus: set[str] = set()
         for value in form.get("sel", []):
-            order_id, _, rest = value.rpartition("|")
-            line_no, _, sku = rest.partition("|")
+            parts = value.split("|")
+            if len(parts) < 3:
+                continue
+            order_id, line_no, sku = "|".join(parts[:-2]), parts[-2], parts[-1]
             if order_id and line_no.isdigit():
                 picked.setdefault(order_id, []).append(int(line_no))
                 if sku:
@@ -251,7 +253,7 @@ def build_router(application: Application) -> APIRouter:
         if found is None:
             return render(request, "error.html", user, 404, title="No such SKU", message=f"There is no SKU {code!r}.")
         chart = {"projection": found["projection"], "demand": found["demand_90d"]}
-        return render(request, "sku.html", user, sku=found, chart_json=json.dumps(chart, default=str))
+        return render(request, "sku.html", user, sku=found, chart_json=json.dumps(chart, default=str).replace("<", "\\u003c"))
 
     # --- purchase orders ----------------------------------------------------------------------
 
@@ -399,3 +401,47 @@ def build_router(application: Application) -> APIRouter:
         return render(request, "audit.html", user, rows=rows, page=page, users=staff.store.users())
 
     return router
+
+
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+
+
+def install(app: Any, application: Application) -> None:
+    """Static files, security headers and the error pages of the staff area (called by app.py)."""
+    from fastapi.staticfiles import StaticFiles
+
+    templates = build_templates(application)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    def page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        user = security.current_user(request, application)
+        context = {"user": user, "csrf": user.csrf_token if user else "", "path": request.url.path, "title": title, "message": message}
+        return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
+    @app.exception_handler(security.LoginRequired)
+    async def login_required(request: Request, exc: Exception) -> Response:
+        if request.method == "GET":
+            return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
+        return page(request, 401, "Signed out", "Your session has ended. Sign in again; nothing was changed.")
+
+    @app.exception_handler(security.Forbidden)
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        needed = getattr(exc, "needed", "operator")
+        return page(request, 403, "Not allowed", f"This needs the {needed} role. Nothing was changed.")
+
+    @app.exception_handler(security.CsrfFailed)
+    async def csrf_failed(request: Request, exc: Exception) -> Response:
+        return page(request, 403, "Form expired", "The form's security token did not match (an old tab, or a request from another site). Nothing was changed: reload the page and try again.")
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        path = request.url.path
+        if not path.startswith(("/api/", "/webhooks/", "/openapi.json", "/metrics", "/healthz")):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "no-referrer" if path.startswith("/self-service") else "same-origin")
+        if path.startswith(("/dashboard", "/self-service", "/login")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response

@@ -58,7 +58,7 @@ class AccountManagerToken:
             return self._token, True
         s = self._settings
         if not s.client_id or s.client_secret is None:
-            raise NotConfigured(f"channels.<id>.client_id / client_secret", provider=PROVIDER)
+            raise NotConfigured("channels.<id>.client_id / client_secret", provider=PROVIDER)
         data = {"grant_type": "client_credentials"}
         if s.scopes:
             data["scope"] = " ".join(s.scopes)

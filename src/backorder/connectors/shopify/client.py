@@ -227,7 +227,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         missing = [s for s in skus if s not in known]
         if missing:
             query = " OR ".join(f"sku:{json.dumps(s)}" for s in missing)
-            data = self.graphql(ITEMS_BY_SKU, {"query": query, "first": min(250, len(missing) * 2)}, idempotent=True)
+            data = self.graphql(ITEMS_BY_SKU, {"query": query, "first": min(250, len(missing) * 2)})
             found = []
             for node in (data.get("productVariants") or {}).get("nodes") or []:
                 item = mapping.gid_number((node.get("inventoryItem") or {}).get("id"))
@@ -250,7 +250,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
             return DeliveryReceipt(detail=f"no Shopify variant has SKU {', '.join(absent)}; nothing pushed")
         location_gid = _gid("Location", location)
         item_gids = {u.sku: _gid("InventoryItem", items[u.sku].item_ref) for u in present}
-        levels = self.graphql(CURRENT_LEVELS, {"ids": list(item_gids.values()), "locationId": location_gid}, idempotent=True)
+        levels = self.graphql(CURRENT_LEVELS, {"ids": list(item_gids.values()), "locationId": location_gid})
         current: dict[str, int | None] = {}
         for node in levels.get("nodes") or []:
             if not node:
@@ -296,9 +296,9 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         order_gid = _gid("Order", external)
         tags = [self.settings.tag]
         document, field = (TAGS_ADD, "tagsAdd") if tag.backordered else (TAGS_REMOVE, "tagsRemove")
-        data = self.graphql(document, {"id": order_gid, "tags": tags}, idempotent=True)
+        data = self.graphql(document, {"id": order_gid, "tags": tags})
         _user_errors(data, field)
-        found = self.graphql(FULFILLMENT_ORDERS, {"id": order_gid}, idempotent=True)
+        found = self.graphql(FULFILLMENT_ORDERS, {"id": order_gid})
         orders = (((found.get("order") or {}).get("fulfillmentOrders") or {}).get("nodes")) or []
         changed = 0
         for fo in orders:
@@ -308,7 +308,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
                 _user_errors(self.graphql(HOLD, {"id": fo["id"], "hold": hold}), "fulfillmentOrderHold")
                 changed += 1
             elif not tag.backordered and ours:
-                data = self.graphql(RELEASE, {"id": fo["id"], "holdIds": ours}, idempotent=True)
+                data = self.graphql(RELEASE, {"id": fo["id"], "holdIds": ours})
                 _user_errors(data, "fulfillmentOrderReleaseHold")
                 changed += 1
         verb = "tagged and held" if tag.backordered else "untagged and released"
@@ -329,7 +329,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         after: str | None = None
         mapped = 0
         for _ in range(MAX_PAGES):
-            page = self.graphql(VARIANTS_PAGE, {"after": after}, idempotent=True).get("productVariants") or {}
+            page = self.graphql(VARIANTS_PAGE, {"after": after}).get("productVariants") or {}
             found = [
                 ItemRefFrom(n, mapping.gid_number((n.get("inventoryItem") or {}).get("id")) or "")
                 for n in page.get("nodes") or []
@@ -350,7 +350,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         after: str | None = None
         found = []
         for _ in range(MAX_PAGES):
-            page = self.graphql(RECENT_ORDERS, {"query": query, "after": after}, idempotent=True).get("orders") or {}
+            page = self.graphql(RECENT_ORDERS, {"query": query, "after": after}).get("orders") or {}
             for node in page.get("nodes") or []:
                 body = mapping.order_from_graphql(node)
                 updated = mapping.parse_time(node.get("updatedAt"), "updatedAt")

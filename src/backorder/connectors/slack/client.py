@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from backorder.connectors.base import Connector, ConnectorDeps, ConnectorSettings, DeliveryReceipt, NotifiesStaff, StaffMessage
+from backorder.connectors.base import (
+    Connector,
+    ConnectorDeps,
+    ConnectorSettings,
+    DeliveryReceipt,
+    NotifiesStaff,
+    StaffMessage,
+)
 from backorder.connectors.errors import NotConfigured
 from backorder.connectors.http import HttpSettings, ProviderClient
 from backorder.connectors.slack.mapping import payload

@@ -85,7 +85,7 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
         known = self.directory.find(skus)
         found = []
         for sku in [s for s in skus if s not in known]:
-            products = self._call("GET", "/products", params={"sku": sku}, idempotent=True)
+            products = self._call("GET", "/products", params={"sku": sku})
             for product in products if isinstance(products, list) else []:
                 found.extend(mapping.items_of_product(product))
         self.directory.remember(found)
@@ -117,14 +117,13 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
         failed: list[str] = []
         sent = 0
         for start in range(0, len(products), size):
-            answer = self._call("POST", "/products/batch", json_body={"update": products[start : start + size]}, idempotent=True)
+            answer = self._call("POST", "/products/batch", json_body={"update": products[start : start + size]})
             failed.extend(_batch_errors(answer))
             sent += len(products[start : start + size])
         for parent, changes in sorted(variations.items()):
             for start in range(0, len(changes), size):
                 answer = self._call(
                     "POST", f"/products/{parent}/variations/batch", json_body={"update": changes[start : start + size]},
-                    idempotent=True,
                 )
                 failed.extend(_batch_errors(answer))
                 sent += len(changes[start : start + size])
@@ -147,7 +146,6 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
         status = "backordered" if tag.backordered else "clear"
         self._call(
             "PUT", f"/orders/{external}", json_body={"meta_data": [{"key": self.settings.meta_key, "value": status}]},
-            idempotent=True,
         )
         ref = str(note.get("id")) if isinstance(note, dict) and note.get("id") is not None else None
         return DeliveryReceipt(provider_ref=ref, detail=f"note added to order {external}; {self.settings.meta_key}={status}")
@@ -174,7 +172,7 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
             orders = self._call("GET", "/orders", params={
                 "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"), "dates_are_gmt": "true",
                 "per_page": PER_PAGE, "page": page, "orderby": "modified", "order": "asc",
-            }, idempotent=True)
+            })
             if not isinstance(orders, list) or not orders:
                 break
             for order in orders:

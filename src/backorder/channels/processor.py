@@ -1,0 +1,149 @@
+"""The inbox processor: claim ``received`` rows, parse each with its channel's connector, apply
+the commands through the bus, and record the outcome on the row.
+
+Outcomes: ``processed`` (commands applied), ``ignored`` (nothing to do: a topic we do not act on,
+an order update older than the one applied, an order we already hold), ``failed`` (the payload
+could not be understood, or the domain refused it: the reason is kept and ``backorder inbox
+reprocess ID`` runs it again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backorder.channels.api_orders import StandardWebhookReceiver, parse_order
+from backorder.channels.metrics import IngressMetrics
+from backorder.connectors.base import ConnectorSettings, ReceivesWebhooks
+from backorder.connectors.errors import WebhookRejected
+from backorder.domain import commands
+from backorder.domain.errors import DomainError, DuplicateOrder, UnknownOrder
+from backorder.services.messagebus import MessageBus
+from backorder.store.inbox import ChannelItem, ChannelStore, InboxRow, InboxStore
+
+log = logging.getLogger(__name__)
+
+API_KINDS = frozenset({"api", "pos", "b2b"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # processed | ignored | failed
+    detail: str = ""
+
+
+class InboxProcessor:
+    def __init__(
+        self,
+        inbox: InboxStore,
+        store: ChannelStore,
+        bus: MessageBus,
+        receivers: Callable[[str], Any],
+        settings: Callable[[str], ConnectorSettings | None],
+        now: Callable[[], datetime],
+        metrics: IngressMetrics | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.store = store
+        self.bus = bus
+        self.receivers = receivers
+        self.settings = settings
+        self.now = now
+        self.metrics = metrics
+
+    def run(self, limit: int = 100) -> int:
+        """Process up to ``limit`` received rows; returns how many were handled."""
+        rows = self.inbox.claim(self.now(), limit)
+        for row in rows:
+            self._finish(row, self.process(row))
+        return len(rows)
+
+    def drain(self, limit: int = 100, max_rounds: int = 1000) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            handled = self.run(limit)
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    def process_id(self, row_id: int) -> Outcome | None:
+        """Claim and process one row now (the order API answers with the result)."""
+        row = self.inbox.claim_one(row_id, self.now())
+        if row is None:
+            return None
+        outcome = self.process(row)
+        self._finish(row, outcome)
+        return outcome
+
+    def _finish(self, row: InboxRow, outcome: Outcome) -> None:
+        self.inbox.finish(row.id, outcome.status, outcome.detail or None, self.now())
+        if self.metrics is not None:
+            self.metrics.processed.labels(row.platform, outcome.status).inc()
+
+    # --- one row ---------------------------------------------------------------------------
+
+    def process(self, row: InboxRow) -> Outcome:
+        try:
+            return self._process(row)
+        except (WebhookRejected, DomainError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            return Outcome("failed", f"{type(exc).__name__}: {reason}")
+        except Exception as exc:  # a bug: keep the row failed and visible, never lose it
+            log.exception("inbox row %s failed unexpectedly", row.id)
+            return Outcome("failed", f"unexpected error: {type(exc).__name__}: {exc}"[:1000])
+
+    def _process(self, row: InboxRow) -> Outcome:
+        settings = self.settings(row.channel)
+        if settings is None or settings.kind != row.platform and not (row.platform == "api" and settings.kind in API_KINDS):
+            return Outcome("failed", f"channel {row.channel!r} is not configured as {row.platform} any more")
+        if settings.kind in API_KINDS:
+            if row.platform == "api":
+                cmds: list[commands.Command] = [parse_order(row.channel, row.body, row.received_at)]
+            else:
+                receiver = self.receivers(row.channel)
+                assert isinstance(receiver, StandardWebhookReceiver)
+                cmds = receiver.parse(row.topic, row.headers, row.body, row.received_at)
+            version = None
+        else:
+            connector = self.receivers(row.channel)
+            if not isinstance(connector, ReceivesWebhooks):
+                return Outcome("failed", f"channel {row.channel!r} has no connector that receives webhooks")
+            refs = connector.item_refs(row.topic, row.body) if hasattr(connector, "item_refs") else []
+            if refs:
+                self.store.remember_items(
+                    row.channel, [ChannelItem(r.sku, r.item_ref, r.variant_ref, r.parent_ref) for r in refs], self.now()
+                )
+            version = connector.order_version(row.topic, row.body) if hasattr(connector, "order_version") else None
+            if version is not None:
+                applied = self.store.order_version(row.channel, version[0])
+                if applied is not None and version[2] <= applied:
+                    return Outcome("ignored", f"order {version[0]} version {version[2].isoformat()} is not newer than "
+                                              f"the applied {applied.isoformat()}")
+            cmds = connector.parse(row.topic, row.headers, row.body)
+        if not cmds:
+            if version is not None:
+                self.store.advance_order_version(row.channel, version[0], version[1], version[2], self.now())
+            return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}")
+        notes = [self._apply(cmd) for cmd in cmds]
+        if version is not None:
+            self.store.advance_order_version(row.channel, version[0], version[1], version[2], self.now())
+        applied_any = any(n is None for n in notes)
+        detail = "; ".join(n for n in notes if n)
+        return Outcome("processed" if applied_any else "ignored", detail)
+
+    def _apply(self, cmd: commands.Command) -> str | None:
+        """Apply one command; None when applied, else why it changed nothing (harmless cases).
+        Anything else the domain refuses is raised (the row fails, with the reason)."""
+        try:
+            self.bus.handle(cmd)
+            return None
+        except DuplicateOrder as exc:
+            return f"order {exc.order_id} is already recorded"
+        except UnknownOrder as exc:
+            if isinstance(cmd, (commands.CancelOrder, commands.ShipSku)):
+                return f"order {exc.order_id} is not one we hold"
+            raise

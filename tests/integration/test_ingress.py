@@ -1,0 +1,448 @@
+"""Channel ingress on SQLite and PostgreSQL: every accepted webhook is in the inbox before its 200;
+duplicates, reordering and bad signatures are harmless; oversized bodies are refused unread;
+malformed payloads stay in the inbox as failed and can be processed again; stock pushes coalesce;
+reconciliation catches a dropped webhook; redaction removes personal data."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from backorder.bootstrap import Application, bootstrap
+from backorder.config import parse_config
+from backorder.connectors.base import settings_lookup
+from backorder.connectors.registry import load_specs
+from backorder.connectors.signatures import sign_standard_webhook
+from backorder.domain import commands as c
+from backorder.store import tables as t
+from backorder.web.app import create_app
+
+with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works the same here
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from conftest import SettableClock
+
+SHOP_SECRET = "shop-secret"
+WOO_SECRET = "woo-secret"
+POS_SECRET = "whsec_" + base64.b64encode(b"pos-terminal-secret").decode()
+
+
+def config(**server: Any) -> dict[str, Any]:
+    return {
+        "server": {"max_body_bytes": 4096, **server},
+        "worker": {"bop_interval_minutes": 0},
+        "channels": {
+            "web": {"platform": "shopify", "webhook_secret": SHOP_SECRET, "location_map": {"11": "main"},
+                    "stock_source": True, "push_window_seconds": 30},
+            "shop": {"platform": "shopify", "shop_domain": "shop.example.test", "access_token": "shpat_x",
+                     "webhook_secret": SHOP_SECRET, "location_map": {"11": "main"}, "push_window_seconds": 30,
+                     "batch_size": 2, "rate_per_second": 0},
+            "woo": {"platform": "woocommerce", "store_url": "https://woo.example.test", "consumer_key": "ck",
+                    "consumer_secret": "cs", "webhook_secret": WOO_SECRET, "push_window_seconds": 30},
+            "pos": {"platform": "pos", "webhook_secret": POS_SECRET, "api_key": "pos-key-1"},
+        },
+    }
+
+
+class FakePlatforms:
+    """httpx MockTransport answers for the Shopify and WooCommerce APIs; records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.orders: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        if request.url.host == "shop.example.test":
+            query = json.loads(request.content)["query"]
+            if "ItemsBySku" in query:
+                nodes = [{"id": "gid://shopify/ProductVariant/1", "sku": s, "inventoryItem": {"id": f"gid://shopify/InventoryItem/{i}"}}
+                         for i, s in enumerate(["INK", "PEN", "PAD"], 1)]
+                return httpx.Response(200, json={"data": {"productVariants": {"nodes": nodes}}})
+            if "CurrentLevels" in query:
+                return httpx.Response(200, json={"data": {"nodes": []}})
+            if "SetAvailable" in query:
+                return httpx.Response(200, json={"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": {"id": "g"}, "userErrors": []}}})
+            if "RecentOrders" in query:
+                return httpx.Response(200, json={"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": self.orders}}})
+        if request.url.host == "woo.example.test":
+            if request.method == "GET":
+                return httpx.Response(200, json=[])
+            return httpx.Response(200, json={"update": []})
+        return httpx.Response(404)
+
+    def pushes(self) -> list[dict[str, Any]]:
+        found = []
+        for r in self.requests:
+            if r.url.host == "shop.example.test" and "SetAvailable" in json.loads(r.content)["query"]:
+                found.append(json.loads(r.content)["variables"]["input"])
+        return found
+
+
+@pytest.fixture
+def platforms() -> FakePlatforms:
+    return FakePlatforms()
+
+
+@pytest.fixture
+def make_app(database_url: str, clock: SettableClock, platforms: FakePlatforms) -> Iterator[Callable[..., Application]]:
+    made: list[Application] = []
+
+    def make(**server: Any) -> Application:
+        cfg = parse_config(config(**server), settings_lookup(load_specs()), environ={})
+
+        def factory(name: str) -> httpx.Client:
+            settings = cfg.channels[name.removeprefix("channels.")]
+            return httpx.Client(transport=httpx.MockTransport(platforms), base_url=settings.api_base())  # type: ignore[attr-defined]
+
+        application = bootstrap(cfg, database_url=database_url, clock=clock, sandbox_folder=False,
+                                http_client_factory=factory, rng=random.Random(3))
+        made.append(application)
+        application.bus.handle(c.UpsertSku("INK", "Ink"))
+        application.bus.handle(c.UpsertSku("PEN", "Pen"))
+        application.bus.handle(c.AdjustStock("INK", "main", 2))
+        return application
+
+    yield make
+    for application in made:
+        application.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Application]) -> Application:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Application) -> Iterator[TestClient]:
+    with TestClient(create_app(app)) as test_client:
+        yield test_client
+
+
+def shopify_headers(body: bytes, topic: str, event: str, secret: str = SHOP_SECRET) -> dict[str, str]:
+    digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Event-Id": event,
+            "Content-Type": "application/json"}
+
+
+def order_body(number: int, quantity: int = 3, updated: str = "2026-03-02T08:00:00Z", **extra: Any) -> bytes:
+    return json.dumps({
+        "id": number, "admin_graphql_api_id": f"gid://shopify/Order/{number}", "created_at": "2026-03-02T08:00:00Z",
+        "updated_at": updated, "email": "ada@example.com", "phone": "+441234567890",
+        "customer": {"first_name": "Ada", "last_name": "Lovelace"},
+        "line_items": [{"id": 1, "sku": "INK", "quantity": quantity}], **extra,
+    }).encode()
+
+
+def inbox(app: Application) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(t.inbox).order_by(t.inbox.c.id))]
+
+
+def table(app: Application, tbl: Any) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(tbl))]
+
+
+def post_order(client: TestClient, number: int, event: str, channel: str = "web", **kw: Any) -> httpx.Response:
+    body = order_body(number, **kw)
+    return client.post(f"/webhooks/shopify/{channel}", content=body, headers=shopify_headers(body, "orders/create", event))
+
+
+# --- acceptance -------------------------------------------------------------------------------
+
+
+def test_an_accepted_webhook_is_in_the_inbox_when_the_200_arrives(app: Application, client: TestClient) -> None:
+    response = post_order(client, 1001, "e-1")
+    assert response.status_code == 200
+    (row,) = inbox(app)
+    assert response.json() == {"status": "accepted", "inbox_id": row["id"]}
+    assert (row["platform"], row["channel"], row["event_key"], row["topic"], row["status"]) == (
+        "shopify", "web", "event:e-1", "orders/create", "received")
+    assert row["body"] == order_body(1001)  # the raw bytes, as signed
+
+
+def test_when_the_inbox_cannot_commit_the_sender_gets_no_200(app: Application, client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(app.channel_services.inbox, "record", broken)
+    with TestClient(create_app(app), raise_server_exceptions=False) as failing:
+        response = post_order(failing, 1001, "e-1")
+    assert response.status_code == 500
+    assert inbox(app) == []
+
+
+def test_processing_records_the_backorder_and_tags_work_for_the_channel(app: Application, client: TestClient) -> None:
+    post_order(client, 1001, "e-1", quantity=3)
+    assert app.channel_services.processor.drain() == 1
+    (row,) = inbox(app)
+    assert row["status"] == "processed"
+    lines = app.read.lines("web-1001")
+    assert [(ln["sku"], ln["allocated"], ln["backordered"]) for ln in lines] == [("INK", 2, 1)]
+
+
+def test_a_duplicate_is_answered_200_and_changes_nothing(app: Application, client: TestClient) -> None:
+    assert post_order(client, 1001, "e-1").json()["status"] == "accepted"
+    app.channel_services.processor.drain()
+    before = table(app, t.orders), table(app, t.order_lines), table(app, t.outbox)
+    again = post_order(client, 1001, "e-1")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    app.channel_services.processor.drain()
+    assert (table(app, t.orders), table(app, t.order_lines), table(app, t.outbox)) == before
+    assert len(inbox(app)) == 1
+
+
+def test_the_same_order_under_a_new_event_id_is_recorded_once(app: Application, client: TestClient) -> None:
+    post_order(client, 1001, "e-1")
+    post_order(client, 1001, "e-2", updated="2026-03-02T08:00:01Z")
+    app.channel_services.processor.drain()
+    assert len(table(app, t.orders)) == 1
+    assert [r["status"] for r in inbox(app)] == ["processed", "ignored"]
+
+
+# --- order of arrival ---------------------------------------------------------------------------
+
+
+def test_a_cancellation_that_overtook_the_creation_wins(app: Application, client: TestClient) -> None:
+    cancelled = order_body(1002, updated="2026-03-02T08:05:00Z", cancelled_at="2026-03-02T08:05:00Z")
+    client.post("/webhooks/shopify/web", content=cancelled, headers=shopify_headers(cancelled, "orders/updated", "e-9"))
+    post_order(client, 1002, "e-1", updated="2026-03-02T08:00:00Z")
+    app.channel_services.processor.drain()
+    assert table(app, t.orders) == []
+    assert [r["status"] for r in inbox(app)] == ["ignored", "ignored"]
+    assert "not newer" in inbox(app)[1]["error"]
+
+
+def test_an_older_inventory_update_never_overwrites_a_newer_one(app: Application, client: TestClient) -> None:
+    app.channel_services.store.remember_items("web", [_item("INK", "501")], app.clock.now())
+    for available, stamp, event in [(9, "2026-03-02T08:10:00Z", "i-2"), (4, "2026-03-02T08:00:00Z", "i-1")]:
+        body = json.dumps({"inventory_item_id": 501, "location_id": 11, "available": available, "updated_at": stamp}).encode()
+        assert client.post("/webhooks/shopify/web", content=body,
+                           headers=shopify_headers(body, "inventory_levels/update", event)).status_code == 200
+    app.channel_services.processor.drain()
+    (level,) = [r for r in table(app, t.stock_levels) if r["sku"] == "INK"]
+    assert level["on_hand"] == 9
+
+
+def _item(sku: str, ref: str) -> Any:
+    from backorder.store.inbox import ChannelItem
+
+    return ChannelItem(sku, ref)
+
+
+# --- rejections -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tamper", ["bit flip", "re-serialised JSON", "missing header", "wrong secret"])
+def test_a_bad_signature_is_401_and_stores_nothing(app: Application, client: TestClient, tamper: str) -> None:
+    body = order_body(1001)
+    headers = shopify_headers(body, "orders/create", "e-1")
+    if tamper == "bit flip":
+        flipped = bytearray(body)
+        flipped[len(flipped) // 2] ^= 0x01
+        body = bytes(flipped)
+    elif tamper == "re-serialised JSON":
+        body = json.dumps(json.loads(body), indent=2).encode()
+    elif tamper == "missing header":
+        del headers["X-Shopify-Hmac-Sha256"]
+    else:
+        headers = shopify_headers(body, "orders/create", "e-1", secret="not-the-secret")
+    before = table(app, t.inbox), table(app, t.orders)
+    response = client.post("/webhooks/shopify/web", content=body, headers=headers)
+    assert response.status_code == 401
+    assert (table(app, t.inbox), table(app, t.orders)) == before
+    assert app.channel_services.metrics.value("webhooks_rejected", platform="shopify", reason="InvalidSignature") == 1
+
+
+def test_a_stale_standard_webhook_is_401(app: Application, client: TestClient) -> None:
+    body = json.dumps({"order_id": "T1", "lines": [{"sku": "INK", "quantity": 1}]}).encode()
+    stale = int((app.clock.now() - timedelta(minutes=6)).timestamp())
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(stale),
+               "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", stale, body)}
+    response = client.post("/webhooks/pos/pos", content=body, headers=headers)
+    assert response.status_code == 401
+    assert "old" in response.json()["error"]
+    assert inbox(app) == []
+    fresh = int(app.clock.now().timestamp())
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(fresh),
+               "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", fresh, body)}
+    assert client.post("/webhooks/pos/pos", content=body, headers=headers).status_code == 200
+    app.channel_services.processor.drain()
+    assert [ln["sku"] for ln in app.read.lines("pos-T1")] == ["INK"]
+
+
+@pytest.mark.parametrize(("platform", "channel"), [("shopify", "nowhere"), ("woocommerce", "web"), ("magento", "web")])
+def test_an_unknown_channel_or_platform_mismatch_is_404(app: Application, client: TestClient, platform: str, channel: str) -> None:
+    body = order_body(1001)
+    response = client.post(f"/webhooks/{platform}/{channel}", content=body, headers=shopify_headers(body, "orders/create", "e"))
+    assert response.status_code == 404
+    assert inbox(app) == []
+
+
+def test_an_oversized_body_is_413_by_its_declared_length(app: Application, client: TestClient) -> None:
+    body = b"{" + b" " * 5000 + b"}"
+    response = client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", "big"))
+    assert response.status_code == 413
+    assert inbox(app) == []
+
+
+def test_an_oversized_streamed_body_is_cut_off_at_the_limit(app: Application, client: TestClient) -> None:
+    sent: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):  # 100 KiB offered; the ingress stops reading after the limit
+            sent.append(1)
+            yield b" " * 1024
+
+    headers = {"X-Shopify-Hmac-Sha256": "x", "X-Shopify-Topic": "orders/create"}
+    response = client.post("/webhooks/shopify/web", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert inbox(app) == []
+
+
+# --- failures stay visible ----------------------------------------------------------------------
+
+
+def test_a_malformed_payload_is_kept_as_failed_with_its_reason(app: Application, client: TestClient) -> None:
+    body = b'{"id": 5, "line_items": "nope", "created_at": "2026-03-02T08:00:00Z"}'
+    assert client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", "m-1")).status_code == 200
+    app.channel_services.processor.drain()
+    (row,) = inbox(app)
+    assert row["status"] == "failed"
+    assert "line_items" in row["error"]
+
+
+def test_a_failed_event_can_be_processed_again_once_the_cause_is_fixed(app: Application, client: TestClient) -> None:
+    body = order_body(1003).replace(b'"INK"', b'"PAD"')  # a SKU the catalog does not know yet
+    client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", "u-1"))
+    app.channel_services.processor.drain()
+    (row,) = inbox(app)
+    assert row["status"] == "failed" and "PAD" in row["error"]
+    app.bus.handle(c.UpsertSku("PAD", "Pad"))
+    assert app.channel_services.inbox.reprocess(row["id"])
+    outcome = app.channel_services.processor.process_id(row["id"])
+    assert outcome is not None and outcome.status == "processed"
+    assert [ln["sku"] for ln in app.read.lines("web-1003")] == ["PAD"]
+
+
+# --- privacy ------------------------------------------------------------------------------------
+
+
+def test_customers_redact_removes_personal_data_from_that_customers_orders(app: Application, client: TestClient) -> None:
+    post_order(client, 1001, "e-1")
+    other = order_body(1004).replace(b"ada@example.com", b"bob@example.com")
+    client.post("/webhooks/shopify/web", content=other, headers=shopify_headers(other, "orders/create", "e-4"))
+    redact = json.dumps({"shop_id": 1, "customer": {"id": 7, "email": "ada@example.com"}, "orders_to_redact": [1001]}).encode()
+    client.post("/webhooks/shopify/web", content=redact, headers=shopify_headers(redact, "customers/redact", "r-1"))
+    app.channel_services.processor.drain()
+    people = {r["id"]: (r["customer_email"], r["customer_phone"], r["customer_name"]) for r in table(app, t.orders)}
+    assert people["web-1001"] == (None, None, None)
+    assert people["web-1004"] == ("bob@example.com", "+441234567890", "Ada Lovelace")
+
+
+def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(app: Application, client: TestClient) -> None:
+    post_order(client, 1001, "e-1")
+    post_order(client, 1005, "e-5", channel="shop")
+    body = json.dumps({"shop_id": 1, "shop_domain": "x.myshopify.com"}).encode()
+    client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "shop/redact", "s-1"))
+    app.channel_services.processor.drain()
+    emails = {r["id"]: r["customer_email"] for r in table(app, t.orders)}
+    assert emails == {"web-1001": None, "shop-1005": "ada@example.com"}
+
+
+# --- webhook-only channels, stock sync ----------------------------------------------------------
+
+
+def test_a_webhook_only_channel_receives_and_its_outbound_work_waits(app: Application, client: TestClient,
+                                                                      clock: SettableClock, platforms: FakePlatforms) -> None:
+    assert app.channel_services.webhook_only() == {"web": ["access_token", "shop_domain"]}
+    post_order(client, 1001, "e-1")
+    app.channel_services.processor.drain()
+    app.dispatcher.drain()
+    clock.advance(seconds=31)
+    app.channel_services.sync.flush(clock.now())
+    app.dispatcher.drain()
+    waiting = [r for r in table(app, t.outbox) if r["action"] == "push_stock_batch" and r["target"] == "channel:web"]
+    assert waiting and all(r["status"] == "pending" for r in waiting)
+    assert all(r["next_attempt_at"] > clock.now() for r in waiting)
+
+
+def test_many_stock_changes_to_a_sku_within_the_window_are_one_push(app: Application, clock: SettableClock,
+                                                                   platforms: FakePlatforms) -> None:
+    for _ in range(5):
+        app.bus.handle(c.AdjustStock("INK", "main", 1))
+        app.dispatcher.drain()
+        clock.advance(seconds=2)
+    app.bus.handle(c.AdjustStock("PEN", "main", 4))
+    app.dispatcher.drain()
+    assert app.channel_services.sync.flush(clock.now()) == 0  # still inside the 30 s window
+    clock.advance(seconds=31)
+    assert app.channel_services.sync.flush(clock.now()) == 3  # shop (1 batch of 2 SKUs) + woo + web
+    app.dispatcher.drain()
+    (push,) = platforms.pushes()
+    assert sorted(q["quantity"] for q in push["quantities"]) == [4, 7]
+    assert push["name"] == "available" and push["referenceDocumentUri"].startswith("backorder://outbox/")
+
+
+def test_pushes_are_batched_to_the_channels_batch_size(app: Application, clock: SettableClock, platforms: FakePlatforms) -> None:
+    app.bus.handle(c.UpsertSku("PAD", "Pad"))
+    for sku in ("INK", "PEN", "PAD"):
+        app.bus.handle(c.AdjustStock(sku, "main", 1))
+    app.dispatcher.drain()
+    clock.advance(seconds=31)
+    app.channel_services.sync.flush(clock.now())
+    app.dispatcher.drain()
+    assert sorted(len(p["quantities"]) for p in platforms.pushes()) == [1, 2]  # batch_size = 2
+
+
+# --- reconciliation -----------------------------------------------------------------------------
+
+
+def test_reconciliation_catches_an_order_whose_webhook_was_dropped(app: Application, clock: SettableClock,
+                                                                  platforms: FakePlatforms) -> None:
+    platforms.orders = [{
+        "id": "gid://shopify/Order/2001", "name": "#2001", "createdAt": "2026-03-02T08:58:00Z",
+        "updatedAt": "2026-03-02T08:59:00Z", "cancelledAt": None, "email": "eve@example.com", "phone": None,
+        "customer": {"firstName": "Eve", "lastName": "X"}, "lineItems": {"nodes": [{"id": "li", "sku": "PEN", "quantity": 1}]},
+    }]
+    assert app.channel_services.reconciler.due(clock.now()) == ["shop", "woo"]
+    app.channel_services.tick(clock.now())
+    app.channel_services.processor.drain()
+    assert [ln["sku"] for ln in app.read.lines("shop-2001")] == ["PEN"]
+    assert app.channel_services.reconciler.due(clock.now()) == []
+    clock.advance(minutes=5)
+    app.channel_services.tick(clock.now())  # the same order again: same key, nothing new
+    assert len([r for r in inbox(app) if r["channel"] == "shop"]) == 1
+
+
+# --- POS / B2B order API ------------------------------------------------------------------------
+
+
+def test_the_order_api_records_a_pos_order_once_per_idempotency_key(app: Application, client: TestClient) -> None:
+    order = {"order_id": "T-77", "lines": [{"sku": "INK", "quantity": 5}], "customer": {"email": "pos@example.com"}}
+    headers = {"Authorization": "Bearer pos-key-1", "Idempotency-Key": "k-1"}
+    first = client.post("/api/v1/orders", json=order, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["order_id"] == "pos-T-77"
+    again = client.post("/api/v1/orders", json=order, headers=headers)
+    assert again.status_code == 200
+    assert [(ln["allocated"], ln["backordered"]) for ln in app.read.lines("pos-T-77")] == [(2, 3)]
+    other = client.post("/api/v1/orders", json={**order, "order_id": "T-78"}, headers=headers)
+    assert other.status_code == 409
+    assert client.post("/api/v1/orders", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401
