@@ -67,8 +67,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     with engine.begin() as conn:
         conn.execute(
             insert(t.outbox).values(
-                action="notify_staff", target="staff", payload={"event": "DeadLetter", "text": "browser test"},
-                status="dead", attempts=8, next_attempt_at=now, created_at=now, updated_at=now,
+                action="notify_staff",
+                target="staff",
+                payload={"event": "DeadLetter", "text": "browser test"},
+                status="dead",
+                attempts=8,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
                 last_error="HTTP 503 from staff chat after 8 attempts",
             )
         )
@@ -77,12 +83,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     app = bootstrap(read_config(config, environ={}), database_url=db, sandbox_folder=False)
     try:
         app.bus.handle(
-            commands.PlaceOrder("BROWSER-1", "web", datetime.now(UTC), (commands.NewLine(1, "WN-PWC-263-5", 400),), customer_email="b@example.com")
+            commands.PlaceOrder(
+                "BROWSER-1",
+                "web",
+                datetime.now(UTC),
+                (commands.NewLine(1, "WN-PWC-263-5", 400),),
+                customer_email="b@example.com",
+            )
         )
     finally:
         app.close()
     log = (folder / "server.log").open("w")
-    process = subprocess.Popen([*BACKORDER, "--config", str(config), "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*BACKORDER, "--config", str(config), "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -107,7 +124,14 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+            ],
         )
         yield b
         b.close()
@@ -198,10 +222,18 @@ def test_replay_a_dead_letter(page: object, server: dict[str, str]) -> None:
     sync_api.expect(page.get_by_role("status")).to_contain_text("Replayed 1 dead letter")  # type: ignore[attr-defined]
     engine = create_engine(server["db"], poolclass=NullPool)
     with engine.connect() as conn:
-        statuses = list(conn.execute(select(t.outbox.c.status).where(t.outbox.c.last_error.like("HTTP 503 from staff chat%"))).scalars())
+        statuses = list(
+            conn.execute(
+                select(t.outbox.c.status).where(t.outbox.c.last_error.like("HTTP 503 from staff chat%"))
+            ).scalars()
+        )
     engine.dispose()
     assert statuses and all(s != "dead" for s in statuses)
-    for path, name in (("/dashboard/inbox", "inbox"), ("/dashboard/connectors", "connectors"), ("/dashboard/audit", "audit")):
+    for path, name in (
+        ("/dashboard/inbox", "inbox"),
+        ("/dashboard/connectors", "connectors"),
+        ("/dashboard/audit", "audit"),
+    ):
         page.goto(path)  # type: ignore[attr-defined]
         shot(page, name)
 
@@ -212,7 +244,12 @@ def test_a_customer_chooses_a_substitute_from_their_signed_link(browser: object,
         assert app.staff is not None
         rows, _ = app.staff.queries.lines(LineFilter(), app.clock.now(), "age", 500, 0)
         order_id = next(
-            (r["order_id"] for r in rows if suggestions_for(app, app.staff.queries.order(r["order_id"]) or {"lines": []})), None
+            (
+                r["order_id"]
+                for r in rows
+                if suggestions_for(app, app.staff.queries.order(r["order_id"]) or {"lines": []})
+            ),
+            None,
         )
         assert order_id, "no waiting line in the demo has an in-stock substitute"
         link = app.links.link_for(order_id)  # type: ignore[union-attr]
@@ -231,8 +268,18 @@ def test_a_customer_chooses_a_substitute_from_their_signed_link(browser: object,
     sync_api.expect(pg.get_by_role("status")).to_contain_text("the substitute replaces the waiting item")
     engine = create_engine(server["db"], poolclass=NullPool)
     with engine.connect() as conn:
-        skus = list(conn.execute(select(t.order_lines.c.sku).where(t.order_lines.c.order_id == order_id, t.order_lines.c.status != "cancelled")).scalars())
-        audited = conn.execute(select(t.audit_log.c.action).where(t.audit_log.c.actor == f"customer:{order_id}")).scalars().all()
+        skus = list(
+            conn.execute(
+                select(t.order_lines.c.sku).where(
+                    t.order_lines.c.order_id == order_id, t.order_lines.c.status != "cancelled"
+                )
+            ).scalars()
+        )
+        audited = (
+            conn.execute(select(t.audit_log.c.action).where(t.audit_log.c.actor == f"customer:{order_id}"))
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert chosen in skus and audited == ["self_service_choice"]
     shot(pg, "self-service-done")

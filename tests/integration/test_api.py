@@ -76,13 +76,24 @@ def test_writes_go_through_the_bus_and_are_audited(keyed: tuple[Application, str
     assert http.post("/api/v1/orders/NOPE/priority", json={"priority": 1}, headers=auth(writer)).status_code == 404
     draft = http.get("/api/v1/purchase-orders?status=draft", headers=auth(writer)).json()["items"][0]
     number, sku = draft["number"], draft["lines"][0]["sku"]
-    assert http.put(f"/api/v1/purchase-orders/{number}/lines/{sku}", json={"quantity": 30}, headers=auth(writer)).status_code == 200
+    assert (
+        http.put(
+            f"/api/v1/purchase-orders/{number}/lines/{sku}", json={"quantity": 30}, headers=auth(writer)
+        ).status_code
+        == 200
+    )
     assert http.post(f"/api/v1/purchase-orders/{number}/send", headers=auth(writer)).status_code == 200
     again = http.post(f"/api/v1/purchase-orders/{number}/send", headers=auth(writer))
     assert again.status_code == 409
     with app.engine.connect() as conn:
-        rows = [(r.action, r.outcome) for r in conn.execute(select(t.audit_log).where(t.audit_log.c.actor.like("apikey:%")))]
-    assert ("change_priority", "ok") in rows and ("cancel_lines", "ok") in rows and ("send_purchase_order", "refused") in rows
+        rows = [
+            (r.action, r.outcome) for r in conn.execute(select(t.audit_log).where(t.audit_log.c.actor.like("apikey:%")))
+        ]
+    assert (
+        ("change_priority", "ok") in rows
+        and ("cancel_lines", "ok") in rows
+        and ("send_purchase_order", "refused") in rows
+    )
 
 
 def test_outbox_retry_and_replay_only_touch_rows_in_the_right_state(keyed: tuple[Application, str, str]) -> None:
@@ -98,25 +109,36 @@ def test_outbox_retry_and_replay_only_touch_rows_in_the_right_state(keyed: tuple
 
 # --- Schemathesis over the published OpenAPI document ---------------------------------------
 
+
 def test_the_api_matches_its_openapi_document_and_never_fails_with_a_server_error(tmp_path: Path) -> None:
-    application = bootstrap(read_config(None, environ={}), database_url=f"sqlite:///{tmp_path}/api.db", sandbox_folder=False)
+    application = bootstrap(
+        read_config(None, environ={}), database_url=f"sqlite:///{tmp_path}/api.db", sandbox_folder=False
+    )
     try:
         seed(application)
         assert application.staff is not None
         key = application.staff.add_api_key("schemathesis", ("write",)).secret
         schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(application))
         # the API v1 and /healthz (issue 3's webhook routes are checked by their own tests)
-        operations = [op for op in (r.ok() for r in schema.get_all_operations()) if op.path.startswith(("/api/v1/", "/healthz"))]
+        operations = [
+            op for op in (r.ok() for r in schema.get_all_operations()) if op.path.startswith(("/api/v1/", "/healthz"))
+        ]
         assert len(operations) >= 14
         for operation in operations:
 
             @given(operation.as_strategy())
-            @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+            @settings(
+                max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+            )
             def conforms(case: Any) -> None:
                 case.call_and_validate(
                     headers=auth(key),
-                    checks=[checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-                            checks.response_schema_conformance],
+                    checks=[
+                        checks.not_a_server_error,
+                        checks.status_code_conformance,
+                        checks.content_type_conformance,
+                        checks.response_schema_conformance,
+                    ],
                 )
 
             conforms()

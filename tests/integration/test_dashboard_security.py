@@ -36,14 +36,22 @@ def test_pages_need_a_session_and_send_visitors_to_the_login_page(staffed: Appli
     assert response.headers["location"] == "/login?next=%2Fdashboard%2Fbackorders"
 
 
-def test_signing_in_sets_an_httponly_samesite_lax_session_cookie_and_stores_only_an_argon2_hash(staffed: Application) -> None:
+def test_signing_in_sets_an_httponly_samesite_lax_session_cookie_and_stores_only_an_argon2_hash(
+    staffed: Application,
+) -> None:
     http = client(staffed)
     page = http.get("/login")
-    response = http.post("/login", data={"username": "vera", "password": PASSWORD, "csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    response = http.post(
+        "/login",
+        data={"username": "vera", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     cookie = response.headers["set-cookie"]
     assert "bo_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
     with staffed.engine.connect() as conn:
-        stored = conn.execute(select(t.staff_users.c.password_hash).where(t.staff_users.c.username == "vera")).scalar_one()
+        stored = conn.execute(
+            select(t.staff_users.c.password_hash).where(t.staff_users.c.username == "vera")
+        ).scalar_one()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert http.get("/dashboard").status_code == 200
 
@@ -51,7 +59,11 @@ def test_signing_in_sets_an_httponly_samesite_lax_session_cookie_and_stores_only
 def test_the_session_cookie_is_secure_behind_tls(staffed: Application) -> None:
     http = client(staffed, base_url="https://testserver")
     page = http.get("/login")
-    response = http.post("/login", data={"username": "vera", "password": PASSWORD, "csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    response = http.post(
+        "/login",
+        data={"username": "vera", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     assert "Secure" in response.headers["set-cookie"]
 
 
@@ -65,7 +77,12 @@ def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_account_for_
     assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
     assert int(locked.headers["retry-after"]) > 0
     staffed.clock.advance(minutes=16)  # type: ignore[attr-defined]
-    assert http.post("/login", data={"username": "otto", "password": PASSWORD, "csrf_token": token}, follow_redirects=False).status_code == 303
+    assert (
+        http.post(
+            "/login", data={"username": "otto", "password": PASSWORD, "csrf_token": token}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert ("user:otto", "login", "failed") in audit_actions(staffed)
 
 
@@ -80,7 +97,9 @@ def test_a_post_without_the_sessions_csrf_token_changes_nothing(staffed: Applica
     http = client(staffed)
     sign_in(http, "otto")
     before = db.line("O-1")
-    response = http.post("/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": "forged"})
+    response = http.post(
+        "/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": "forged"}
+    )
     assert response.status_code == 403 and "Nothing was changed" in response.text
     assert db.line("O-1") == before
 
@@ -89,7 +108,9 @@ def test_viewers_can_read_but_not_act(staffed: Application, db: Db) -> None:
     http = client(staffed)
     token = sign_in(http, "vera")
     assert "Cancel selected lines" not in http.get("/dashboard/backorders").text
-    response = http.post("/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": token})
+    response = http.post(
+        "/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": token}
+    )
     assert response.status_code == 403 and "operator" in response.text
     assert db.line("O-1")["status"] == "open"
     assert http.get("/dashboard/audit").status_code == 403
@@ -98,7 +119,10 @@ def test_viewers_can_read_but_not_act(staffed: Application, db: Db) -> None:
 def test_an_operator_cancels_selected_lines_through_the_bus_and_it_is_audited(staffed: Application, db: Db) -> None:
     http = client(staffed)
     token = sign_in(http, "otto")
-    response = http.post("/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": token, "next": "/dashboard/backorders"})
+    response = http.post(
+        "/dashboard/backorders/bulk",
+        data={"action": "cancel", "sel": "O-1|1|WN-PB29-5", "csrf_token": token, "next": "/dashboard/backorders"},
+    )
     assert response.status_code == 200 and "Cancelled lines on 1 order" in response.text
     assert db.line("O-1", 1)["status"] == "cancelled"
     assert db.line("O-1", 2)["status"] == "open"
@@ -109,7 +133,10 @@ def test_an_operator_cancels_selected_lines_through_the_bus_and_it_is_audited(st
 def test_bulk_priority_change_and_rerun_are_applied_and_audited(staffed: Application, db: Db) -> None:
     http = client(staffed)
     token = sign_in(http, "otto")
-    http.post("/dashboard/backorders/bulk", data={"action": "priority", "priority": "50", "sel": ["O-2|1|WN-PB29-5"], "csrf_token": token})
+    http.post(
+        "/dashboard/backorders/bulk",
+        data={"action": "priority", "priority": "50", "sel": ["O-2|1|WN-PB29-5"], "csrf_token": token},
+    )
     assert db.rows(t.orders, t.orders.c.id == "O-2")[0]["priority"] == 50
     http.post("/dashboard/backorders/bulk", data={"action": "rerun", "sel": ["O-2|1|WN-PB29-5"], "csrf_token": token})
     actions = [a for _, a, _ in audit_actions(staffed)]
@@ -120,9 +147,20 @@ def test_get_requests_never_change_state(staffed: Application, db: Db) -> None:
     http = client(staffed)
     sign_in(http, "ada")
     before = db.snapshot()
-    for path in ("/dashboard", "/dashboard/backorders?status=all&sort=eta", "/dashboard/orders/O-1", "/dashboard/skus",
-                 "/dashboard/skus/WN-PB29-5", "/dashboard/purchase-orders", "/dashboard/outbox", "/dashboard/inbox",
-                 "/dashboard/connectors", "/dashboard/audit", "/metrics", "/dashboard/backorders/bulk?action=cancel&sel=O-1|1|X"):
+    for path in (
+        "/dashboard",
+        "/dashboard/backorders?status=all&sort=eta",
+        "/dashboard/orders/O-1",
+        "/dashboard/skus",
+        "/dashboard/skus/WN-PB29-5",
+        "/dashboard/purchase-orders",
+        "/dashboard/outbox",
+        "/dashboard/inbox",
+        "/dashboard/connectors",
+        "/dashboard/audit",
+        "/metrics",
+        "/dashboard/backorders/bulk?action=cancel&sel=O-1|1|X",
+    ):
         assert http.get(path).status_code in (200, 405), path
     after = db.snapshot()
     assert before == after
@@ -160,7 +198,9 @@ def test_an_operator_edits_and_sends_a_draft_purchase_order(staffed: Application
     sent = http.post(f"/dashboard/purchase-orders/{draft['number']}/send", data={"csrf_token": token})
     assert "Sent to the supplier" in sent.text
     assert db.rows(t.purchase_orders, t.purchase_orders.c.id == draft["id"])[0]["status"] == "sent"
-    refused = http.post(f"/dashboard/purchase-orders/{draft['number']}/lines", data={"qty__WN-PB29-5": "41", "csrf_token": token})
+    refused = http.post(
+        f"/dashboard/purchase-orders/{draft['number']}/lines", data={"qty__WN-PB29-5": "41", "csrf_token": token}
+    )
     assert "only drafts" in refused.text
     assert ("user:otto", "edit_purchase_order_line", "refused") in audit_actions(staffed)
 
@@ -169,12 +209,30 @@ def test_an_operator_replays_a_dead_letter_and_reprocesses_a_failed_inbox_event(
     now = staffed.clock.now()
     with staffed.engine.begin() as conn:
         dead_id = conn.execute(
-            insert(t.outbox).values(action="notify_staff", target="staff", payload={"event": "DeadLetter"}, status="dead", attempts=8,
-                                    next_attempt_at=now, created_at=now, updated_at=now, last_error="HTTP 500 from provider")
+            insert(t.outbox).values(
+                action="notify_staff",
+                target="staff",
+                payload={"event": "DeadLetter"},
+                status="dead",
+                attempts=8,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+                last_error="HTTP 500 from provider",
+            )
         ).inserted_primary_key[0]
         inbox_id = conn.execute(
-            insert(t.inbox).values(platform="shopify", channel="web", event_key="e-1", topic="orders/create", headers={}, body=b"{}",
-                                   status="failed", error="no line items", received_at=now)
+            insert(t.inbox).values(
+                platform="shopify",
+                channel="web",
+                event_key="e-1",
+                topic="orders/create",
+                headers={},
+                body=b"{}",
+                status="failed",
+                error="no line items",
+                received_at=now,
+            )
         ).inserted_primary_key[0]
     http = client(staffed)
     token = sign_in(http, "otto")

@@ -181,7 +181,7 @@ def test_when_the_inbox_cannot_commit_the_sender_gets_no_200(app: Application, c
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(app.channel_services.inbox, "record", broken)
+    monkeypatch.setattr(app.channel_services.inbox, "record_many", broken)
     with TestClient(create_app(app), raise_server_exceptions=False) as failing:
         response = post_order(failing, 1001, "e-1")
     assert response.status_code == 500

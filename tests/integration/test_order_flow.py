@@ -19,6 +19,7 @@ from backorder.domain import commands
 from backorder.domain.commands import NewLine
 from backorder.domain.errors import DuplicateOrder, UnknownSku
 from backorder.importer import import_file
+from backorder.notify.preferences import set_preference
 from backorder.services.messagebus import MessageBus
 from backorder.services.ports import OutboxMessage
 from backorder.services.rules import RuleSet
@@ -311,23 +312,26 @@ def test_a_negative_on_hand_is_kept_as_reported_and_nothing_is_promised_from_it(
     assert allocated(db, "NEG") == (1, 0)
 
 
-def test_a_stock_report_older_than_the_last_applied_one_is_ignored(shop: Application, db: Db) -> None:
-    shop.bus.handle(
-        commands.SetStockLevel("INK", "main", 5, observed_at=PLACED + timedelta(minutes=10), source="shopify")
-    )
-    shop.bus.handle(
-        commands.SetStockLevel("INK", "main", 9, observed_at=PLACED + timedelta(minutes=5), source="shopify")
-    )
+def test_a_stock_report_older_than_the_last_applied_one_is_ignored(
+    shop: Application, db: Db, clock: SettableClock
+) -> None:
+    counted = clock.now()  # the shop fixture counted INK (0) just now
+
+    def report(on_hand: int, minutes: float) -> None:
+        at = counted + timedelta(minutes=minutes)
+        shop.bus.handle(commands.SetStockLevel("INK", "main", on_hand, observed_at=at, source="shopify"))
+
+    report(8, minutes=-5)  # observed before the count: stale
+    assert db.level("INK", "main")["on_hand"] == 0
+    report(5, minutes=10)
     assert db.level("INK", "main")["on_hand"] == 5
-    shop.bus.handle(
-        commands.SetStockLevel("INK", "main", 7, observed_at=PLACED + timedelta(minutes=10), source="shopify")
-    )
-    assert db.level("INK", "main")["on_hand"] == 5  # the same instant again is not newer
-    shop.bus.handle(
-        commands.SetStockLevel("INK", "main", 4, observed_at=PLACED + timedelta(minutes=11), source="shopify")
-    )
+    report(9, minutes=5)  # arrives late, says something older
+    assert db.level("INK", "main")["on_hand"] == 5
+    report(7, minutes=10)  # the same instant again is not newer
+    assert db.level("INK", "main")["on_hand"] == 5
+    report(4, minutes=11)
     assert db.level("INK", "main")["on_hand"] == 4
-    assert db.level("INK", "main")["observed_at"] == PLACED + timedelta(minutes=11)
+    assert db.level("INK", "main")["observed_at"] == counted + timedelta(minutes=11)
 
 
 # --- purchasing ------------------------------------------------------------------------------
@@ -387,14 +391,17 @@ def test_backorders_are_consolidated_into_one_draft_per_supplier_and_sending_set
 
 
 def test_a_backorder_commits_its_outbox_rows_with_it_and_drain_delivers_them_to_the_sandbox(
-    shop: Application, db: Db
+    shop: Application, db: Db, clock: SettableClock
 ) -> None:
     place(shop, "M-1", ("OCHRE", 2))
     place(shop, "M-2", ("OCHRE", 1), email=None, phone="+15550001111", minutes=1)
+    place(shop, "M-3", ("OCHRE", 1), email=None, phone="+15550002222", minutes=2)
     assert outbox_events(db, "notify_customer") == [
         ("notify_customer", "BackorderCreated", "M-1"),
         ("notify_customer", "BackorderCreated", "M-2"),
+        ("notify_customer", "BackorderCreated", "M-3"),
     ]
+    set_preference(shop.engine, "M-2", "sms", sms_consent=True, now=clock.now())  # M-3 never consented
     assert ("notify_staff", "BackorderCreated", "M-1") in outbox_events(db, "notify_staff")
     assert {r["status"] for r in db.rows(t.outbox)} == {"pending"}
 
@@ -403,7 +410,7 @@ def test_a_backorder_commits_its_outbox_rows_with_it_and_drain_delivers_them_to_
     assert {r["status"] for r in db.rows(t.outbox)} <= {"sent", "skipped"}
     emails = [(m["recipient"], m["subject"], m["template"]) for m in sandbox_messages(shop.engine, kind="email")]
     assert emails == [("m-1@customer.example", "Order M-1: 1 item on backorder", "backorder_created")]
-    sms = sandbox_messages(shop.engine, kind="sms")
+    sms = sandbox_messages(shop.engine, kind="sms")  # only where SMS consent is recorded
     assert [(m["recipient"], m["template"]) for m in sms] == [("+15550001111", "backorder_created")]
     assert "M-2" in sms[0]["body"]
     staff = {(m["recipient"], m["subject"]) for m in sandbox_messages(shop.engine, kind="staff")}

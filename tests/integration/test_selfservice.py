@@ -36,7 +36,10 @@ def form_token(html: str) -> str:
 
 def audited(app: Application) -> list[tuple[str, str, str]]:
     with app.engine.connect() as conn:
-        return [(r.actor, r.target, r.outcome) for r in conn.execute(select(t.audit_log).where(t.audit_log.c.action == "self_service_choice"))]
+        return [
+            (r.actor, r.target, r.outcome)
+            for r in conn.execute(select(t.audit_log).where(t.audit_log.c.action == "self_service_choice"))
+        ]
 
 
 def test_the_page_shows_waiting_lines_with_etas_and_same_pigment_substitutes_only(shop: Application) -> None:
@@ -81,7 +84,9 @@ def test_a_post_without_the_pages_form_token_changes_nothing(shop: Application, 
 def test_choosing_a_substitute_replaces_the_waiting_line_and_is_audited(shop: Application, db: Db) -> None:
     http = client(shop)
     link = path_for(shop, "O-1")
-    response = http.post(link, data={"choice": "substitute", "sub_1": "SCH-PB29-5", "form_token": form_token(http.get(link).text)})
+    response = http.post(
+        link, data={"choice": "substitute", "sub_1": "SCH-PB29-5", "form_token": form_token(http.get(link).text)}
+    )
     assert response.status_code == 200 and "the substitute replaces the waiting item" in response.text
     assert db.line("O-1", 1)["status"] == "cancelled"
     new = db.line("O-1", 3)
@@ -92,7 +97,9 @@ def test_choosing_a_substitute_replaces_the_waiting_line_and_is_audited(shop: Ap
 def test_a_substitute_not_offered_is_refused(shop: Application, db: Db) -> None:
     http = client(shop)
     link = path_for(shop, "O-1")
-    response = http.post(link, data={"choice": "substitute", "sub_1": "WN-PB29-OIL", "form_token": form_token(http.get(link).text)})
+    response = http.post(
+        link, data={"choice": "substitute", "sub_1": "WN-PB29-OIL", "form_token": form_token(http.get(link).text)}
+    )
     assert response.status_code == 409
     assert db.line("O-1", 1)["status"] == "open"
 
@@ -105,7 +112,9 @@ def test_shipping_what_is_in_stock_now_ships_the_allocated_line_only(shop: Appli
     assert db.line("O-1", 1)["status"] == "open" and db.line("O-1", 1)["backordered"] == 2
 
 
-def test_a_ship_complete_order_is_not_offered_partial_shipment_and_a_forced_request_is_refused(shop: Application, db: Db) -> None:
+def test_a_ship_complete_order_is_not_offered_partial_shipment_and_a_forced_request_is_refused(
+    shop: Application, db: Db
+) -> None:
     http = client(shop)
     link = path_for(shop, "O-2")
     page = http.get(link).text

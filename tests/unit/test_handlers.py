@@ -685,7 +685,6 @@ def test_the_fixed_clock_moves_only_when_told() -> None:
 # --- bugs still open (see the report): strict xfails turn red once fixed ------------------
 
 
-@pytest.mark.xfail(strict=True, reason="handlers.substitute_line judges a ship-complete order by its new line alone")
 def test_a_substitute_on_a_ship_complete_order_takes_nothing_while_another_line_waits(world) -> None:
     bus, uow, _ = world
     receive(bus, "OCHRE", 5)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from backorder.channels.api_orders import StandardWebhookReceiver
+from backorder.channels.ingest import InboxWriter
 from backorder.channels.metrics import IngressMetrics
 from backorder.channels.processor import API_KINDS, InboxProcessor
 from backorder.channels.reconcile import Reconciler
@@ -50,6 +51,7 @@ class ChannelServices:
     sync: StockSync
     reconciler: Reconciler
     metrics: IngressMetrics
+    writer: InboxWriter
     receivers: dict[str, Any] = field(default_factory=dict)
     """Channel id → what verifies and identifies its webhooks (a connector, or the Standard
     Webhooks receiver of a POS/B2B channel)."""
@@ -115,6 +117,7 @@ def build_channel_services(app: Any) -> ChannelServices:
         sync=StockSync(store, routes.channel_settings),
         reconciler=Reconciler(inbox, store, routes.channels),
         metrics=metrics,
+        writer=InboxWriter(inbox),
         receivers=receivers,
         settings=dict(app.config.channels),
     )

@@ -159,7 +159,12 @@ def apply_grants(
 
 
 def allocate_waiting(
-    uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, source: str, ref: str | None
+    uow: UnitOfWork,
+    skus: Iterable[str],
+    ctx: HandlerContext,
+    source: str,
+    ref: str | None,
+    quiet_orders: frozenset[str] = frozenset(),
 ) -> set[str]:
     """Hand available stock of ``skus`` to their waiting lines by the contract. Ship-complete
     orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed."""
@@ -180,7 +185,7 @@ def allocate_waiting(
     touched = {g.sku for g in grants}
     for sku in sorted(touched):
         uow.record(events.StockLevelChanged(sku))
-    refresh_etas(uow, scope, ctx)
+    refresh_etas(uow, scope, ctx, quiet_orders)
     return touched
 
 
@@ -752,32 +757,20 @@ def substitute_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext)
     new = OrderLine(order.id, max(x.line_no for x in fresh.lines) + 1, cmd.substitute_sku, units, backordered=units)
     uow.stock.lock_skus([cmd.substitute_sku])
     uow.orders.add_line(fresh, new)
-    levels = uow.stock.levels([cmd.substitute_sku])
-    claim = _with_locations(
-        Claim(new.id or 0, order.id, new.line_no, new.sku, units, order.priority, order.placed_at, order.ship_complete),
-        order.channel,
-        ctx,
-    )
-    grants = allocate([claim], _pools(uow, levels))
-    for grant in grants:
-        new.take(grant.quantity)
-        _level(levels, grant.sku, grant.location).allocated += grant.quantity
-    uow.orders.save_lines([new])
-    uow.stock.save_levels(levels.values())
-    uow.orders.record_allocations(grant_records(grants, "arrival", f"substitute:{line.sku}", ctx.clock.now()))
-    if new.backordered > 0:
-        refresh_etas(uow, [new.sku], ctx, quiet_orders=frozenset({order.id}))
-        after = uow.orders.get(order.id)
-        assert after is not None
+    # By the contract, at the order's rank; a ship-complete order is judged whole again.
+    scope = {new.sku} | ({x.sku for x in fresh.lines if x.is_open} if order.ship_complete else set())
+    allocate_waiting(uow, scope, ctx, "substitute", f"substitute:{line.sku}", quiet_orders=frozenset({order.id}))
+    after = uow.orders.get(order.id)
+    assert after is not None
+    placed = after.line(new.line_no)
+    if placed.backordered > 0:
         uow.record(
             events.BackorderCreated(
                 order.id,
                 order.channel,
-                (events.BackorderedLine(new.line_no, new.sku, new.backordered, after.line(new.line_no).eta),),
+                (events.BackorderedLine(placed.line_no, placed.sku, placed.backordered, placed.eta),),
             )
         )
-    if grants:
-        uow.record(events.StockLevelChanged(new.sku))
     check_thresholds(uow, [new.sku], ctx)
 
 

@@ -22,9 +22,7 @@ class LinkCheck:
 
 
 class SignedLinks:
-    def __init__(
-        self, secret_key: str, public_url: str, now: Callable[[], datetime], max_age_days: int = 60
-    ) -> None:
+    def __init__(self, secret_key: str, public_url: str, now: Callable[[], datetime], max_age_days: int = 60) -> None:
         class ClockSigner(TimestampSigner):  # the app's clock, so tests can expire links
             def get_timestamp(self) -> int:
                 return int(now().timestamp())

@@ -98,5 +98,7 @@ class StaffService:
         return ApiPrincipal(row.id, row.prefix, row.name, frozenset(row.scopes.split()))
 
     # audit
-    def audit(self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None, outcome: str = "ok") -> None:
+    def audit(
+        self, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None, outcome: str = "ok"
+    ) -> None:
         self.store.audit(self.clock.now(), actor, action, target, detail or {}, outcome)

@@ -1,11 +1,29 @@
-"""The full backorder run over every SKU at once: read all waiting lines in rank order through
-one covering index, allocate with the vectorised contract, write the results in bulk (SQLite:
-``executemany``; PostgreSQL: ``COPY`` into a temporary table and one ``UPDATE … FROM``)."""
+"""The full backorder run over every SKU at once: read all waiting lines in rank order in one
+pass, allocate with the vectorised contract, write the results in bulk.
+
+Reading keeps no object per line: the rows are streamed from the DBAPI cursor in chunks and
+turned into columns (numpy arrays, and the order ids as one tuple), so a million waiting lines
+cost a few tens of MB and no per-row Python work beyond the driver's own.
+
+Writing: SQLite gets one ``executemany`` per table (lines in rank order, holdings in line-id
+order, which halves SQLite's B-tree work for them); PostgreSQL gets the grants by ``COPY`` into
+a temporary table and one set-based statement per table. Every line and stock update is
+conditional (``backordered >= granted``; ``on_hand - allocated >= granted``) and its row count is
+checked, so a queue that went stale under us fails the transaction instead of over-allocating.
+
+Which SKUs must take the general walk: a SKU whose queue holds a ship-complete line or a line of
+a location-restricted channel needs the walk only if such a line is ranked before the SKU's
+stock runs out. When the ordinary lines ahead of the first such line already want all the
+stock, the contract gives that line and every later one nothing, which is exactly what the
+vectorised contract gives too — so the SKU stays on the fast path.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,222 +33,423 @@ from sqlalchemy import Connection
 
 from backorder.domain import events
 from backorder.services.ports import BopQueue, BulkAllocation
-from backorder.store.repositories import SqlOrders, _chunks
+from backorder.store.repositories import SqlOrders
 
 _WAITING_SQL = (
     "SELECT id, sku, order_id, line_no, backordered, ship_complete, channel FROM order_lines "
     "WHERE status = 'open' AND backordered > 0 "
     "ORDER BY sku, priority DESC, placed_at, order_id, line_no"
 )
+_FETCH = 65536
+_UNPLACED = 1 << 30
+
+
+class _Codes(dict[str, int]):
+    """Strings to small integers, in order of first appearance."""
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = len(self)
+        return value
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Building millions of short tuples triggers the cyclic collector over and over, and
+    with a million live objects each full pass is slow; none of these objects form cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class _Waiting:
+    """Every waiting line as read by ``load_queue``, in scan order (SKU, then rank)."""
+
+    line_id: npt.NDArray[np.int64]
+    sku: npt.NDArray[np.int32]  # index into sku_names
+    wanted: npt.NDArray[np.int64]
+    line_no: npt.NDArray[np.int64]
+    channel: npt.NDArray[np.int16]  # index into channel_names
+    order_id: tuple[str, ...]
+    sku_names: list[str]
+    channel_names: list[str]
+    location_names: list[str]
+    pools: list[list[tuple[int, int]]]  # per SKU: (location index, available) in preference order
+    queue_pos: npt.NDArray[np.int64]  # position of each queue line in these arrays
+    queue_ids: npt.NDArray[np.int64]  # the very array handed out as queue.line_ids
 
 
 class SqlBulkAllocation(BulkAllocation):
     def __init__(self, conn: Connection, orders: SqlOrders) -> None:
         self.conn = conn
         self.orders = orders
-        self._rows: dict[int, tuple[str, int, str]] = {}
-        self._pools: dict[str, dict[str, int]] = {}
+        self._waiting: _Waiting | None = None
 
-    def _locations(self) -> list[str]:
-        return [r[0] for r in self.conn.exec_driver_sql("SELECT code FROM locations ORDER BY position, code")]
+    # --- reading --------------------------------------------------------------------------
+
+    def _location_order(self) -> dict[str, int]:
+        rows = self.conn.exec_driver_sql("SELECT code FROM locations ORDER BY position, code").fetchall()
+        return {code: i for i, (code,) in enumerate(rows)}
+
+    def _stock(self) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
+        """Available units by SKU, as (location index, units) in the default preference order."""
+        position = self._location_order()
+        rows = self.conn.exec_driver_sql(
+            "SELECT sku, location, on_hand - allocated FROM stock_levels WHERE on_hand > allocated"
+        ).fetchall()
+        rows.sort(key=lambda r: (r[0], position.get(r[1], _UNPLACED), r[1]))
+        locations = _Codes()
+        for code in position:
+            locations[code]  # noqa: B018 - register known locations first, in their order
+        pools: dict[str, list[tuple[int, int]]] = {}
+        for sku, location, units in rows:
+            pools.setdefault(sku, []).append((locations[location], int(units)))
+        return pools, list(locations)
+
+    def _scan(self) -> tuple[list[npt.NDArray[Any]], tuple[str, ...], list[str], list[str]]:
+        """Stream the waiting lines into columns (ids, SKU codes, wanted, line numbers, ship
+        complete, channel codes) plus the order ids."""
+        skus, channels = _Codes(), _Codes()
+        parts: list[list[npt.NDArray[Any]]] = [[], [], [], [], [], []]
+        order_ids: list[tuple[str, ...]] = []
+        result = self.conn.exec_driver_sql(_WAITING_SQL)
+        cursor = getattr(result, "cursor", None)
+        fetch = cursor.fetchmany if cursor is not None else result.fetchmany
+        try:
+            while True:
+                chunk = fetch(_FETCH)
+                if not chunk:
+                    break
+                n = len(chunk)
+                ids, sku, order, line_no, wanted, ship_complete, channel = zip(*chunk, strict=True)
+                del chunk
+                parts[0].append(np.fromiter(ids, dtype=np.int64, count=n))
+                parts[1].append(np.fromiter(map(skus.__getitem__, sku), dtype=np.int32, count=n))
+                parts[2].append(np.fromiter(wanted, dtype=np.int64, count=n))
+                parts[3].append(np.fromiter(line_no, dtype=np.int64, count=n))
+                parts[4].append(np.fromiter(ship_complete, dtype=bool, count=n))
+                parts[5].append(np.fromiter(map(channels.__getitem__, channel), dtype=np.int16, count=n))
+                order_ids.append(order)
+        finally:
+            result.close()
+        columns = [np.concatenate(p) if p else np.zeros(0, dtype=d) for p, d in zip(
+            parts, (np.int64, np.int32, np.int64, np.int64, bool, np.int16), strict=True
+        )]
+        flat: tuple[str, ...] = tuple(o for chunk_ids in order_ids for o in chunk_ids) if len(order_ids) > 1 else (
+            order_ids[0] if order_ids else ()
+        )
+        return columns, flat, list(skus), list(channels)
 
     def load_queue(self, walk_channels: set[str]) -> BopQueue:
-        position = {code: i for i, code in enumerate(self._locations())}
-        pools: dict[str, dict[str, int]] = defaultdict(dict)
-        for sku, location, on_hand, allocated in sorted(
+        with _no_gc():
+            return self._load_queue(walk_channels)
+
+    def _lock(self) -> None:
+        """Serialise with every other writer of the SKUs this run can touch: their rows in
+        ``skus`` locked in code order, as ``StockRepository.lock_skus`` does (SQLite: ``BEGIN
+        IMMEDIATE`` already holds the database's write lock). Read after this, stock and queues
+        stay as read until commit."""
+        if self.conn.dialect.name == "postgresql":
             self.conn.exec_driver_sql(
-                "SELECT sku, location, on_hand, allocated FROM stock_levels WHERE on_hand > allocated"
-            ).fetchall(),
-            key=lambda r: (r[0], position.get(r[1], 1 << 30), r[1]),
-        ):
-            pools[sku][location] = on_hand - allocated
-        self._pools = pools
-        rows = self.conn.exec_driver_sql(_WAITING_SQL).fetchall()
-        sku_codes: list[str] = []
-        available: list[int] = []
-        needs_walk: set[str] = set()
-        keep_ids: list[int] = []
-        keep_sku: list[int] = []
-        keep_wanted: list[int] = []
-        current, current_index, skip = None, -1, True
-        meta = self._rows
-        meta.clear()
-        for line_id, sku, order_id, line_no, backordered, ship_complete, channel in rows:
-            if sku != current:
-                current = sku
-                skip = sku not in pools
-                if not skip:
-                    sku_codes.append(sku)
-                    available.append(sum(pools[sku].values()))
-                    current_index = len(sku_codes) - 1
-            if skip:
-                continue
-            if ship_complete or channel in walk_channels:
-                needs_walk.add(sku)
-            keep_ids.append(line_id)
-            keep_sku.append(current_index)
-            keep_wanted.append(backordered)
-            meta[line_id] = (order_id, line_no, channel)
-        sku_index = np.fromiter(keep_sku, dtype=np.int64, count=len(keep_sku))
-        queue = BopQueue(
-            sku_codes=sku_codes,
-            available=np.asarray(available, dtype=np.int64),
-            line_ids=np.fromiter(keep_ids, dtype=np.int64, count=len(keep_ids)),
-            sku_index=sku_index,
-            wanted=np.fromiter(keep_wanted, dtype=np.int64, count=len(keep_wanted)),
-            needs_walk=needs_walk,
+                "SELECT code FROM skus WHERE code IN (SELECT sku FROM stock_levels WHERE on_hand > allocated) "
+                "ORDER BY code FOR UPDATE"
+            )
+
+    def _load_queue(self, walk_channels: set[str]) -> BopQueue:
+        self._lock()
+        pools_by_code, location_names = self._stock()
+        (line_id, sku, wanted, line_no, ship_complete, channel), order_id, sku_names, channel_names = self._scan()
+        pools = [pools_by_code.get(code, []) for code in sku_names]
+        available = np.fromiter((sum(u for _, u in pool) for pool in pools), dtype=np.int64, count=len(pools))
+        stocked = available > 0
+
+        # Units wanted ahead of each line within its SKU (lines arrive grouped by SKU).
+        starts = np.ones(sku.size, dtype=bool)
+        np.not_equal(sku[1:], sku[:-1], out=starts[1:])
+        before = np.cumsum(wanted) - wanted
+        ahead = before - before[np.flatnonzero(starts)][np.cumsum(starts) - 1]
+
+        special = ship_complete.copy()
+        restricted = [i for i, name in enumerate(channel_names) if name in walk_channels]
+        if restricted:
+            special |= np.isin(channel, np.asarray(restricted, dtype=np.int16))
+        must_walk = special & stocked[sku] & (ahead < available[sku])
+        walk = np.zeros(len(sku_names), dtype=bool)
+        walk[sku[must_walk]] = True
+
+        in_queue = stocked & ~walk
+        new_index = np.cumsum(in_queue) - 1
+        queue_pos = np.flatnonzero(in_queue[sku])
+        queue_ids = line_id[queue_pos]
+        self._waiting = _Waiting(
+            line_id=line_id, sku=sku, wanted=wanted, line_no=line_no, channel=channel, order_id=order_id,
+            sku_names=sku_names, channel_names=channel_names, location_names=location_names, pools=pools,
+            queue_pos=queue_pos, queue_ids=queue_ids,
         )
-        if needs_walk:
-            walk_idx = np.array([i for i, code in enumerate(sku_codes) if code in needs_walk], dtype=np.int64)
-            keep = ~np.isin(queue.sku_index, walk_idx)
-            queue.line_ids, queue.sku_index, queue.wanted = queue.line_ids[keep], queue.sku_index[keep], queue.wanted[keep]
-            queue.available = queue.available.copy()
-            queue.available[walk_idx] = 0
-        return queue
+        queue_skus = np.flatnonzero(in_queue)
+        return BopQueue(
+            sku_codes=[sku_names[i] for i in queue_skus.tolist()],
+            available=available[queue_skus],
+            line_ids=queue_ids,
+            sku_index=new_index[sku[queue_pos]].astype(np.int64),
+            wanted=wanted[queue_pos].copy(),
+            needs_walk={sku_names[i] for i in np.flatnonzero(walk).tolist()},
+        )
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _positions(self, queue: BopQueue) -> npt.NDArray[np.int64]:
+        """Where each queue line sits in the arrays read by ``load_queue``."""
+        w = self._waiting
+        if w is None:
+            raise RuntimeError("apply() needs the queue from load_queue() in the same unit of work")
+        if queue.line_ids is w.queue_ids:
+            return w.queue_pos
+        order = np.argsort(w.line_id, kind="stable")
+        found = np.searchsorted(w.line_id, queue.line_ids, sorter=order)
+        found = np.minimum(found, max(w.line_id.size - 1, 0))
+        pos = order[found] if w.line_id.size else found
+        if queue.line_ids.size and (w.line_id.size == 0 or not np.array_equal(w.line_id[pos], queue.line_ids)):
+            raise RuntimeError("the queue names lines that load_queue() did not read")
+        return pos.astype(np.int64)
 
     def apply(
         self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
     ) -> list[events.Event]:
+        with _no_gc():
+            return self._apply(queue, np.asarray(granted, dtype=np.int64), at, source)
+
+    def _apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
         hit = np.flatnonzero(granted > 0)
         if hit.size == 0:
             return []
-        line_ids = queue.line_ids[hit].tolist()
-        quantities = granted[hit].tolist()
-        remaining = (queue.wanted[hit] - granted[hit]).tolist()
-        skus = [queue.sku_codes[i] for i in queue.sku_index[hit].tolist()]
-        # split each line's units over its SKU's locations, in rank order
-        by_location: list[tuple[int, str, str, int]] = []  # (line_id, sku, location, qty)
-        level_delta: dict[tuple[str, str], int] = defaultdict(int)
-        pools = {sku: dict(locs) for sku, locs in self._pools.items()}
-        for line_id, sku, qty in zip(line_ids, skus, quantities, strict=True):
-            pool = pools[sku]
-            if len(pool) == 1:
-                location = next(iter(pool))
-                by_location.append((line_id, sku, location, qty))
-                level_delta[(sku, location)] += qty
-                continue
-            for location in pool:
-                take = min(pool[location], qty)
+        w = self._waiting
+        pos = self._positions(queue)[hit]
+        assert w is not None
+        quantity = granted[hit]
+        if np.any(quantity > w.wanted[pos]):
+            raise RuntimeError("granted more than a line waits for")
+        grant_pos, grant_loc, grant_qty = self._split(pos, quantity)
+        if self.conn.dialect.name == "postgresql":
+            self._write_postgres(pos, quantity, grant_pos, grant_loc, grant_qty, at, source)
+        else:
+            self._write_sqlite(pos, quantity, grant_pos, grant_loc, grant_qty, at, source)
+        return self._events(pos, quantity, source)
+
+    def _split(
+        self, pos: npt.NDArray[np.int64], quantity: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Each line's units over its SKU's locations, in rank order (one row per line and
+        location). A SKU stocked at one location — the usual case — needs no Python loop."""
+        w = self._waiting
+        assert w is not None
+        single = np.fromiter(
+            (pool[0][0] if len(pool) == 1 else -1 for pool in w.pools), dtype=np.int64, count=len(w.pools)
+        )
+        location = single[w.sku[pos]]
+        simple = location >= 0
+        if simple.all():
+            return pos, location, quantity
+        rows_pos, rows_loc, rows_qty = [pos[simple]], [location[simple]], [quantity[simple]]
+        left: dict[int, list[list[int]]] = {}
+        extra_pos: list[int] = []
+        extra_loc: list[int] = []
+        extra_qty: list[int] = []
+        for p, qty in zip(pos[~simple].tolist(), quantity[~simple].tolist(), strict=True):
+            s = int(w.sku[p])
+            pool = left.get(s)
+            if pool is None:
+                pool = left[s] = [[loc, units] for loc, units in w.pools[s]]
+            for slot in pool:
+                take = min(slot[1], qty)
                 if take <= 0:
                     continue
-                pool[location] -= take
+                slot[1] -= take
                 qty -= take
-                by_location.append((line_id, sku, location, take))
-                level_delta[(sku, location)] += take
+                extra_pos.append(p)
+                extra_loc.append(slot[0])
+                extra_qty.append(take)
                 if qty == 0:
                     break
-        self._write(line_ids, quantities, by_location, level_delta, at, source)
-        return self._events(line_ids, skus, quantities, remaining, source)
+            if qty:
+                raise RuntimeError(f"granted more of {w.sku_names[s]} than is available")
+        rows_pos.append(np.asarray(extra_pos, dtype=np.int64))
+        rows_loc.append(np.asarray(extra_loc, dtype=np.int64))
+        rows_qty.append(np.asarray(extra_qty, dtype=np.int64))
+        # keep rank order (a stable sort on position in the scan)
+        all_pos = np.concatenate(rows_pos)
+        order = np.argsort(all_pos, kind="stable")
+        return all_pos[order], np.concatenate(rows_loc)[order], np.concatenate(rows_qty)[order]
 
-    def _write(
+    def _level_deltas(
+        self, grant_pos: npt.NDArray[np.int64], grant_loc: npt.NDArray[np.int64], grant_qty: npt.NDArray[np.int64]
+    ) -> list[tuple[int, str, str]]:
+        """(units, sku, location) per stock level touched."""
+        w = self._waiting
+        assert w is not None
+        n_loc = max(len(w.location_names), 1)
+        key = w.sku[grant_pos].astype(np.int64) * n_loc + grant_loc
+        keys, inverse = np.unique(key, return_inverse=True)
+        totals = np.bincount(inverse, weights=grant_qty).astype(np.int64)
+        return [
+            (units, w.sku_names[k // n_loc], w.location_names[k % n_loc])
+            for k, units in zip(keys.tolist(), totals.tolist(), strict=True)
+        ]
+
+    def _write_sqlite(
         self,
-        line_ids: list[int],
-        quantities: list[int],
-        by_location: list[tuple[int, str, str, int]],
-        level_delta: dict[tuple[str, str], int],
+        pos: npt.NDArray[np.int64],
+        quantity: npt.NDArray[np.int64],
+        grant_pos: npt.NDArray[np.int64],
+        grant_loc: npt.NDArray[np.int64],
+        grant_qty: npt.NDArray[np.int64],
         at: datetime,
         source: str,
     ) -> None:
-        meta = self._rows
-        ledger = [
-            (meta[line_id][0], meta[line_id][1], sku, location, qty, "allocate", source, None, at)
-            for line_id, sku, location, qty in by_location
-        ]
-        if self.conn.dialect.name == "postgresql":
-            self._write_postgres(line_ids, quantities, by_location, level_delta, ledger)
-            return
+        w = self._waiting
+        assert w is not None
         run = self.conn.exec_driver_sql
-        run(
-            "UPDATE order_lines SET allocated = allocated + ?, backordered = backordered - ? WHERE id = ?",
-            [(q, q, i) for i, q in zip(line_ids, quantities, strict=True)],
+        line_ids = w.line_id[pos].tolist()
+        done = run(
+            "UPDATE order_lines SET allocated = allocated + ?1, backordered = backordered - ?1 "
+            "WHERE id = ?2 AND status = 'open' AND backordered >= ?1",
+            list(zip(quantity.tolist(), line_ids, strict=True)),
         )
-        run(
-            "UPDATE stock_levels SET allocated = allocated + ? WHERE sku = ? AND location = ?",
-            [(q, sku, loc) for (sku, loc), q in level_delta.items()],
+        _expect(done.rowcount, len(line_ids), "order lines")
+        deltas = self._level_deltas(grant_pos, grant_loc, grant_qty)
+        done = run(
+            "UPDATE stock_levels SET allocated = allocated + ?1 WHERE sku = ?2 AND location = ?3 "
+            "AND on_hand - allocated >= ?1",
+            deltas,
         )
+        _expect(done.rowcount, len(deltas), "stock levels")
+        skus, locations = w.sku_names, w.location_names
+        g_ids = w.line_id[grant_pos]
+        g_sku = w.sku[grant_pos].tolist()
+        g_loc = grant_loc.tolist()
+        g_qty = grant_qty.tolist()
+        by_id = np.argsort(g_ids, kind="stable").tolist()  # B-tree order of the holdings key
+        g_id_list = g_ids.tolist()
         run(
             "INSERT INTO line_holdings (line_id, location, sku, quantity) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity",
-            [(i, loc, sku, q) for i, sku, loc, q in by_location],
+            [(g_id_list[i], locations[g_loc[i]], skus[g_sku[i]], g_qty[i]) for i in by_id],
         )
         at_text = at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        order_id = w.order_id
+        line_no = w.line_no[grant_pos].tolist()
         run(
             "INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [row[:8] + (at_text,) for row in ledger],
+            "VALUES (?, ?, ?, ?, ?, 'allocate', ?, NULL, ?)",
+            [
+                (order_id[p], n, skus[s], locations[loc], q, source, at_text)
+                for p, n, s, loc, q in zip(grant_pos.tolist(), line_no, g_sku, g_loc, g_qty, strict=True)
+            ],
         )
 
     def _write_postgres(
         self,
-        line_ids: list[int],
-        quantities: list[int],
-        by_location: list[tuple[int, str, str, int]],
-        level_delta: dict[tuple[str, str], int],
-        ledger: list[tuple[Any, ...]],
+        pos: npt.NDArray[np.int64],
+        quantity: npt.NDArray[np.int64],
+        grant_pos: npt.NDArray[np.int64],
+        grant_loc: npt.NDArray[np.int64],
+        grant_qty: npt.NDArray[np.int64],
+        at: datetime,
+        source: str,
     ) -> None:
+        w = self._waiting
+        assert w is not None
         run = self.conn.exec_driver_sql
         raw = self.conn.connection.driver_connection
         assert raw is not None
-        run("CREATE TEMP TABLE IF NOT EXISTS bop_grants (line_id bigint, sku text, location text, qty integer) ON COMMIT DROP")
-        run("TRUNCATE bop_grants")
-        with raw.cursor() as cur, cur.copy("COPY bop_grants (line_id, sku, location, qty) FROM STDIN") as copy:
-            for row in by_location:
-                copy.write_row(row)
         run(
-            "UPDATE order_lines o SET allocated = o.allocated + g.qty, backordered = o.backordered - g.qty "
-            "FROM (SELECT line_id, SUM(qty) AS qty FROM bop_grants GROUP BY line_id) g WHERE o.id = g.line_id"
+            "CREATE TEMP TABLE IF NOT EXISTS bop_grants "
+            "(seq integer, line_id bigint, sku text, location text, qty integer) ON COMMIT DROP"
         )
-        run(
+        run("TRUNCATE bop_grants")
+        skus, locations = w.sku_names, w.location_names
+        rows = zip(
+            w.line_id[grant_pos].tolist(), w.sku[grant_pos].tolist(), grant_loc.tolist(), grant_qty.tolist(), strict=True
+        )
+        with raw.cursor() as cur, cur.copy("COPY bop_grants (seq, line_id, sku, location, qty) FROM STDIN") as copy:
+            block: list[str] = []
+            for seq, (line_id, s, loc, qty) in enumerate(rows):
+                block.append(f"{seq}\t{line_id}\t{skus[s]}\t{locations[loc]}\t{qty}\n")
+                if len(block) == 50000:
+                    copy.write("".join(block))
+                    block.clear()
+            if block:
+                copy.write("".join(block))
+        run("ANALYZE bop_grants")
+        done = run(
+            "UPDATE order_lines o SET allocated = o.allocated + g.qty, backordered = o.backordered - g.qty "
+            "FROM (SELECT line_id, SUM(qty) AS qty FROM bop_grants GROUP BY line_id) g "
+            "WHERE o.id = g.line_id AND o.status = 'open' AND o.backordered >= g.qty"
+        )
+        _expect(done.rowcount, int(pos.size), "order lines")
+        done = run(
             "UPDATE stock_levels s SET allocated = s.allocated + g.qty "
             "FROM (SELECT sku, location, SUM(qty) AS qty FROM bop_grants GROUP BY sku, location) g "
-            "WHERE s.sku = g.sku AND s.location = g.location"
+            "WHERE s.sku = g.sku AND s.location = g.location AND s.on_hand - s.allocated >= g.qty"
         )
+        _expect(done.rowcount, len(self._level_deltas(grant_pos, grant_loc, grant_qty)), "stock levels")
         run(
             "INSERT INTO line_holdings (line_id, location, sku, quantity) "
-            "SELECT line_id, location, sku, qty FROM bop_grants "
+            "SELECT line_id, location, sku, qty FROM bop_grants ORDER BY line_id, location "
             "ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
         )
-        with raw.cursor() as cur, cur.copy(
-            "COPY allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at) FROM STDIN"
-        ) as copy:
-            for row in ledger:
-                copy.write_row(row)
-        del line_ids, quantities, level_delta  # totals are derived from bop_grants above
+        run(
+            "INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at) "
+            "SELECT o.order_id, o.line_no, g.sku, g.location, g.qty, 'allocate', %(source)s, NULL, %(at)s "
+            "FROM bop_grants g JOIN order_lines o ON o.id = g.line_id ORDER BY g.seq",
+            {"source": source, "at": at},
+        )
 
-    def _events(
-        self, line_ids: list[int], skus: list[str], quantities: list[int], remaining: list[int], source: str
-    ) -> list[events.Event]:
-        meta = self._rows
-        per_order: dict[str, list[events.AllocatedLine]] = defaultdict(list)
-        channel_of: dict[str, str] = {}
-        for line_id, sku, qty, left in zip(line_ids, skus, quantities, remaining, strict=True):
-            order_id, line_no, channel = meta[line_id]
-            per_order[order_id].append(events.AllocatedLine(line_no, sku, qty, left))
-            channel_of[order_id] = channel
-        still_waiting = self._orders_still_waiting(per_order)
-        result: list[events.Event] = [
-            events.BackorderAllocated(
-                order_id, channel_of[order_id], source, tuple(sorted(lines, key=lambda a: a.line_no)),
-                order_id not in still_waiting,
-            )
-            for order_id, lines in sorted(per_order.items())
-        ]
-        result.extend(events.StockLevelChanged(sku) for sku in sorted(set(skus)))
-        return result
+    # --- events ---------------------------------------------------------------------------
 
-    def _orders_still_waiting(self, order_ids: Iterable[str]) -> set[str]:
-        waiting: set[str] = set()
-        ids = sorted(order_ids)
-        param = "?" if self.conn.dialect.name == "sqlite" else "%s"
-        for chunk in _chunks(ids, 900):
-            marks = ",".join([param] * len(chunk))
-            waiting.update(
-                r[0]
-                for r in self.conn.exec_driver_sql(
-                    f"SELECT DISTINCT order_id FROM order_lines WHERE order_id IN ({marks}) "
-                    "AND status = 'open' AND backordered > 0",
-                    tuple(chunk),
+    def _events(self, pos: npt.NDArray[np.int64], quantity: npt.NDArray[np.int64], source: str) -> list[events.Event]:
+        """One BackorderAllocated per order (lines by number; ready when none of the order's
+        lines still waits), then one StockLevelChanged per SKU, as the walk records them."""
+        w = self._waiting
+        assert w is not None
+        left = w.wanted.copy()
+        left[pos] -= quantity
+        order_id = w.order_id
+        still_waiting = {order_id[p] for p in np.flatnonzero(left > 0).tolist()}
+        per_order: dict[str, list[tuple[int, int, int, int, int]]] = {}
+        sku_of = w.sku[pos].tolist()
+        for p, n, s, q, rest in zip(
+            pos.tolist(), w.line_no[pos].tolist(), sku_of, quantity.tolist(), left[pos].tolist(), strict=True
+        ):
+            per_order.setdefault(order_id[p], []).append((n, s, q, rest, p))
+        skus, channels = w.sku_names, w.channel_names
+        channel = w.channel
+        allocated_line = events.AllocatedLine
+        result: list[events.Event] = []
+        for oid in sorted(per_order):
+            lines = per_order[oid]
+            if len(lines) > 1:
+                lines.sort()
+            result.append(
+                events.BackorderAllocated(
+                    oid,
+                    channels[channel[lines[0][4]]],
+                    source,
+                    tuple(allocated_line(n, skus[s], q, rest) for n, s, q, rest, _ in lines),
+                    oid not in still_waiting,
                 )
             )
-        return waiting
+        result.extend(events.StockLevelChanged(skus[s]) for s in sorted(set(sku_of), key=skus.__getitem__))
+        return result
+
+
+def _expect(rowcount: int, wanted: int, what: str) -> None:
+    if rowcount != wanted:
+        raise RuntimeError(
+            f"bulk allocation: {rowcount} of {wanted} {what} matched; the queue changed under the run"
+        )
 

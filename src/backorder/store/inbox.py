@@ -94,6 +94,34 @@ class InboxStore:
             ).scalar()
             return (int(existing) if existing is not None else None), False
 
+    def record_many(
+        self, items: Sequence[tuple[str, str, str, str, Mapping[str, str], bytes, datetime]]
+    ) -> list[tuple[int | None, bool]]:
+        """Commit several events in ONE transaction (group commit); results in the same order.
+        All or nothing: if the commit fails, none of them is stored."""
+        i = t.inbox.c
+        results: list[tuple[int | None, bool]] = []
+        with self.engine.begin() as conn:
+            for platform, channel, event_key, topic, headers, body, now in items:
+                stmt = (
+                    _insert(conn, t.inbox)
+                    .values(
+                        platform=platform, channel=channel, event_key=event_key[:200], topic=topic[:80],
+                        headers=dict(headers), body=body, status="received", attempts=0, received_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["platform", "channel", "event_key"])
+                    .returning(i.id)
+                )
+                new_id = conn.execute(stmt).scalar()
+                if new_id is not None:
+                    results.append((int(new_id), True))
+                    continue
+                existing = conn.execute(
+                    select(i.id).where(i.platform == platform, i.channel == channel, i.event_key == event_key[:200])
+                ).scalar()
+                results.append(((int(existing) if existing is not None else None), False))
+        return results
+
     def claim(self, now: datetime, limit: int, lease: timedelta = timedelta(minutes=5)) -> list[InboxRow]:
         i = t.inbox.c
         due = or_(i.status == "received", and_(i.status == "processing", i.processed_at < now))

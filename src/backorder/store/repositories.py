@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backorder.domain.allocation import Claim, Holding
@@ -551,6 +551,49 @@ class SqlOrders(OrderRepository):
         )
         return {r.location: r.quantity for r in self.conn.execute(q)}
 
+    # --- issue 5 (staff, self-service): a customer's accepted substitute ---
+    def add_line(self, order: Order, line: OrderLine) -> None:
+        result = self.conn.execute(
+            insert(t.order_lines).values(
+                order_id=order.id,
+                line_no=line.line_no,
+                sku=line.sku,
+                quantity=line.quantity,
+                allocated=line.allocated,
+                shipped=line.shipped,
+                backordered=line.backordered,
+                status=line.status.value,
+                eta=line.eta,
+                channel=order.channel,
+                priority=order.priority,
+                placed_at=order.placed_at,
+                ship_complete=order.ship_complete,
+            )
+        )
+        line.id = int(result.inserted_primary_key[0])
+
+
+    # --- issue 3 (channels): privacy redaction ---
+    def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
+        o = t.orders.c
+        clauses = []
+        if email:
+            clauses.append(func.lower(o.customer_email) == email.lower())
+        if order_ids:
+            clauses.append(o.id.in_(list(order_ids)))
+        where = o.channel == channel
+        if clauses:
+            where = and_(where, or_(*clauses))
+        elif email is not None:
+            return []
+        ids = sorted(self.conn.execute(select(o.id).where(where)).scalars())
+        for chunk in _chunks(ids):
+            self.conn.execute(
+                update(t.orders)
+                .where(o.id.in_(list(chunk)))
+                .values(customer_email=None, customer_phone=None, customer_name=None)
+            )
+        return ids
 
 class SqlPurchasing(PurchasingRepository):
     def __init__(self, conn: Connection) -> None:

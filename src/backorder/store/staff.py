@@ -125,7 +125,9 @@ class StaffStore:
             ).scalar()
         return found  # type: ignore[no-any-return]
 
-    def record_failure(self, keys: Sequence[str], now: datetime, window: timedelta, limit: int, lock: timedelta) -> None:
+    def record_failure(
+        self, keys: Sequence[str], now: datetime, window: timedelta, limit: int, lock: timedelta
+    ) -> None:
         f = t.login_failures.c
         with self.engine.begin() as conn:
             for key in keys:
@@ -498,14 +500,15 @@ class StaffQueries:
                 )
             ]
             since = now - timedelta(days=90)
-            demand_rows = conn.execute(
-                select(c.placed_at, c.quantity).where(c.sku == code, c.placed_at >= since)
-            ).all()
+            demand_rows = conn.execute(select(c.placed_at, c.quantity).where(c.sku == code, c.placed_at >= since)).all()
         demand: dict[date, int] = {}
         for placed_at, quantity in demand_rows:
             demand[placed_at.date()] = demand.get(placed_at.date(), 0) + quantity
         sku["demand_90d"] = [
-            {"day": (since + timedelta(days=i)).date().isoformat(), "units": demand.get((since + timedelta(days=i)).date(), 0)}
+            {
+                "day": (since + timedelta(days=i)).date().isoformat(),
+                "units": demand.get((since + timedelta(days=i)).date(), 0),
+            }
             for i in range(91)
         ]
         sku["projection"] = project_stock(
@@ -513,7 +516,9 @@ class StaffQueries:
             on_hand=sum(x["on_hand"] for x in sku["levels"]),
             allocated=sum(x["allocated"] for x in sku["levels"]),
             backordered=sum(x["backordered"] for x in sku["queue"]),
-            incoming=[(x["expected_on"], x["quantity"] - x["received"]) for x in sku["open_pos"] if x["status"] != "draft"],
+            incoming=[
+                (x["expected_on"], x["quantity"] - x["received"]) for x in sku["open_pos"] if x["status"] != "draft"
+            ],
         )
         return sku
 
@@ -523,11 +528,7 @@ class StaffQueries:
     ) -> tuple[list[dict[str, Any]], int]:
         p, pl = t.purchase_orders.c, t.po_lines.c
         today = now.date()
-        overdue_ids = (
-            select(pl.po_id)
-            .where(pl.expected_on < today, pl.received < pl.quantity)
-            .scalar_subquery()
-        )
+        overdue_ids = select(pl.po_id).where(pl.expected_on < today, pl.received < pl.quantity).scalar_subquery()
         conds: list[Any] = [p.number == number] if number else []
         if status == "overdue":
             conds += [p.status.in_(["sent", "acknowledged"]), p.id.in_(overdue_ids)]
@@ -635,8 +636,16 @@ class StaffQueries:
                 dict(r._mapping)
                 for r in conn.execute(
                     select(
-                        i.id, i.platform, i.channel, i.event_key, i.topic, i.status, i.error, i.attempts,
-                        i.received_at, i.processed_at,
+                        i.id,
+                        i.platform,
+                        i.channel,
+                        i.event_key,
+                        i.topic,
+                        i.status,
+                        i.error,
+                        i.attempts,
+                        i.received_at,
+                        i.processed_at,
                     )
                     .where(*conds)
                     .order_by(i.id.desc())
@@ -650,13 +659,29 @@ class StaffQueries:
         """For /metrics: outbox and inbox rows per status, and the age of the oldest pending row."""
         o, i = t.outbox.c, t.inbox.c
         with self._conn() as conn:
-            outbox = {(r[0], r[1]): int(r[2]) for r in conn.execute(select(o.action, o.status, func.count()).group_by(o.action, o.status))}
-            oldest = {r[0]: r[1] for r in conn.execute(select(o.action, func.min(o.created_at)).where(o.status == "pending").group_by(o.action))}
-            inbox = {(r[0], r[1]): int(r[2]) for r in conn.execute(select(i.platform, i.status, func.count()).group_by(i.platform, i.status))}
+            outbox = {
+                (r[0], r[1]): int(r[2])
+                for r in conn.execute(select(o.action, o.status, func.count()).group_by(o.action, o.status))
+            }
+            oldest = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    select(o.action, func.min(o.created_at)).where(o.status == "pending").group_by(o.action)
+                )
+            }
+            inbox = {
+                (r[0], r[1]): int(r[2])
+                for r in conn.execute(select(i.platform, i.status, func.count()).group_by(i.platform, i.status))
+            }
             attempts = [
                 (r[0], r[1], r[2], r[3])
                 for r in conn.execute(
-                    select(t.delivery_attempts.c.connector, t.delivery_attempts.c.outcome, t.delivery_attempts.c.started_at, t.delivery_attempts.c.finished_at)
+                    select(
+                        t.delivery_attempts.c.connector,
+                        t.delivery_attempts.c.outcome,
+                        t.delivery_attempts.c.started_at,
+                        t.delivery_attempts.c.finished_at,
+                    )
                     .order_by(t.delivery_attempts.c.id.desc())
                     .limit(5000)
                 )
@@ -677,7 +702,9 @@ class StaffQueries:
             for name, outcome, n, last in conn.execute(
                 select(a.connector, a.outcome, func.count(), func.max(a.finished_at)).group_by(a.connector, a.outcome)
             ):
-                entry = out.setdefault(name, {"counts": {}, "last_success": None, "last_failure": None, "failure_detail": None})
+                entry = out.setdefault(
+                    name, {"counts": {}, "last_success": None, "last_failure": None, "failure_detail": None}
+                )
                 entry["counts"][outcome] = int(n)
                 if outcome == "sent" and (entry["last_success"] is None or last > entry["last_success"]):
                     entry["last_success"] = last
@@ -705,14 +732,27 @@ class StaffQueries:
                 dict(r._mapping)
                 for r in conn.execute(
                     select(
-                        s.code, s.name, s.brand, s.product_line, s.pigments, s.size, s.unit_price, available.label("available")
+                        s.code,
+                        s.name,
+                        s.brand,
+                        s.product_line,
+                        s.pigments,
+                        s.size,
+                        s.unit_price,
+                        available.label("available"),
                     ).where(s.pigments != "")
                 )
             ]
 
 
 def project_stock(
-    today: date, *, on_hand: int, allocated: int, backordered: int, incoming: Sequence[tuple[date | None, int]], weeks: int = 8
+    today: date,
+    *,
+    on_hand: int,
+    allocated: int,
+    backordered: int,
+    incoming: Sequence[tuple[date | None, int]],
+    weeks: int = 8,
 ) -> list[dict[str, Any]]:
     """Week by week: on hand (free after allocations), incoming PO units by expected date, and the
     waiting demand they must first cover. ``projected`` = free stock + cumulative incoming − waiting."""
@@ -721,7 +761,9 @@ def project_stock(
     cumulative = 0
     for week in range(weeks + 1):
         end = today + timedelta(days=7 * week)
-        arriving = sum(q for d, q in incoming if d is not None and (end - timedelta(days=7) < d <= end or (week == 0 and d <= end)))
+        arriving = sum(
+            q for d, q in incoming if d is not None and (end - timedelta(days=7) < d <= end or (week == 0 and d <= end))
+        )
         cumulative += arriving
         out.append(
             {

@@ -272,13 +272,20 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 def _page(total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"total": total, "limit": limit, "offset": offset, "next_offset": offset + limit if offset + limit < total else None}
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `backorder apikey add`")
 
 
-def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiPrincipal:
+def _principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> ApiPrincipal:
     application: Application = request.app.state.backorder
     assert application.staff is not None
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -337,7 +344,14 @@ def build_router(application: Application) -> APIRouter:
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Any:
-        f = LineFilter(sku=sku, supplier=supplier, channel=channel, status=status, min_age_days=min_age_days, max_age_days=max_age_days)
+        f = LineFilter(
+            sku=sku,
+            supplier=supplier,
+            channel=channel,
+            status=status,
+            min_age_days=min_age_days,
+            max_age_days=max_age_days,
+        )
         rows, total = queries.lines(f, application.clock.now(), sort, limit, offset)
         return {"items": rows, **_page(total, limit, offset)}
 
@@ -359,18 +373,36 @@ def build_router(application: Application) -> APIRouter:
     def cancel_order(who: Writer, body: CancelIn, order_id: Annotated[str, Path(max_length=128)]) -> Any:
         if queries.order(order_id) is None:
             raise HTTPException(404, f"no order {order_id!r}")
-        run(who, "cancel_lines", order_id, {"line_nos": body.line_nos}, commands.CancelOrder(order_id, tuple(body.line_nos), body.reason))
+        run(
+            who,
+            "cancel_lines",
+            order_id,
+            {"line_nos": body.line_nos},
+            commands.CancelOrder(order_id, tuple(body.line_nos), body.reason),
+        )
         return {"detail": f"order {order_id}: open lines cancelled"}
 
     @router.post("/orders/{order_id}/priority", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT})
     def change_priority(who: Writer, body: PriorityIn, order_id: Annotated[str, Path(max_length=128)]) -> Any:
-        run(who, "change_priority", order_id, {"priority": body.priority}, commands.ChangePriority(order_id, body.priority))
+        run(
+            who,
+            "change_priority",
+            order_id,
+            {"priority": body.priority},
+            commands.ChangePriority(order_id, body.priority),
+        )
         return {"detail": f"order {order_id}: priority {body.priority}"}
 
     @router.post("/backorders/run", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT})
     def run_allocation(who: Writer, body: RunIn) -> Any:
         skus = tuple(sorted(set(body.skus)))
-        run(who, "run_backorder_processing", ",".join(skus)[:200] or "*", {"skus": list(skus)}, commands.RunBackorderProcessing(skus))
+        run(
+            who,
+            "run_backorder_processing",
+            ",".join(skus)[:200] or "*",
+            {"skus": list(skus)},
+            commands.RunBackorderProcessing(skus),
+        )
         return {"detail": f"allocation re-run for {len(skus) or 'every'} SKU(s)"}
 
     # --- issue 3 (channels): POST /api/v1/orders goes in this section -------------------------
@@ -444,7 +476,9 @@ def build_router(application: Application) -> APIRouter:
     # --- SKUs ---------------------------------------------------------------------------------
 
     @router.get("/skus", response_model=SkuPage)
-    def list_skus(who: Reader, q: Annotated[str | None, Query(max_length=100)] = None, limit: Limit = 50, offset: Offset = 0) -> Any:
+    def list_skus(
+        who: Reader, q: Annotated[str | None, Query(max_length=100)] = None, limit: Limit = 50, offset: Offset = 0
+    ) -> Any:
         rows, total = queries.skus(q, limit, offset)
         return {"items": rows, **_page(total, limit, offset)}
 
@@ -476,11 +510,20 @@ def build_router(application: Application) -> APIRouter:
 
     @router.put("/purchase-orders/{number}/lines/{sku}", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT})
     def edit_purchase_order_line(
-        who: Writer, body: PoLineIn, number: Annotated[str, Path(max_length=64)], sku: Annotated[str, Path(max_length=64)]
+        who: Writer,
+        body: PoLineIn,
+        number: Annotated[str, Path(max_length=64)],
+        sku: Annotated[str, Path(max_length=64)],
     ) -> Any:
         if queries.purchase_order(number, application.clock.now()) is None:
             raise HTTPException(404, f"no purchase order {number!r}")
-        run(who, "edit_purchase_order_line", number, {"sku": sku, "to": body.quantity}, commands.EditDraftPurchaseOrderLine(number, sku, body.quantity))
+        run(
+            who,
+            "edit_purchase_order_line",
+            number,
+            {"sku": sku, "to": body.quantity},
+            commands.EditDraftPurchaseOrderLine(number, sku, body.quantity),
+        )
         return {"detail": f"{number}: {sku} set to {body.quantity}"}
 
     @router.post("/purchase-orders/{number}/send", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT})
@@ -509,16 +552,29 @@ def build_router(application: Application) -> APIRouter:
             raise HTTPException(404, f"no outbox row {outbox_id}")
         allowed = ("dead",) if dead_only else ("dead", "pending")
         if status not in allowed:
-            raise HTTPException(409, f"outbox row {outbox_id} is {status}: only {' or '.join(allowed)} rows can be {'replayed' if dead_only else 'retried'}")
+            raise HTTPException(
+                409,
+                f"outbox row {outbox_id} is {status}: only {' or '.join(allowed)} rows can be {'replayed' if dead_only else 'retried'}",
+            )
         application.queue.retry([outbox_id], application.clock.now(), dead_only=dead_only)
         staff.audit(who.actor, "outbox_replay" if dead_only else "outbox_retry", str(outbox_id), {"was": status})
         return {"detail": f"outbox row {outbox_id} due now"}
 
-    @router.post("/outbox/{outbox_id}/retry", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT}, summary="Make a pending or dead row due now")
+    @router.post(
+        "/outbox/{outbox_id}/retry",
+        response_model=Accepted,
+        responses={**NOT_FOUND, **CONFLICT},
+        summary="Make a pending or dead row due now",
+    )
     def retry_outbox(who: Writer, outbox_id: Annotated[int, Path(ge=1, le=2**62)]) -> Any:
         return _requeue(who, outbox_id, dead_only=False)
 
-    @router.post("/outbox/{outbox_id}/replay", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT}, summary="Replay a dead letter")
+    @router.post(
+        "/outbox/{outbox_id}/replay",
+        response_model=Accepted,
+        responses={**NOT_FOUND, **CONFLICT},
+        summary="Replay a dead letter",
+    )
     def replay_outbox(who: Writer, outbox_id: Annotated[int, Path(ge=1, le=2**62)]) -> Any:
         return _requeue(who, outbox_id, dead_only=True)
 

@@ -94,15 +94,25 @@ def build_router(application: Application) -> APIRouter:
     assert staff is not None
     queries = staff.queries
 
-    def render(request: Request, name: str, user: StaffUser | None, status_code: int = 200, **context: Any) -> HTMLResponse:
-        context.update(user=user, csrf=user.csrf_token if user else "", path=request.url.path, notice=request.query_params.get("notice"), roles=ROLES)
+    def render(
+        request: Request, name: str, user: StaffUser | None, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        context.update(
+            user=user,
+            csrf=user.csrf_token if user else "",
+            path=request.url.path,
+            notice=request.query_params.get("notice"),
+            roles=ROLES,
+        )
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def back(to: str, notice: str) -> RedirectResponse:
         sep = "&" if "?" in to else "?"
         return RedirectResponse(f"{to}{sep}{urlencode({'notice': notice})}", status_code=303)
 
-    def act(user: StaffUser, action: str, target: str, detail: dict[str, Any], run: Callable[[], Any]) -> tuple[bool, str]:
+    def act(
+        user: StaffUser, action: str, target: str, detail: dict[str, Any], run: Callable[[], Any]
+    ) -> tuple[bool, str]:
         """Run one staff action and audit it, whether it worked or not."""
         try:
             result = run()
@@ -121,7 +131,13 @@ def build_router(application: Application) -> APIRouter:
     @router.get("/login", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
         token = security.secrets.token_urlsafe(24)
-        response = render(request, "login.html", None, login_csrf=token, next=_safe_next(request.query_params.get("next"), "/dashboard"))
+        response = render(
+            request,
+            "login.html",
+            None,
+            login_csrf=token,
+            next=_safe_next(request.query_params.get("next"), "/dashboard"),
+        )
         security.set_cookie(response, request, application, security.LOGIN_CSRF_COOKIE, token, 3600)
         return response
 
@@ -131,21 +147,50 @@ def build_router(application: Application) -> APIRouter:
         username, password = str(form.get("username") or ""), str(form.get("password") or "")
         target = _safe_next(str(form.get("next") or ""), "/dashboard")
         if not security.login_csrf_matches(request, str(form.get("csrf_token") or "")):
-            return render(request, "login.html", None, 400, login_csrf="", next=target, error="The form expired: reload the page and sign in again.")
+            return render(
+                request,
+                "login.html",
+                None,
+                400,
+                login_csrf="",
+                next=target,
+                error="The form expired: reload the page and sign in again.",
+            )
         client = request.client.host if request.client else "unknown"
         try:
             done = security.login(application, username, password, client)
         except security.LoginThrottled as exc:
-            response = render(request, "login.html", None, 429, login_csrf=request.cookies.get(security.LOGIN_CSRF_COOKIE, ""), next=target,
-                              error=f"Too many failed sign-ins. Try again after {exc.until:%H:%M} UTC.")
+            response = render(
+                request,
+                "login.html",
+                None,
+                429,
+                login_csrf=request.cookies.get(security.LOGIN_CSRF_COOKIE, ""),
+                next=target,
+                error=f"Too many failed sign-ins. Try again after {exc.until:%H:%M} UTC.",
+            )
             response.headers["Retry-After"] = str(max(1, int((exc.until - application.clock.now()).total_seconds())))
             return response
         if done is None:
-            return render(request, "login.html", None, 401, login_csrf=request.cookies.get(security.LOGIN_CSRF_COOKIE, ""), next=target,
-                          error="Wrong user name or password.")
+            return render(
+                request,
+                "login.html",
+                None,
+                401,
+                login_csrf=request.cookies.get(security.LOGIN_CSRF_COOKIE, ""),
+                next=target,
+                error="Wrong user name or password.",
+            )
         token, _ = done
         response = RedirectResponse(target, status_code=303)
-        security.set_cookie(response, request, application, security.SESSION_COOKIE, token, int(security.SESSION_LIFETIME.total_seconds()))
+        security.set_cookie(
+            response,
+            request,
+            application,
+            security.SESSION_COOKIE,
+            token,
+            int(security.SESSION_LIFETIME.total_seconds()),
+        )
         response.delete_cookie(security.LOGIN_CSRF_COOKIE, path="/")
         return response
 
@@ -177,10 +222,23 @@ def build_router(application: Application) -> APIRouter:
         rows, total = queries.lines(f, application.clock.now(), sort, PAGE, (page - 1) * PAGE)
         params = {k: v for k, v in q.items() if k not in ("page", "notice") and v}
         context = dict(
-            rows=rows, total=total, f=f, sort=sort, sorts=list(SORTS), page=page, pages=max(1, -(-total // PAGE)),
-            params=params, query=urlencode(params), channels=queries.channels(), suppliers=queries.suppliers(),
+            rows=rows,
+            total=total,
+            f=f,
+            sort=sort,
+            sorts=list(SORTS),
+            page=page,
+            pages=max(1, -(-total // PAGE)),
+            params=params,
+            query=urlencode(params),
+            channels=queries.channels(),
+            suppliers=queries.suppliers(),
         )
-        name = "_backorders_table.html" if request.headers.get("hx-request") and request.headers.get("hx-target") == "results" else "backorders.html"
+        name = (
+            "_backorders_table.html"
+            if request.headers.get("hx-request") and request.headers.get("hx-target") == "results"
+            else "backorders.html"
+        )
         return render(request, name, user, **context)
 
     @router.post("/dashboard/backorders/bulk")
@@ -203,26 +261,55 @@ def build_router(application: Application) -> APIRouter:
         done: list[str] = []
         failed: list[str] = []
         if action == "rerun":
-            ok, msg = act(user, "run_backorder_processing", ",".join(sorted(skus)) or "*", {"skus": sorted(skus)},
-                          lambda: application.bus.handle(commands.RunBackorderProcessing(tuple(sorted(skus)))))
-            return back(target, "Allocation re-run " + ("for the selected SKUs." if skus else "for every SKU.") if ok else f"Re-run refused: {msg}")
+            ok, msg = act(
+                user,
+                "run_backorder_processing",
+                ",".join(sorted(skus)) or "*",
+                {"skus": sorted(skus)},
+                lambda: application.bus.handle(commands.RunBackorderProcessing(tuple(sorted(skus)))),
+            )
+            return back(
+                target,
+                "Allocation re-run " + ("for the selected SKUs." if skus else "for every SKU.")
+                if ok
+                else f"Re-run refused: {msg}",
+            )
         if not picked:
             return back(target, "Select at least one line first.")
         if action == "cancel":
             for order_id, line_nos in sorted(picked.items()):
                 cmd = commands.CancelOrder(order_id, tuple(sorted(line_nos)), reason="cancelled by staff")
-                ok, msg = act(user, "cancel_lines", order_id, {"line_nos": sorted(line_nos)}, lambda cmd=cmd: application.bus.handle(cmd))  # type: ignore[misc]
+                ok, msg = act(
+                    user,
+                    "cancel_lines",
+                    order_id,
+                    {"line_nos": sorted(line_nos)},
+                    lambda cmd=cmd: application.bus.handle(cmd),
+                )  # type: ignore[misc]
                 (done if ok else failed).append(order_id if ok else f"{order_id}: {msg}")
-            return back(target, f"Cancelled lines on {len(done)} order(s)." + (f" Refused: {'; '.join(failed)}" if failed else ""))
+            return back(
+                target,
+                f"Cancelled lines on {len(done)} order(s)." + (f" Refused: {'; '.join(failed)}" if failed else ""),
+            )
         if action == "priority":
             priority = _int((form.get("priority") or [""])[0], None, -1000, 1000)
             if priority is None:
                 return back(target, "Give a priority (a whole number) to set.")
             for order_id in sorted(picked):
                 cmd2 = commands.ChangePriority(order_id, priority)
-                ok, msg = act(user, "change_priority", order_id, {"priority": priority}, lambda cmd=cmd2: application.bus.handle(cmd))  # type: ignore[misc]
+                ok, msg = act(
+                    user,
+                    "change_priority",
+                    order_id,
+                    {"priority": priority},
+                    lambda cmd=cmd2: application.bus.handle(cmd),
+                )  # type: ignore[misc]
                 (done if ok else failed).append(order_id if ok else f"{order_id}: {msg}")
-            return back(target, f"Priority {priority} set on {len(done)} order(s)." + (f" Refused: {'; '.join(failed)}" if failed else ""))
+            return back(
+                target,
+                f"Priority {priority} set on {len(done)} order(s)."
+                + (f" Refused: {'; '.join(failed)}" if failed else ""),
+            )
         return back(target, "Unknown action.")
 
     @router.get("/dashboard/orders/{order_id}", response_class=HTMLResponse)
@@ -230,11 +317,20 @@ def build_router(application: Application) -> APIRouter:
         user = security.require(request, application)
         found = queries.order(order_id)
         if found is None:
-            return render(request, "error.html", user, 404, title="No such order", message=f"There is no order {order_id!r}.")
+            return render(
+                request, "error.html", user, 404, title="No such order", message=f"There is no order {order_id!r}."
+            )
         explain = application.read.explain(order_id)
         link = application.links.link_for(order_id) if application.links and user.can("operator") else None
-        return render(request, "order.html", user, order=found, explain=explain, link=link,
-                      audit=staff.store.audit_entries(50, target=order_id))
+        return render(
+            request,
+            "order.html",
+            user,
+            order=found,
+            explain=explain,
+            link=link,
+            audit=staff.store.audit_entries(50, target=order_id),
+        )
 
     # --- SKUs ---------------------------------------------------------------------------------
 
@@ -244,7 +340,9 @@ def build_router(application: Application) -> APIRouter:
         q = (request.query_params.get("q") or "").strip()
         page = _int(request.query_params.get("page"), 1, 1) or 1
         rows, total = queries.skus(q or None, PAGE, (page - 1) * PAGE)
-        return render(request, "skus.html", user, rows=rows, total=total, q=q, page=page, pages=max(1, -(-total // PAGE)))
+        return render(
+            request, "skus.html", user, rows=rows, total=total, q=q, page=page, pages=max(1, -(-total // PAGE))
+        )
 
     @router.get("/dashboard/skus/{code}", response_class=HTMLResponse)
     def sku(request: Request, code: str) -> HTMLResponse:
@@ -253,7 +351,9 @@ def build_router(application: Application) -> APIRouter:
         if found is None:
             return render(request, "error.html", user, 404, title="No such SKU", message=f"There is no SKU {code!r}.")
         chart = {"projection": found["projection"], "demand": found["demand_90d"]}
-        return render(request, "sku.html", user, sku=found, chart_json=json.dumps(chart, default=str).replace("<", "\\u003c"))
+        return render(
+            request, "sku.html", user, sku=found, chart_json=json.dumps(chart, default=str).replace("<", "\\u003c")
+        )
 
     # --- purchase orders ----------------------------------------------------------------------
 
@@ -265,16 +365,34 @@ def build_router(application: Application) -> APIRouter:
             status = None
         page = _int(request.query_params.get("page"), 1, 1) or 1
         rows, total = queries.purchase_orders(status, application.clock.now(), PAGE, (page - 1) * PAGE)
-        return render(request, "purchase_orders.html", user, rows=rows, total=total, status=status, page=page, pages=max(1, -(-total // PAGE)))
+        return render(
+            request,
+            "purchase_orders.html",
+            user,
+            rows=rows,
+            total=total,
+            status=status,
+            page=page,
+            pages=max(1, -(-total // PAGE)),
+        )
 
     @router.get("/dashboard/purchase-orders/{number}", response_class=HTMLResponse)
     def purchase_order(request: Request, number: str) -> HTMLResponse:
         user = security.require(request, application)
         po = queries.purchase_order(number, application.clock.now())
         if po is None:
-            return render(request, "error.html", user, 404, title="No such purchase order", message=f"There is no purchase order {number!r}.")
+            return render(
+                request,
+                "error.html",
+                user,
+                404,
+                title="No such purchase order",
+                message=f"There is no purchase order {number!r}.",
+            )
         names = application.read.sku_names(line["sku"] for line in po["lines"])
-        return render(request, "purchase_order.html", user, po=po, names=names, audit=staff.store.audit_entries(50, target=number))
+        return render(
+            request, "purchase_order.html", user, po=po, names=names, audit=staff.store.audit_entries(50, target=number)
+        )
 
     @router.post("/dashboard/purchase-orders/{number}/lines")
     async def edit_po(request: Request, number: str) -> Response:
@@ -295,16 +413,27 @@ def build_router(application: Application) -> APIRouter:
             if current == quantity:
                 continue
             cmd = commands.EditDraftPurchaseOrderLine(number, sku, quantity)
-            ok, msg = act(user, "edit_purchase_order_line", number, {"sku": sku, "from": current, "to": quantity},
-                          lambda cmd=cmd: application.bus.handle(cmd))  # type: ignore[misc]
+            ok, msg = act(
+                user,
+                "edit_purchase_order_line",
+                number,
+                {"sku": sku, "from": current, "to": quantity},
+                lambda cmd=cmd: application.bus.handle(cmd),
+            )  # type: ignore[misc]
             (changed if ok else errors).append(sku if ok else f"{sku}: {msg}")
-        return back(here, (f"Updated {', '.join(changed)}." if changed else "Nothing changed.") + (f" Refused: {'; '.join(errors)}" if errors else ""))
+        return back(
+            here,
+            (f"Updated {', '.join(changed)}." if changed else "Nothing changed.")
+            + (f" Refused: {'; '.join(errors)}" if errors else ""),
+        )
 
     @router.post("/dashboard/purchase-orders/{number}/send")
     async def send_po(request: Request, number: str) -> Response:
         user = security.require(request, application, "operator")
         await security.form_with_csrf(request, user)
-        ok, msg = act(user, "send_purchase_order", number, {}, lambda: application.bus.handle(commands.SendPurchaseOrder(number)))
+        ok, msg = act(
+            user, "send_purchase_order", number, {}, lambda: application.bus.handle(commands.SendPurchaseOrder(number))
+        )
         return back(f"/dashboard/purchase-orders/{number}", "Sent to the supplier." if ok else f"Not sent: {msg}")
 
     # --- outbox and inbox ---------------------------------------------------------------------
@@ -318,8 +447,18 @@ def build_router(application: Application) -> APIRouter:
         action = request.query_params.get("action") or None
         page = _int(request.query_params.get("page"), 1, 1) or 1
         rows, total = queries.outbox(status, action, PAGE, (page - 1) * PAGE)
-        return render(request, "outbox.html", user, rows=rows, total=total, status=status, action=action, page=page,
-                      pages=max(1, -(-total // PAGE)), counts=application.queue.counts())
+        return render(
+            request,
+            "outbox.html",
+            user,
+            rows=rows,
+            total=total,
+            status=status,
+            action=action,
+            page=page,
+            pages=max(1, -(-total // PAGE)),
+            counts=application.queue.counts(),
+        )
 
     @router.post("/dashboard/outbox/retry")
     async def outbox_retry(request: Request) -> Response:
@@ -335,9 +474,15 @@ def build_router(application: Application) -> APIRouter:
         now = application.clock.now()
         replayed = application.queue.retry(dead, now, dead_only=True) if dead else 0
         retried = application.queue.retry(pending, now, dead_only=False) if pending else 0
-        staff.audit(user.actor, "outbox_retry", ",".join(map(str, ids))[:200], {"replayed": dead, "retried_now": pending})
+        staff.audit(
+            user.actor, "outbox_retry", ",".join(map(str, ids))[:200], {"replayed": dead, "retried_now": pending}
+        )
         skipped = len(ids) - replayed - retried
-        return back(target, f"Replayed {replayed} dead letter(s), retried {retried} pending now." + (f" {skipped} not retryable (already sent or in flight)." if skipped else ""))
+        return back(
+            target,
+            f"Replayed {replayed} dead letter(s), retried {retried} pending now."
+            + (f" {skipped} not retryable (already sent or in flight)." if skipped else ""),
+        )
 
     @router.get("/dashboard/inbox", response_class=HTMLResponse)
     def inbox(request: Request) -> HTMLResponse:
@@ -345,7 +490,16 @@ def build_router(application: Application) -> APIRouter:
         status = request.query_params.get("status") or None
         page = _int(request.query_params.get("page"), 1, 1) or 1
         rows, total = queries.inbox(status, PAGE, (page - 1) * PAGE)
-        return render(request, "inbox.html", user, rows=rows, total=total, status=status, page=page, pages=max(1, -(-total // PAGE)))
+        return render(
+            request,
+            "inbox.html",
+            user,
+            rows=rows,
+            total=total,
+            status=status,
+            page=page,
+            pages=max(1, -(-total // PAGE)),
+        )
 
     @router.post("/dashboard/inbox/{event_id}/reprocess")
     async def reprocess(request: Request, event_id: int) -> Response:
@@ -359,10 +513,17 @@ def build_router(application: Application) -> APIRouter:
             # the processor picks up rows in `received` again: reset the failed row
             with application.engine.begin() as conn:
                 changed = conn.execute(
-                    update(t.inbox).where(t.inbox.c.id == event_id, t.inbox.c.status == "failed").values(status="received", error=None)
+                    update(t.inbox)
+                    .where(t.inbox.c.id == event_id, t.inbox.c.status == "failed")
+                    .values(status="received", error=None)
                 ).rowcount
         staff.audit(user.actor, "inbox_reprocess", str(event_id), {"reset": bool(changed)})
-        return back("/dashboard/inbox?status=failed", f"Event {event_id} queued for processing again." if changed else f"Event {event_id} was not failed: nothing changed.")
+        return back(
+            "/dashboard/inbox?status=failed",
+            f"Event {event_id} queued for processing again."
+            if changed
+            else f"Event {event_id} was not failed: nothing changed.",
+        )
 
     # --- connectors and audit -----------------------------------------------------------------
 
@@ -372,26 +533,41 @@ def build_router(application: Application) -> APIRouter:
         activity = queries.connector_activity()
         routes = application.routes
         configured: list[dict[str, Any]] = []
-        found: list[tuple[str, Any]] = [(role, getattr(routes, role)) for role in ("email", "sms", "staff", "purchasing")]
+        found: list[tuple[str, Any]] = [
+            (role, getattr(routes, role)) for role in ("email", "sms", "staff", "purchasing")
+        ]
         found += [("channel", c) for c in routes.channels.values()]
         for role, connector in found:
             if connector is None:
                 continue
             settings = connector.settings
             configured.append(
-                {"role": role, "name": connector.name, "kind": getattr(settings, "kind", "?"),
-                 "missing_credentials": list(settings.missing_credentials())}
+                {
+                    "role": role,
+                    "name": connector.name,
+                    "kind": getattr(settings, "kind", "?"),
+                    "missing_credentials": list(settings.missing_credentials()),
+                }
             )
         for cid, settings in routes.channel_settings.items():
             if cid not in routes.channels:
-                configured.append({"role": "channel", "name": f"channels.{cid}", "kind": getattr(settings, "kind", "?"),
-                                   "missing_credentials": [], "api_only": True})
+                configured.append(
+                    {
+                        "role": "channel",
+                        "name": f"channels.{cid}",
+                        "kind": getattr(settings, "kind", "?"),
+                        "missing_credentials": [],
+                        "api_only": True,
+                    }
+                )
         registration = getattr(application, "webhook_registrations", None)  # issue 3 may provide one
         for entry in configured:
             entry.update(activity.get(entry["name"]) or {})
             entry["webhooks"] = registration(entry["name"]) if callable(registration) else None
         others = sorted(set(activity) - {e["name"] for e in configured})
-        return render(request, "connectors.html", user, configured=configured, others=[{"name": n, **activity[n]} for n in others])
+        return render(
+            request, "connectors.html", user, configured=configured, others=[{"name": n, **activity[n]} for n in others]
+        )
 
     @router.get("/dashboard/audit", response_class=HTMLResponse)
     def audit(request: Request) -> HTMLResponse:
@@ -415,7 +591,13 @@ def install(app: Any, application: Application) -> None:
 
     def page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
         user = security.current_user(request, application)
-        context = {"user": user, "csrf": user.csrf_token if user else "", "path": request.url.path, "title": title, "message": message}
+        context = {
+            "user": user,
+            "csrf": user.csrf_token if user else "",
+            "path": request.url.path,
+            "title": title,
+            "message": message,
+        }
         return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
     @app.exception_handler(security.LoginRequired)
@@ -431,7 +613,12 @@ def install(app: Any, application: Application) -> None:
 
     @app.exception_handler(security.CsrfFailed)
     async def csrf_failed(request: Request, exc: Exception) -> Response:
-        return page(request, 403, "Form expired", "The form's security token did not match (an old tab, or a request from another site). Nothing was changed: reload the page and try again.")
+        return page(
+            request,
+            403,
+            "Form expired",
+            "The form's security token did not match (an old tab, or a request from another site). Nothing was changed: reload the page and try again.",
+        )
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
@@ -440,7 +627,9 @@ def install(app: Any, application: Application) -> None:
         if not path.startswith(("/api/", "/webhooks/", "/openapi.json", "/metrics", "/healthz")):
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("Referrer-Policy", "no-referrer" if path.startswith("/self-service") else "same-origin")
+            response.headers.setdefault(
+                "Referrer-Policy", "no-referrer" if path.startswith("/self-service") else "same-origin"
+            )
         if path.startswith(("/dashboard", "/self-service", "/login")):
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

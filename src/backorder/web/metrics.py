@@ -25,7 +25,9 @@ class BackorderCollector(Collector):
         assert self.application.staff is not None
         now = self.application.clock.now()
         data = self.application.staff.queries.queue_depths()
-        depth = GaugeMetricFamily("backorder_outbox_rows", "Outbox rows by action and status", labels=["action", "status"])
+        depth = GaugeMetricFamily(
+            "backorder_outbox_rows", "Outbox rows by action and status", labels=["action", "status"]
+        )
         for (action, status), n in sorted(data["outbox"].items()):
             depth.add_metric([action, status], n)
         yield depth

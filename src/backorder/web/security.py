@@ -89,7 +89,9 @@ def is_tls(request: Request, application: Application) -> bool:
     return request.url.scheme == "https" or application.config.server.public_url.startswith("https://")
 
 
-def set_cookie(response: Response, request: Request, application: Application, name: str, value: str, max_age: int) -> None:
+def set_cookie(
+    response: Response, request: Request, application: Application, name: str, value: str, max_age: int
+) -> None:
     response.set_cookie(
         name,
         value,

@@ -80,10 +80,20 @@ def build_router(application: Application) -> APIRouter:
                 400,
             )
         return templates.TemplateResponse(
-            request, "selfservice_problem.html", {"title": title, "message": message, "user": None, "csrf": ""}, status_code=status
+            request,
+            "selfservice_problem.html",
+            {"title": title, "message": message, "user": None, "csrf": ""},
+            status_code=status,
         )
 
-    def show(request: Request, token: str, order_id: str, notice: str | None = None, error: str | None = None, status: int = 200) -> HTMLResponse:
+    def show(
+        request: Request,
+        token: str,
+        order_id: str,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
         order = staff.queries.order(order_id)
         if order is None:
             return problem_page(request, "invalid")
@@ -147,12 +157,26 @@ def build_router(application: Application) -> APIRouter:
                 if not wanted:
                     continue
                 if wanted not in {s.code for s in offered.get(line["line_no"], [])}:
-                    staff.audit(actor, "self_service_choice", order_id, {**detail, "error": f"{wanted} not offered"}, outcome="refused")
-                    return show(request, token, order_id, error=f"{wanted} is not available as a substitute any more. Please choose again.", status=409)
+                    staff.audit(
+                        actor,
+                        "self_service_choice",
+                        order_id,
+                        {**detail, "error": f"{wanted} not offered"},
+                        outcome="refused",
+                    )
+                    return show(
+                        request,
+                        token,
+                        order_id,
+                        error=f"{wanted} is not available as a substitute any more. Please choose again.",
+                        status=409,
+                    )
                 picks.append(commands.SubstituteLine(order_id, line["line_no"], wanted))
             if not picks:
                 return show(request, token, order_id, error="Pick a substitute for at least one line.", status=400)
-            detail["substitutes"] = {f"line {c.line_no}": c.substitute_sku for c in picks if isinstance(c, commands.SubstituteLine)}
+            detail["substitutes"] = {
+                f"line {c.line_no}": c.substitute_sku for c in picks if isinstance(c, commands.SubstituteLine)
+            }
             cmd = picks[0] if len(picks) == 1 else commands.ImportBatch(tuple(picks))
         try:
             if cmd is not None:

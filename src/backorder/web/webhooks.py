@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from backorder.bootstrap import Application
 from backorder.connectors.base import InboundRequest
@@ -67,9 +66,8 @@ def build_router(application: Application) -> APIRouter:
         except WebhookRejected as exc:
             return _reject(platform, type(exc).__name__, exc.status_code, exc.reason)
         identity = receiver.identify(inbound)
-        row_id, created = await run_in_threadpool(
-            services.inbox.record, platform, channel_id, identity.event_key, identity.topic, headers, body,
-            inbound.received_at,
+        row_id, created = await services.writer.record(
+            (platform, channel_id, identity.event_key, identity.topic, headers, body, inbound.received_at)
         )
         counter = services.metrics.accepted if created else services.metrics.duplicates
         counter.labels(platform, channel_id).inc()

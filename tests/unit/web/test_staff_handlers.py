@@ -36,7 +36,9 @@ def world() -> tuple[MessageBus, FakeUnitOfWork]:
 
 def order(bus: MessageBus, order_id: str, ship_complete: bool = False) -> None:
     bus.handle(
-        commands.PlaceOrder(order_id, "web", START, (NewLine(1, "RED", 2), NewLine(2, "BLUE", 3)), ship_complete=ship_complete)
+        commands.PlaceOrder(
+            order_id, "web", START, (NewLine(1, "RED", 2), NewLine(2, "BLUE", 3)), ship_complete=ship_complete
+        )
     )
 
 

@@ -7,8 +7,15 @@ from decimal import Decimal
 from backorder.domain.substitutes import CatalogItem, medium, size_class, suggest
 
 
-def item(code: str, brand: str = "Winsor & Newton", line: str = "Professional Watercolour", pigments: str = "PB29",
-         size: str = "5 ml", price: str = "9.49", available: int = 10) -> CatalogItem:
+def item(
+    code: str,
+    brand: str = "Winsor & Newton",
+    line: str = "Professional Watercolour",
+    pigments: str = "PB29",
+    size: str = "5 ml",
+    price: str = "9.49",
+    available: int = 10,
+) -> CatalogItem:
     return CatalogItem(code, brand, line, tuple(pigments.split()), size, Decimal(price), available, name=code)
 
 
@@ -28,7 +35,10 @@ def test_suggests_only_skus_with_the_same_pigments_size_class_and_medium() -> No
 
 
 def test_never_suggests_what_is_not_in_stock_for_the_whole_quantity() -> None:
-    candidates = [item("SCH-PB29-5", brand="Schmincke", available=2), item("DS-PB29-5", brand="Daniel Smith", available=5)]
+    candidates = [
+        item("SCH-PB29-5", brand="Schmincke", available=2),
+        item("DS-PB29-5", brand="Daniel Smith", available=5),
+    ]
     assert [s.code for s in suggest(WANTED, candidates, 3)] == ["DS-PB29-5"]
 
 
