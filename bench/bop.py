@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import sys
 import time
@@ -124,7 +125,8 @@ def _verify(conn: Any, claims: list[Any], pools: dict[str, dict[str, int]], scop
     return checks
 
 
-def child_run(url: str, sample_size: int, seed: int, profile: str | None) -> dict[str, Any]:
+def child_run(url: str, sample_size: int, seed: int, profile: str | None, proposals: set[str]) -> dict[str, Any]:
+    common.apply_proposals(proposals, url)
     from backorder.bootstrap import bootstrap, read_config
     from backorder.domain.commands import RunBackorderProcessing
     from backorder.services import handlers
@@ -154,20 +156,23 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None) -> dic
     phases.wrap(SqlOutbox, "add", "outbox insert")
     phases.wrap(SqlUnitOfWork, "commit", "commit")
     gc.collect()
-    rss_before = common.peak_rss_mb()
+    rss_before = common.vm_hwm_mb()
+    load_before = os.getloadavg()[0]
     profiler = None
     if profile:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     happened = app.bus.handle(RunBackorderProcessing())
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
-    rss_peak = common.peak_rss_mb()
+    rss_peak = common.vm_hwm_mb()
+    ru_maxrss = common.peak_rss_mb()
+    load_after = os.getloadavg()[0]
     phase_table = phases.as_dict()
     phase_table["(rest: begin, bus, events)"] = {
         "seconds": round(seconds - sum(p["seconds"] for p in phase_table.values()), 3), "calls": 1
@@ -190,8 +195,12 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None) -> dic
     app.close()
     return {
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
+        "proposals": sorted(proposals),
         "rss_before_mb": round(rss_before, 1),
         "rss_peak_mb": round(rss_peak, 1),
+        "ru_maxrss_mb": round(ru_maxrss, 1),
         "waiting_lines_before": int(waiting_before[0]),
         "waiting_units_before": int(waiting_before[1]),
         "lines_allocated": int(lines_allocated),
@@ -209,7 +218,8 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None) -> dic
 # --- child: the per-SKU baseline ------------------------------------------------------------
 
 
-def child_baseline(url: str, per_sku: int, batched: int, seed: int) -> dict[str, Any]:
+def child_baseline(url: str, per_sku: int, batched: int, seed: int, proposals: set[str]) -> dict[str, Any]:
+    common.apply_proposals(proposals, url)
     from backorder.bootstrap import bootstrap, read_config
     from backorder.domain.commands import RunBackorderProcessing
 
@@ -271,78 +281,109 @@ def child_baseline(url: str, per_sku: int, batched: int, seed: int) -> dict[str,
 # --- the orchestration ----------------------------------------------------------------------
 
 
+def child_seed(db: str, name: str, lines: int, skus: int, seed: int, stock_share: float) -> dict[str, Any]:
+    url = common.fresh_database(db, name)
+    world = common.make_world(lines, skus, seed=seed)
+    return common.load_world(url, world, stock_share=stock_share)
+
+
+def _variants(args: argparse.Namespace) -> list[tuple[str, set[str], int]]:
+    proposed = set(common.PROPOSALS) if args.proposals == "all" else {p for p in args.proposals.split(",") if p}
+    chosen: list[tuple[str, set[str], int]] = []
+    if args.variant in ("asis", "both"):
+        chosen.append(("as-is", set(), args.asis_repeat if args.variant == "both" else args.repeat))
+    if args.variant in ("proposed", "both"):
+        chosen.append(("proposed", proposed, args.repeat))
+    return chosen
+
+
 def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     here = str(Path(__file__).resolve())
-    seed_name = f"bop_{db}_seed_{args.lines}"
-    print(f"[{db}] seeding {args.lines:,} lines over {args.skus:,} SKUs …", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    url = common.fresh_database(db, seed_name)
-    world = common.make_world(args.lines, args.skus, seed=args.seed)
-    summary = common.load_world(url, world, stock_share=args.stock_share)
-    del world
-    gc.collect()
-    print(f"[{db}] seeded in {time.perf_counter() - t0:.1f}s: {summary}", file=sys.stderr, flush=True)
-    runs: list[dict[str, Any]] = []
-    for i in range(args.repeat):
-        run_url = common.clone_database(db, seed_name, f"bop_{db}_run")
-        child = [here, "--child", "run", "--url", run_url, "--sample", str(args.sample), "--seed", str(args.seed)]
-        if args.profile and i == 0:
-            child += ["--profile-out", str(common.OUT / f"bop-{db}.prof")]
-        result = common.run_child(child)
-        print(f"[{db}] run {i + 1}/{args.repeat}: {result['seconds']:.2f}s, peak RSS {result['rss_peak_mb']:.0f} MB, "
-              f"{result['sql']['statements']:,} statements, verify ok={result['verify']['ok']}", file=sys.stderr, flush=True)
-        runs.append(result)
-        common.drop_database(db, f"bop_{db}_run")
-    baseline: dict[str, Any] | None = None
-    if args.baseline_skus:
-        base_url = common.clone_database(db, seed_name, f"bop_{db}_base")
-        baseline = common.run_child(
-            [here, "--child", "baseline", "--url", base_url, "--baseline-skus", str(args.baseline_skus),
-             "--baseline-batched", str(args.baseline_batched), "--seed", str(args.seed)]
+    seed_name = f"bop_{db}_seed_{args.lines}_{args.skus}_{args.seed}"
+    summary_file = common.OUT / f"{seed_name}.json"
+    if args.reuse_seed and summary_file.exists():
+        summary = json.loads(summary_file.read_text())
+        print(f"[{db}] reusing seeded database {seed_name}", file=sys.stderr, flush=True)
+    else:
+        print(f"[{db}] seeding {args.lines:,} lines over {args.skus:,} SKUs …", file=sys.stderr, flush=True)
+        summary = common.run_child(
+            [here, "--child", "seed", "--db", db, "--url", seed_name, "--lines", str(args.lines), "--skus", str(args.skus),
+             "--seed", str(args.seed), "--stock-share", str(args.stock_share)]
         )
-        common.drop_database(db, f"bop_{db}_base")
-        print(f"[{db}] baseline: {json.dumps(baseline)}", file=sys.stderr, flush=True)
+        summary_file.write_text(json.dumps(summary))
+        print(f"[{db}] seeded: {summary}", file=sys.stderr, flush=True)
+    variants: dict[str, Any] = {}
+    for label, proposals, repeat in _variants(args):
+        runs: list[dict[str, Any]] = []
+        for i in range(repeat):
+            run_url = common.clone_database(db, seed_name, f"bop_{db}_run")
+            child = [here, "--child", "run", "--url", run_url, "--sample", str(args.sample), "--seed", str(args.seed),
+                     "--proposals", ",".join(sorted(proposals))]
+            if args.profile and i == 0:
+                child += ["--profile-out", str(common.OUT / f"bop-{db}-{label}.prof")]
+            result = common.run_child(child)
+            print(f"[{db}] {label} run {i + 1}/{repeat}: {result['seconds']:.2f}s (cpu {result['cpu_seconds']:.2f}s), "
+                  f"peak RSS {result['rss_peak_mb']:.0f} MB, {result['sql']['statements']:,} statements, "
+                  f"verify ok={result['verify']['ok']}", file=sys.stderr, flush=True)
+            runs.append(result)
+            common.drop_database(db, f"bop_{db}_run")
+        baseline: dict[str, Any] | None = None
+        if args.baseline_skus:
+            base_url = common.clone_database(db, seed_name, f"bop_{db}_base")
+            baseline = common.run_child(
+                [here, "--child", "baseline", "--url", base_url, "--baseline-skus", str(args.baseline_skus),
+                 "--baseline-batched", str(args.baseline_batched), "--seed", str(args.seed),
+                 "--proposals", ",".join(sorted(proposals))]
+            )
+            common.drop_database(db, f"bop_{db}_base")
+            print(f"[{db}] {label} baseline: {json.dumps(baseline)}", file=sys.stderr, flush=True)
+        seconds = [r["seconds"] for r in runs]
+        out: dict[str, Any] = {
+            "proposals": sorted(proposals),
+            "runs": runs,
+            "median_seconds": round(common.median(seconds), 3),
+            "min_seconds": round(min(seconds), 3),
+            "max_seconds": round(max(seconds), 3),
+            "median_cpu_seconds": round(common.median([r["cpu_seconds"] for r in runs]), 3),
+            "median_rss_peak_mb": round(common.median([r["rss_peak_mb"] for r in runs]), 1),
+            "baseline": baseline,
+        }
+        if baseline:
+            out["speedup_vs_per_sku"] = round(baseline["per_sku"]["extrapolated_seconds"] / out["median_seconds"], 1)
+            if "batched" in baseline:
+                out["speedup_vs_batched_walk"] = round(baseline["batched"]["extrapolated_seconds"] / out["median_seconds"], 1)
+        variants[label] = out
     if not args.keep:
         common.drop_database(db, seed_name)
-    seconds = [r["seconds"] for r in runs]
-    out: dict[str, Any] = {
-        "db": db,
-        "world": summary,
-        "runs": runs,
-        "median_seconds": round(common.median(seconds), 3),
-        "min_seconds": round(min(seconds), 3),
-        "max_seconds": round(max(seconds), 3),
-        "median_rss_peak_mb": round(common.median([r["rss_peak_mb"] for r in runs]), 1),
-        "baseline": baseline,
-    }
-    if baseline:
-        out["speedup_vs_per_sku"] = round(baseline["per_sku"]["extrapolated_seconds"] / out["median_seconds"], 1)
-        if "batched" in baseline:
-            out["speedup_vs_batched_walk"] = round(baseline["batched"]["extrapolated_seconds"] / out["median_seconds"], 1)
-    return out
+        summary_file.unlink(missing_ok=True)
+    return {"db": db, "world": summary, "variants": variants}
 
 
 def print_summary(result: dict[str, Any]) -> None:
     db = result["db"]
-    run = sorted(result["runs"], key=lambda r: r["seconds"])[len(result["runs"]) // 2]
-    print(f"\n== {db}: {result['world']['lines']:,} lines / {result['world']['skus']:,} SKUs ==")
-    print(f"full run: median {result['median_seconds']:.2f}s (min {result['min_seconds']:.2f}, max {result['max_seconds']:.2f}, "
-          f"n={len(result['runs'])}), peak RSS {result['median_rss_peak_mb']:.0f} MB "
-          f"(before run {run['rss_before_mb']:.0f} MB)")
-    print(f"lines allocated {run['lines_allocated']:,}, units {run['units_allocated']:,}, ledger rows {run['ledger_rows']:,}, "
-          f"outbox rows {run['outbox_rows']:,} {run['outbox_by_action']}")
-    sql = run["sql"]
-    print(f"SQL statements {sql['statements']:,} (executemany rows {sql['executemany_rows']:,}, COPY streams {sql['copy_streams']})")
-    print("phases (median run):")
-    for name, p in run["phases"].items():
-        print(f"  {name:34s} {p['seconds']:8.3f}s  calls {p['calls']:>6}  statements {sql['by_phase'].get(name, 0):>8,}")
-    print(f"verify: {run['verify']}")
-    if result.get("baseline"):
-        b = result["baseline"]
-        print(f"baseline per-SKU: {b['per_sku']}")
-        if "batched" in b:
-            print(f"baseline batched: {b['batched']}")
-        print(f"speed-up vs per-SKU path: {result.get('speedup_vs_per_sku')}×; vs one batched walk: {result.get('speedup_vs_batched_walk')}×")
+    for label, v in result["variants"].items():
+        run = sorted(v["runs"], key=lambda r: r["seconds"])[len(v["runs"]) // 2]
+        print(f"\n== {db}, {label}{' ' + ','.join(v['proposals']) if v['proposals'] else ''}: "
+              f"{result['world']['lines']:,} lines / {result['world']['skus']:,} SKUs ==")
+        print(f"full run: median {v['median_seconds']:.2f}s wall (min {v['min_seconds']:.2f}, max {v['max_seconds']:.2f}, "
+              f"n={len(v['runs'])}), median {v['median_cpu_seconds']:.2f}s CPU in the Python process; "
+              f"peak RSS {v['median_rss_peak_mb']:.0f} MB (before the run {run['rss_before_mb']:.0f} MB); "
+              f"load avg {run['loadavg_1m_before_after']}")
+        print(f"lines allocated {run['lines_allocated']:,}, units {run['units_allocated']:,}, ledger rows {run['ledger_rows']:,}, "
+              f"outbox rows {run['outbox_rows']:,} {run['outbox_by_action']}")
+        sql = run["sql"]
+        print(f"SQL statements {sql['statements']:,} (executemany rows {sql['executemany_rows']:,}, "
+              f"COPY streams {sql['copy_streams']}); by verb {sql['by_verb']}")
+        print("phases (median run):")
+        for name, p in run["phases"].items():
+            print(f"  {name:34s} {p['seconds']:8.3f}s  calls {p['calls']:>6}  statements {sql['by_phase'].get(name, 0):>8,}")
+        print(f"verify: {run['verify']}")
+        if v.get("baseline"):
+            b = v["baseline"]
+            print(f"baseline per-SKU: {b['per_sku']}")
+            if "batched" in b:
+                print(f"baseline batched: {b['batched']}")
+            print(f"speed-up vs per-SKU path: {v.get('speedup_vs_per_sku')}x; vs one batched walk: {v.get('speedup_vs_batched_walk')}x")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -350,38 +391,47 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--skus", type=int, default=50_000)
-    parser.add_argument("--repeat", type=int, default=1, help="timed full runs, each on a fresh copy")
+    parser.add_argument("--repeat", type=int, default=1, help="timed full runs per variant, each on a fresh copy")
     parser.add_argument("--quick", action="store_true", help="20k lines over 1,000 SKUs, small baseline")
+    parser.add_argument("--variant", choices=["asis", "proposed", "both"], default="asis",
+                        help="the code as it is, with the prototyped proposals applied, or both")
+    parser.add_argument("--proposals", default="all", help=f"with --variant proposed/both: all, or some of {','.join(common.PROPOSALS)}")
+    parser.add_argument("--asis-repeat", type=int, default=1, help="with --variant both: timed as-is runs")
     parser.add_argument("--stock-share", type=float, default=0.5, help="stock as a share of each SKU's demand (mean)")
     parser.add_argument("--sample", type=int, default=200, help="SKUs checked line by line against the contract")
     parser.add_argument("--baseline-skus", type=int, default=500, help="per-SKU commands in the baseline (0: none)")
     parser.add_argument("--baseline-batched", type=int, default=500, help="SKUs in the one batched baseline command")
     parser.add_argument("--seed", type=int, default=20261127)
-    parser.add_argument("--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>.prof")
-    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>-<variant>.prof")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database (see --reuse-seed)")
+    parser.add_argument("--reuse-seed", action="store_true", help="reuse a seeded database kept by --keep")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--child", choices=["run", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["run", "baseline", "seed"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    child_proposals = {p for p in args.proposals.split(",") if p} if args.proposals != "all" else set(common.PROPOSALS)
+    if args.child == "seed":
+        print(json.dumps(child_seed(args.db, args.url, args.lines, args.skus, args.seed, args.stock_share)))
+        return
     if args.child == "run":
-        print(json.dumps(child_run(args.url, args.sample, args.seed, args.profile_out), default=str))
+        print(json.dumps(child_run(args.url, args.sample, args.seed, args.profile_out, child_proposals), default=str))
         return
     if args.child == "baseline":
-        print(json.dumps(child_baseline(args.url, args.baseline_skus, args.baseline_batched, args.seed), default=str))
+        print(json.dumps(child_baseline(args.url, args.baseline_skus, args.baseline_batched, args.seed, child_proposals), default=str))
         return
     if args.quick:
         args.lines, args.skus = 20_000, 1_000
         args.baseline_skus, args.baseline_batched = min(args.baseline_skus, 100), min(args.baseline_batched, 100)
         args.sample = min(args.sample, 100)
-    command = "python bench/bop.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ".venv/bin/python bench/bop.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report: dict[str, Any] = {"command": command, "machine": common.machine(), "results": []}
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         result = run_database(db, args)
         report["results"].append(result)
         print_summary(result)
     common.OUT.mkdir(exist_ok=True)
-    target = args.json or common.OUT / f"bop-{args.db}{'-quick' if args.quick else ''}.json"
+    target = args.json or common.OUT / f"bop-{args.db}-{args.variant}{'-quick' if args.quick else ''}.json"
     target.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nresults: {target}")
 

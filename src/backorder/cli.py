@@ -426,7 +426,7 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
             state = "api only (POST /api/v1/orders)" if api_only else (
                 "webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way"
             )
-            last, watermark = services.store.sync_state(cid)
+            last, _watermark = services.store.sync_state(cid)
             rows.append({
                 "channel": cid, "platform": settings.kind, "state": state,
                 "webhook_url": f"{app.config.server.public_url.rstrip('/')}/webhooks/{settings.kind}/{cid}",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backorder.domain import commands
-from backorder.domain.errors import DomainError
+from backorder.domain.errors import DomainError, UnknownSku, UnknownSupplier
 from backorder.services.messagebus import BatchItemFailed, MessageBus
 
 
@@ -215,11 +215,11 @@ def _receipt(row: _Row) -> commands.Command:
     )
 
 
-def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
+def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command, dict[str, int]]]:
     grouped: dict[str, list[_Row]] = {}
     for row in rows:
         grouped.setdefault(row.text("order_id"), []).append(row)
-    placed: list[tuple[datetime, str, int, commands.Command]] = []
+    placed: list[tuple[datetime, str, int, commands.Command, dict[str, int]]] = []
     for order_id, lines in grouped.items():
         first = lines[0]
         header = {
@@ -234,12 +234,14 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
                     raise row.fail(column, f"differs from the order's first row (row {first.number})")
         seen: set[int] = set()
         new_lines = []
+        sku_rows: dict[str, int] = {}
         for row in lines:
             line_no = row.integer("line_no", minimum=1)
             if line_no in seen:
                 raise row.fail("line_no", f"line {line_no} of order {order_id} appears twice")
             seen.add(line_no)
             new_lines.append(commands.NewLine(line_no, row.text("sku"), row.integer("quantity", minimum=1)))
+            sku_rows.setdefault(row.text("sku"), row.number)
         command = commands.PlaceOrder(
             order_id=order_id,
             channel=header["channel"],
@@ -251,9 +253,9 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command]]:
             customer_phone=first.text("customer_phone", required=False) or None,
             customer_name=first.text("customer_name", required=False) or None,
         )
-        placed.append((header["placed_at"], order_id, first.number, command))
+        placed.append((header["placed_at"], order_id, first.number, command, sku_rows))
     placed.sort(key=lambda item: (item[0], item[1]))
-    return [(number, command) for _, _, number, command in placed]
+    return [(number, command, rows_of) for _, _, number, command, rows_of in placed]
 
 
 _PARSERS: dict[ImportKind, Callable[[_Row], commands.Command]] = {
@@ -264,12 +266,13 @@ _PARSERS: dict[ImportKind, Callable[[_Row], commands.Command]] = {
 }
 
 
-def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command]]:
-    """Every row parsed and checked before anything is applied: (row number, command)."""
+def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command, dict[str, int]]]:
+    """Every row parsed and checked before anything is applied: (row number, command, row of
+    each SKU the command names — an order spans several rows)."""
     rows = list(_rows(path, kind))
     if kind is ImportKind.ORDERS:
         return _orders(rows)
-    parsed = [(row.number, _PARSERS[kind](row)) for row in rows]
+    parsed = [(row.number, _PARSERS[kind](row), {}) for row in rows]
     if kind is ImportKind.RECEIPTS:
         parsed.sort(
             key=lambda item: (getattr(item[1], "received_at", None) or datetime.min.replace(tzinfo=UTC), item[0])
@@ -283,11 +286,18 @@ def import_file(
     kind = ImportKind(kind)
     path = Path(path)
     parsed = parse_file(path, kind)
-    batch = commands.ImportBatch(tuple(command for _, command in parsed))
+    batch = commands.ImportBatch(tuple(command for _, command, _ in parsed))
     try:
         bus.handle(batch)
     except BatchItemFailed as exc:
-        raise CsvImportError(path.name, parsed[exc.index][0], None, str(exc.cause)) from exc
+        row, _, sku_rows = parsed[exc.index]
+        column = None
+        if isinstance(exc.cause, UnknownSupplier):
+            column = "supplier"
+        elif isinstance(exc.cause, UnknownSku):
+            column = "sku"
+            row = sku_rows.get(exc.cause.sku, row)
+        raise CsvImportError(path.name, row, column, str(exc.cause)) from exc
     except DomainError as exc:
         raise CsvImportError(path.name, None, None, str(exc)) from exc
     if progress is not None:

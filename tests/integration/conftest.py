@@ -22,17 +22,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Table, create_engine, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from backorder.bootstrap import Application, bootstrap, read_config
 from backorder.services.ports import Clock
 from backorder.store import tables as t
-from backorder.store.engine import normalise_url
+from backorder.store.engine import READ_ONLY, normalise_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -102,17 +103,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def schema_of(url: str) -> str | None:
-    """The schema a test URL selects through ``options=-csearch_path=…`` (None on SQLite)."""
-    options = make_url(url).query.get("options")
-    if isinstance(options, tuple):
-        options = " ".join(options)
-    for part in (options or "").split():
-        if part.startswith("-csearch_path="):
-            return part.removeprefix("-csearch_path=")
-    return None
-
-
 def _with_schema(base: str, schema: str) -> str:
     url = make_url(base)
     existing = url.query.get("options")
@@ -135,6 +125,7 @@ def postgres_schema_url(postgres_target: PostgresTarget) -> Iterator[str]:
     schema = f"bo_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     except Exception as exc:
         admin.dispose()
@@ -146,12 +137,13 @@ def postgres_schema_url(postgres_target: PostgresTarget) -> Iterator[str]:
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'backorder.db'}"
     return str(request.getfixturevalue("postgres_schema_url"))
@@ -187,18 +179,18 @@ class Db:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _connect(self) -> Connection:
+        return self.engine.connect().execution_options(**READ_ONLY)  # SQLite: no write lock for reads
+
     def rows(self, table: Table, *where: Any, order_by: Any = None) -> list[dict[str, Any]]:
         q = select(table).where(*where)
-        q = (
-            q.order_by(*(order_by if isinstance(order_by, (list, tuple)) else [order_by]))
-            if order_by is not None
-            else q
-        )
-        with self.engine.connect() as conn:
+        if order_by is not None:
+            q = q.order_by(*(order_by if isinstance(order_by, (list, tuple)) else [order_by]))
+        with self._connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def count(self, table: Table, *where: Any) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
     def line(self, order_id: str, line_no: int = 1) -> dict[str, Any]:
@@ -214,7 +206,7 @@ class Db:
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, in a stable order: equal snapshots mean nothing changed."""
         result: dict[str, list[tuple[Any, ...]]] = {}
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             for table in t.metadata.sorted_tables:
                 rows = conn.execute(select(table)).all()
                 result[table.name] = sorted((tuple(r) for r in rows), key=repr)

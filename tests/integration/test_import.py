@@ -3,7 +3,6 @@ file, row number (the header is row 1) and column, and nothing of that file is i
 
 from __future__ import annotations
 
-import importlib.resources
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -128,16 +127,6 @@ def test_receipts_import_and_allocate_to_waiting_lines(catalog: Application, tmp
     levels = {(r["sku"], r["location"]): (r["on_hand"], r["allocated"]) for r in db.rows(t.stock_levels)}
     assert levels[("INK", "main")] == (8, 6)
     assert levels[("OCHRE", "back")] == (5, 1)
-
-
-def test_the_bundled_demo_suppliers_and_skus_import(app: Application, db: Db) -> None:
-    folder = importlib.resources.files("backorder") / "demo_data"
-    for kind in ("suppliers", "skus"):
-        with importlib.resources.as_file(folder / f"{kind}.csv") as path:
-            result = import_file(app.bus, path, kind)
-        assert result.rows > 0
-    assert db.count(t.suppliers) == 14
-    assert db.count(t.skus) > 400
 
 
 # --- bad rows --------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class InboxProcessor:
 
     def _process(self, row: InboxRow) -> Outcome:
         settings = self.settings(row.channel)
-        if settings is None or settings.kind != row.platform and not (row.platform == "api" and settings.kind in API_KINDS):
+        if settings is None or (settings.kind != row.platform and not (row.platform == "api" and settings.kind in API_KINDS)):
             return Outcome("failed", f"channel {row.channel!r} is not configured as {row.platform} any more")
         if settings.kind in API_KINDS:
             if row.platform == "api":

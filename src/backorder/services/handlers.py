@@ -378,17 +378,26 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
     check_thresholds(uow, skus, ctx)
 
 
+def _locked_order(uow: UnitOfWork, order_id: str) -> Order:
+    """The order, read after its SKUs are locked: a read before the lock may be stale by the
+    time the lock is granted (another transaction shipped or cancelled it meanwhile)."""
+    order = uow.orders.get(order_id)
+    if order is None:
+        raise UnknownOrder(order_id)
+    uow.stock.lock_skus({line.sku for line in order.lines})
+    fresh = uow.orders.get(order_id)
+    assert fresh is not None
+    return fresh
+
+
 def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.CancelOrder)
-    order = uow.orders.get(cmd.order_id)
-    if order is None:
-        raise UnknownOrder(cmd.order_id)
+    order = _locked_order(uow, cmd.order_id)
     chosen = [order.line(no) for no in cmd.line_nos] if cmd.line_nos else order.lines
     lines = [line for line in chosen if line.is_open]
     if not lines:
         return
     skus = sorted({line.sku for line in lines})
-    uow.stock.lock_skus(skus)
     levels = uow.stock.levels(skus)
     now = ctx.clock.now()
     records: list[AllocationRecord] = []
@@ -420,12 +429,9 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
 
 def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.ShipLine)
-    order = uow.orders.get(cmd.order_id)
-    if order is None:
-        raise UnknownOrder(cmd.order_id)
+    order = _locked_order(uow, cmd.order_id)
     line = order.line(cmd.line_no)
     assert line.id is not None
-    uow.stock.lock_skus([line.sku])
     levels = uow.stock.levels([line.sku])
     held = uow.orders.held_at(line.id)
     from_backorder = line.ship(cmd.quantity)
@@ -672,9 +678,7 @@ def ship_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> Non
     assert isinstance(cmd, commands.ShipSku)
     if cmd.quantity <= 0:
         raise InvalidQuantity(f"shipment of {cmd.sku} on {cmd.order_id}: quantity must be positive")
-    order = uow.orders.get(cmd.order_id)
-    if order is None:
-        raise UnknownOrder(cmd.order_id)
+    order = _locked_order(uow, cmd.order_id)
     left = cmd.quantity
     for line in sorted(order.lines, key=lambda x: x.line_no):
         if left == 0:
@@ -723,9 +727,7 @@ def edit_draft_purchase_order_line(cmd: commands.Command, uow: UnitOfWork, ctx: 
 
 def ship_available_now(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.ShipAvailableNow)
-    order = uow.orders.get(cmd.order_id)
-    if order is None:
-        raise UnknownOrder(cmd.order_id)
+    order = _locked_order(uow, cmd.order_id)
     if order.ship_complete:
         raise InvalidTransition(f"order {order.id} ships complete: it cannot ship in part")
     ready = [
@@ -741,9 +743,7 @@ def ship_available_now(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerConte
 
 def substitute_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.SubstituteLine)
-    order = uow.orders.get(cmd.order_id)
-    if order is None:
-        raise UnknownOrder(cmd.order_id)
+    order = _locked_order(uow, cmd.order_id)
     line = order.line(cmd.line_no)
     if not line.is_open or line.backordered <= 0:
         raise InvalidTransition(f"order {order.id} line {line.line_no} is not waiting for stock")

@@ -29,9 +29,8 @@ class BodyTooLarge(Exception):
 async def read_capped(request: Request, limit: int) -> bytes:
     """The body, or :class:`BodyTooLarge` as soon as it is known to exceed ``limit``."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit() or int(declared) > limit:
-            raise BodyTooLarge
+    if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
+        raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

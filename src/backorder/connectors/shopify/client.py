@@ -362,7 +362,7 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         return found
 
 
-def ItemRefFrom(node: dict[str, Any], item: str) -> mapping.ItemRef:  # noqa: N802 - a constructor helper
+def ItemRefFrom(node: dict[str, Any], item: str) -> mapping.ItemRef:
     return mapping.ItemRef(node["sku"], item, mapping.gid_number(node.get("id")))
 
 

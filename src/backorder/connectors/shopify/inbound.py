@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from backorder.connectors.base import InboundIdentity, InboundRequest
-from backorder.connectors.errors import InvalidSignature
+from backorder.connectors.errors import InvalidSignature, MalformedPayload
 from backorder.connectors.shopify import mapping
 from backorder.connectors.shopify.settings import ShopifySettings
 from backorder.connectors.signatures import verify_shopify
@@ -72,15 +72,15 @@ class ShopifyInbound:
         if available is None:
             return []  # the item is not tracked at this location
         if not isinstance(available, int):
-            raise mapping.MalformedPayload("inventory level 'available' is not a whole number")
+            raise MalformedPayload("inventory level 'available' is not a whole number")
         location = self.settings.location_map.get(str(data.get("location_id")))
         if location is None:
-            raise mapping.MalformedPayload(
+            raise MalformedPayload(
                 f"Shopify location {data.get('location_id')} is not in location_map of channel {channel_name(self)}"
             )
         sku = self.directory.sku_of(item)
         if sku is None:
-            raise mapping.MalformedPayload(
+            raise MalformedPayload(
                 f"inventory item {item} is not mapped to a SKU yet (run `backorder connect shopify "
                 f"{channel_name(self)}`, then reprocess)"
             )

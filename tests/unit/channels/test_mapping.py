@@ -1,0 +1,64 @@
+"""Pure parsing of channel payloads: ids, times, the POS/B2B order body."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from backorder.channels.api_orders import parse_order
+from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.shopify import mapping as shopify
+from backorder.connectors.woocommerce import mapping as woo
+from backorder.domain.commands import NewLine
+
+RECEIVED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def test_the_exact_shopify_order_id_comes_from_the_gid_not_the_rounded_number() -> None:
+    data = {"id": 820982911946154500, "admin_graphql_api_id": "gid://shopify/Order/820982911946154508"}
+    assert shopify.external_order_id(data) == "820982911946154508"
+    assert shopify.external_order_id({"id": 450789469}) == "450789469"
+    with pytest.raises(MalformedPayload):
+        shopify.external_order_id({})
+
+
+def test_the_inventory_item_id_is_read_from_the_inventory_level_gid() -> None:
+    data = {"inventory_item_id": 271878346596884000,
+            "admin_graphql_api_id": "gid://shopify/InventoryLevel/24826418?inventory_item_id=271878346596884015"}
+    assert shopify.inventory_item_id(data) == "271878346596884015"
+
+
+def test_shopify_times_keep_their_offset_and_become_utc() -> None:
+    assert shopify.parse_time("2021-12-31T19:00:00-05:00", "t") == datetime(2022, 1, 1, tzinfo=UTC)
+    with pytest.raises(MalformedPayload):
+        shopify.parse_time("2021-12-31T19:00:00", "t")  # no zone: refused rather than guessed
+
+
+def test_woocommerce_gmt_fields_are_utc_without_an_offset() -> None:
+    assert woo.gmt_time({"d": "2017-03-22T19:28:02"}, "d") == datetime(2017, 3, 22, 19, 28, 2, tzinfo=UTC)
+
+
+def test_lines_without_a_sku_or_removed_by_an_edit_are_left_out() -> None:
+    data = {"id": 1, "created_at": "2026-11-27T09:00:00Z", "line_items": [
+        {"sku": "", "quantity": 1}, {"sku": "INK", "quantity": 2, "current_quantity": 0}, {"sku": "PEN", "quantity": 1}]}
+    assert shopify.place_order("web", data).lines == (NewLine(3, "PEN", 1),)
+    with pytest.raises(MalformedPayload):
+        shopify.place_order("web", {**data, "line_items": [{"sku": "", "quantity": 1}]})
+
+
+def test_a_pos_order_body_becomes_a_place_order_named_by_its_channel() -> None:
+    body = json.dumps({"order_id": "T-1", "lines": [{"sku": "INK", "quantity": 2}], "priority": 5,
+                       "customer": {"email": "a@x.test"}}).encode()
+    order = parse_order("pos", body, RECEIVED)
+    assert (order.order_id, order.channel, order.placed_at, order.priority) == ("pos-T-1", "pos", RECEIVED, 5)
+    assert order.lines == (NewLine(1, "INK", 2),)
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"order_id": "T 1", "lines": []}', b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 0}]}',
+                                  b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 1}], "extra": 1}'])
+def test_a_bad_pos_order_body_is_malformed_with_a_reason(body: bytes) -> None:
+    with pytest.raises(MalformedPayload) as caught:
+        parse_order("pos", body, RECEIVED)
+    assert caught.value.reason.startswith("not a valid order")
