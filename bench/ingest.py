@@ -254,7 +254,7 @@ port = {self.port}
 [worker]
 poll_interval_seconds = 0.02
 bop_interval_minutes = 0
-batch_size = 200
+batch_size = 20
 [channels.web]
 platform = "shopify"
 webhook_secret = "{SECRET}"

@@ -305,6 +305,23 @@ def po_send(
     out.print(f"sent {sum(1 for e in happened if e.name == 'PurchaseOrderSent')} purchase order(s)")
 
 
+@po_cli.command("ack")
+def po_ack(
+    number: str,
+    expected: Annotated[
+        str | None, typer.Option("--expected", help="Delivery date the supplier confirmed (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Record a supplier's acknowledgement; a confirmed date moves the waiting lines' ETAs."""
+    try:
+        on = date.fromisoformat(expected) if expected else None
+    except ValueError:
+        raise fail(f"--expected {expected!r} is not a date", "Write it as YYYY-MM-DD.") from None
+    with application() as app:
+        app.bus.handle(c.AcknowledgePurchaseOrder(number, on))
+    out.print(f"{number} acknowledged" + (f", delivery {on}" if on else ""))
+
+
 # --- outbox ----------------------------------------------------------------------------------
 
 
@@ -423,15 +440,21 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
         for cid, settings in sorted(app.config.channels.items()):
             missing = settings.missing_credentials()
             api_only = settings.kind in ("api", "pos", "b2b")
-            state = "api only (POST /api/v1/orders)" if api_only else (
-                "webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way"
+            state = (
+                "api only (POST /api/v1/orders)"
+                if api_only
+                else ("webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way")
             )
             last, _watermark = services.store.sync_state(cid)
-            rows.append({
-                "channel": cid, "platform": settings.kind, "state": state,
-                "webhook_url": f"{app.config.server.public_url.rstrip('/')}/webhooks/{settings.kind}/{cid}",
-                "last_reconciled_at": last.isoformat() if last else None,
-            })
+            rows.append(
+                {
+                    "channel": cid,
+                    "platform": settings.kind,
+                    "state": state,
+                    "webhook_url": f"{app.config.server.public_url.rstrip('/')}/webhooks/{settings.kind}/{cid}",
+                    "last_reconciled_at": last.isoformat() if last else None,
+                }
+            )
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -443,7 +466,9 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 
 @inbox_cli.command("list")
 def inbox_list(
-    status: Annotated[str | None, typer.Option("--status", help="received | processing | processed | ignored | failed")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="received | processing | processed | ignored | failed")
+    ] = None,
     channel: Annotated[str | None, typer.Option("--channel")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -456,8 +481,16 @@ def inbox_list(
             return
         table = Table("id", "platform", "channel", "topic", "status", "attempts", "received", "error / note")
         for r in rows:
-            table.add_row(str(r["id"]), r["platform"], r["channel"], r["topic"], r["status"], str(r["attempts"]),
-                          r["received_at"].isoformat(timespec="seconds"), (r["error"] or "")[:120])
+            table.add_row(
+                str(r["id"]),
+                r["platform"],
+                r["channel"],
+                r["topic"],
+                r["status"],
+                str(r["attempts"]),
+                r["received_at"].isoformat(timespec="seconds"),
+                (r["error"] or "")[:120],
+            )
         out.print(table)
 
 
@@ -517,7 +550,6 @@ def reconcile(channel: Annotated[str | None, typer.Argument(help="One channel (d
         out.print_json(json.dumps({"channels": results, "inbox_rows_processed": handled}))
 
 
-
 # --- messaging (issue 4) --------------------------------------------------------------------
 
 
@@ -536,7 +568,9 @@ def user_add(
     password: Annotated[
         str | None, typer.Option("--password", help="Else read from BACKORDER_PASSWORD, else prompted.")
     ] = None,
-    update_existing: Annotated[bool, typer.Option("--update", help="Change the password/role of an existing user.")] = False,
+    update_existing: Annotated[
+        bool, typer.Option("--update", help="Change the password/role of an existing user.")
+    ] = False,
 ) -> None:
     """Add a dashboard user (or change one with --update)."""
     import os
@@ -544,7 +578,11 @@ def user_add(
     from backorder.staff.service import StaffError
     from backorder.web.security import hash_password
 
-    secret = password or os.environ.get("BACKORDER_PASSWORD") or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    secret = (
+        password
+        or os.environ.get("BACKORDER_PASSWORD")
+        or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
     try:
         hashed = hash_password(secret)
     except ValueError as exc:
@@ -590,9 +628,14 @@ def apikey_list() -> None:
         assert app.staff is not None
         t = Table("prefix", "name", "scopes", "created", "last used", "revoked")
         for k in app.staff.api_keys():
-            t.add_row(k.prefix, k.name, k.scopes, f"{k.created_at:%Y-%m-%d}",
-                      f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "—",
-                      f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+            t.add_row(
+                k.prefix,
+                k.name,
+                k.scopes,
+                f"{k.created_at:%Y-%m-%d}",
+                f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "—",
+                f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+            )
         out.print(t)
 
 
@@ -605,7 +648,6 @@ def apikey_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix (
             raise fail(f"no active API key {prefix!r}")
         app.staff.audit("cli", "apikey_revoke", prefix, {})
         out.print(f"revoked {prefix}")
-
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def run_demo(
     *,
     orders: int = 400,
     seed: int = 7,
-    days: int = 28,
+    days: int = 42,
     progress: Callable[[str, int, int], None] | None = None,
     config: Config | None = None,
 ) -> tuple[Application, DemoSummary]:
@@ -160,6 +160,7 @@ def run_demo(
                 waiting_since[order.order_id] = order.placed_at
         clock.set(now)
         app.bus.handle(c.SendDuePurchaseOrders())
+        _acknowledge_sent(app, rng, now)
         receipts += _deliver_due_receipts(app, rng, now)
         if now.hour == 16:  # the afternoon pick: ship complete orders, a few customers give up
             shipped += _ship_ready_orders(app)
@@ -218,6 +219,17 @@ def _plan_orders(
     return plan
 
 
+def _acknowledge_sent(app: Application, rng: random.Random, now: datetime) -> None:
+    """Suppliers confirm sent POs within a day; about one in five pushes the date back."""
+    open_lines = {po["number"]: po["lines"] for po in app.read.purchase_orders_due(date.max)}
+    for po in app.read.purchase_orders():
+        if po["status"] != "sent" or po["sent_at"] is None or now - po["sent_at"] < timedelta(hours=20):
+            continue
+        expected = [line["expected_on"] for line in open_lines.get(po["number"], []) if line["expected_on"]]
+        later = max(expected) + timedelta(days=rng.randint(3, 10)) if expected and rng.random() < 0.2 else None
+        app.bus.handle(c.AcknowledgePurchaseOrder(po["number"], later))
+
+
 def _deliver_due_receipts(app: Application, rng: random.Random, now: datetime) -> int:
     """Suppliers deliver sent POs on their expected date; about one delivery in six is short."""
     delivered = 0
@@ -252,7 +264,7 @@ def _ship_ready_orders(app: Application) -> int:
 def _cancel_some(app: Application, rng: random.Random, waiting_since: dict[str, datetime], now: datetime) -> int:
     cancelled = 0
     for order_id, since in list(waiting_since.items()):
-        if now - since > timedelta(days=5) and rng.random() < 0.04:
+        if now - since > timedelta(days=7) and rng.random() < 0.015:
             app.bus.handle(c.CancelOrder(order_id, reason="customer no longer needs the items"))
             del waiting_since[order_id]
             cancelled += 1

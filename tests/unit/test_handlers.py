@@ -61,7 +61,9 @@ def place(
     )
 
 
-def receive(bus: MessageBus, sku: str, quantity: int, location: str = "main", po: str | None = None) -> list[events.Event]:
+def receive(
+    bus: MessageBus, sku: str, quantity: int, location: str = "main", po: str | None = None
+) -> list[events.Event]:
     return bus.handle(commands.ReceiveStock(sku, location, quantity, START, po))
 
 
@@ -613,7 +615,6 @@ def test_a_full_run_and_a_per_sku_run_agree() -> None:
 # --- regressions: bugs these tests found in the handlers (fixed in c11e13e) --------------
 
 
-
 def test_a_full_run_tells_channels_the_sellable_quantity_moved(world) -> None:
     bus, uow, _ = world
     place(bus, "A", ("RED", 3))
@@ -623,7 +624,6 @@ def test_a_full_run_tells_channels_the_sellable_quantity_moved(world) -> None:
 
     assert order(uow, "A").line(1).allocated == 3
     assert events.StockLevelChanged("RED") in happened
-
 
 
 def test_units_withdrawn_at_one_location_are_reallocated_from_stock_at_another() -> None:
@@ -639,7 +639,6 @@ def test_units_withdrawn_at_one_location_are_reallocated_from_stock_at_another()
     assert level(uow, "RED", "back").allocated == 3
 
 
-
 def test_a_ship_complete_order_takes_stock_once_its_uncoverable_line_is_cancelled(world) -> None:
     bus, uow, _ = world
     receive(bus, "RED", 2)
@@ -649,7 +648,6 @@ def test_a_ship_complete_order_takes_stock_once_its_uncoverable_line_is_cancelle
     bus.handle(commands.CancelOrder("SC", line_nos=(2,)))
 
     assert order(uow, "SC").line(1).allocated == 2
-
 
 
 def test_a_line_fully_allocated_from_a_receipt_no_longer_carries_an_eta(world) -> None:
@@ -733,3 +731,32 @@ def test_a_line_shipped_in_full_by_the_channel_no_longer_carries_an_eta(world) -
 
     assert order(uow, "A").line(1).status is LineStatus.SHIPPED
     assert order(uow, "A").line(1).eta is None
+
+
+def test_a_supplier_acknowledgement_with_a_later_date_moves_the_waiting_lines_etas() -> None:
+    from backorder.domain import commands as cmds
+
+    bus, uow, _ = make_bus(policy=EnginePolicy(auto_send_purchase_orders=True, po_consolidation_minutes=0))
+    seed_catalog(uow, skus=[paint("RED")], suppliers=[ROYAL])
+    place(bus, "A", ("RED", 3))
+    bus.handle(cmds.SendDuePurchaseOrders(force=True))
+    number = next(iter(uow.state.purchase_orders))
+    sent_eta = uow.orders.get("A").line(1).eta
+    later = sent_eta + timedelta(days=9)
+    happened = bus.handle(cmds.AcknowledgePurchaseOrder(number, later))
+    assert uow.purchasing.get(number).status.value == "acknowledged"
+    assert uow.orders.get("A").line(1).eta == later
+    moved = [e for e in happened if e.name == "BackorderEtaChanged"]
+    assert moved and moved[0].changes[0].previous == sent_eta and moved[0].changes[0].current == later
+
+
+def test_only_a_sent_purchase_order_can_be_acknowledged() -> None:
+    from backorder.domain import commands as cmds
+    from backorder.domain.errors import InvalidTransition
+
+    bus, uow, _ = make_bus()
+    seed_catalog(uow, skus=[paint("RED")], suppliers=[ROYAL])
+    place(bus, "A", ("RED", 3))
+    number = next(iter(uow.state.purchase_orders))
+    with pytest.raises(InvalidTransition, match="only a sent PO can be acknowledged"):
+        bus.handle(cmds.AcknowledgePurchaseOrder(number))

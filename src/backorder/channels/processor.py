@@ -33,6 +33,8 @@ API_KINDS = frozenset({"api", "pos", "b2b"})
 class Outcome:
     status: str  # processed | ignored | failed
     detail: str = ""
+    version: tuple[str, str, datetime] | None = None
+    """(external id, our order id, source version) to record as applied with the outcome."""
 
 
 class InboxProcessor:
@@ -80,7 +82,9 @@ class InboxProcessor:
         return outcome
 
     def _finish(self, row: InboxRow, outcome: Outcome) -> None:
-        self.inbox.finish(row.id, outcome.status, outcome.detail or None, self.now())
+        version = outcome.version if outcome.status != "failed" else None
+        self.inbox.finish(row.id, outcome.status, outcome.detail or None, self.now(),
+                          (row.channel, *version) if version else None)
         if self.metrics is not None:
             self.metrics.processed.labels(row.platform, outcome.status).inc()
 
@@ -125,15 +129,11 @@ class InboxProcessor:
                                               f"the applied {applied.isoformat()}")
             cmds = connector.parse(row.topic, row.headers, row.body)
         if not cmds:
-            if version is not None:
-                self.store.advance_order_version(row.channel, version[0], version[1], version[2], self.now())
-            return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}")
+            return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}", version)
         notes = [self._apply(cmd) for cmd in cmds]
-        if version is not None:
-            self.store.advance_order_version(row.channel, version[0], version[1], version[2], self.now())
         applied_any = any(n is None for n in notes)
         detail = "; ".join(n for n in notes if n)
-        return Outcome("processed" if applied_any else "ignored", detail)
+        return Outcome("processed" if applied_any else "ignored", detail, version)
 
     def _apply(self, cmd: commands.Command) -> str | None:
         """Apply one command; None when applied, else why it changed nothing (harmless cases).

@@ -4,7 +4,7 @@ into before calling the message bus."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -137,6 +137,15 @@ class SendPurchaseOrder(Command):
 
 
 @dataclass(frozen=True)
+class AcknowledgePurchaseOrder(Command):
+    """The supplier confirmed the PO, optionally with its own delivery date (an ERP's or a
+    supplier portal's acknowledgement); ETAs follow the confirmed date."""
+
+    po_number: str
+    expected_on: date | None = None
+
+
+@dataclass(frozen=True)
 class CloseShortPurchaseOrder(Command):
     """The supplier will not deliver the rest: close the PO at what was received, so the
     shortfall counts as not on order and is proposed again."""
@@ -180,7 +189,6 @@ class RedactCustomer(Command):
     channel: str
     email: str | None = None
     order_ids: tuple[str, ...] = ()
-
 
 
 # --- issue 5 (staff dashboard, self-service) ------------------------------------------------

@@ -144,6 +144,13 @@ class PurchaseOrderSent(Event):
 
 
 @dataclass(frozen=True)
+class PurchaseOrderAcknowledged(Event):
+    po_number: str
+    supplier: str
+    expected_on: date | None
+
+
+@dataclass(frozen=True)
 class StockReceived(Event):
     sku: str
     location: str

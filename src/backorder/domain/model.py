@@ -247,6 +247,17 @@ class PurchaseOrder:
         for line in self.lines:
             line.expected_on = (at + timedelta(days=lead_days.get(line.sku, 0))).date()
 
+    def acknowledge(self, expected_on: date | None) -> None:
+        if self.status not in (PoStatus.SENT, PoStatus.ACKNOWLEDGED):
+            raise InvalidTransition(
+                f"purchase order {self.number} is {self.status.value}: only a sent PO can be acknowledged"
+            )
+        self.status = PoStatus.ACKNOWLEDGED
+        if expected_on is not None:
+            for line in self.lines:
+                if line.outstanding > 0:
+                    line.expected_on = expected_on
+
     def close_short(self) -> list[str]:
         """Cancel what is still outstanding; returns the SKUs whose supply shrank."""
         if not self.is_open:

@@ -632,6 +632,20 @@ def send_purchase_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerCont
     _send(uow, po, ctx)
 
 
+def acknowledge_purchase_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.AcknowledgePurchaseOrder)
+    po = uow.purchasing.get(cmd.po_number)
+    if po is None:
+        raise DomainError(f"no purchase order {cmd.po_number!r}")
+    po.acknowledge(cmd.expected_on)
+    uow.purchasing.save(po)
+    uow.record(events.PurchaseOrderAcknowledged(po.number, po.supplier, cmd.expected_on))
+    if cmd.expected_on is not None:
+        skus = [line.sku for line in po.lines if line.outstanding > 0]
+        uow.stock.lock_skus(skus)
+        refresh_etas(uow, skus, ctx)
+
+
 def close_short_purchase_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.CloseShortPurchaseOrder)
     po = uow.purchasing.get(cmd.po_number)
@@ -666,6 +680,7 @@ HANDLERS: dict[type[commands.Command], Handler] = {
     commands.SendPurchaseOrder: send_purchase_order,
     commands.ChangePriority: change_priority,
     commands.CloseShortPurchaseOrder: close_short_purchase_order,
+    commands.AcknowledgePurchaseOrder: acknowledge_purchase_order,
     commands.UpsertSupplier: upsert_supplier,
     commands.UpsertSku: upsert_sku,
 }

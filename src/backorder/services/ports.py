@@ -349,4 +349,3 @@ def grant_records(
         )
         for g in grants
     ]
-

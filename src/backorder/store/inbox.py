@@ -102,17 +102,16 @@ class InboxStore:
         i = t.inbox.c
         results: list[tuple[int | None, bool]] = []
         with self.engine.begin() as conn:
+            stmt = (
+                _insert(conn, t.inbox)
+                .on_conflict_do_nothing(index_elements=["platform", "channel", "event_key"])
+                .returning(i.id)
+            )
             for platform, channel, event_key, topic, headers, body, now in items:
-                stmt = (
-                    _insert(conn, t.inbox)
-                    .values(
-                        platform=platform, channel=channel, event_key=event_key[:200], topic=topic[:80],
-                        headers=dict(headers), body=body, status="received", attempts=0, received_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["platform", "channel", "event_key"])
-                    .returning(i.id)
-                )
-                new_id = conn.execute(stmt).scalar()
+                new_id = conn.execute(stmt, {
+                    "platform": platform, "channel": channel, "event_key": event_key[:200], "topic": topic[:80],
+                    "headers": dict(headers), "body": body, "status": "received", "attempts": 0, "received_at": now,
+                }).scalar()
                 if new_id is not None:
                     results.append((int(new_id), True))
                     continue
@@ -154,13 +153,24 @@ class InboxStore:
             r = conn.execute(select(t.inbox).where(i.id == row_id)).one()
         return _row(r)
 
-    def finish(self, row_id: int, status: str, error: str | None, now: datetime) -> None:
+    def finish(
+        self,
+        row_id: int,
+        status: str,
+        error: str | None,
+        now: datetime,
+        order_version: tuple[str, str, str, datetime] | None = None,
+    ) -> None:
+        """Record the row's outcome; with ``order_version`` (channel, external id, our order id,
+        version) also advance that order's applied version, in the same transaction."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.inbox)
                 .where(t.inbox.c.id == row_id)
                 .values(status=status, error=(error or None) and error[:4000], processed_at=now)
             )
+            if order_version is not None:
+                advance_order_version(conn, *order_version, now)
 
     def reprocess(self, row_id: int) -> bool:
         """Put a failed (or ignored) row back to ``received``."""
@@ -195,6 +205,24 @@ class InboxStore:
         i = t.inbox.c
         with self.engine.connect() as conn:
             return {r[0]: int(r[1]) for r in conn.execute(select(i.status, func.count()).group_by(i.status))}
+
+
+def advance_order_version(
+    conn: Connection, channel: str, external_id: str, order_id: str, version: datetime | None, now: datetime
+) -> bool:
+    c = t.channel_orders.c
+    stmt = _insert(conn, t.channel_orders).values(
+        channel=channel, external_id=external_id, order_id=order_id, version=version, updated_at=now
+    )
+    inserted = conn.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "external_id"]))
+    if inserted.rowcount == 1 or version is None:
+        return True
+    done = conn.execute(
+        update(t.channel_orders)
+        .where(c.channel == channel, c.external_id == external_id, or_(c.version.is_(None), c.version < version))
+        .values(version=version, updated_at=now)
+    )
+    return done.rowcount == 1
 
 
 @dataclass(frozen=True)
@@ -280,27 +308,8 @@ class ChannelStore:
     ) -> bool:
         """Record ``version`` unless a newer-or-equal one is recorded; True when it advanced (or
         when the source gives no version)."""
-        c = t.channel_orders.c
         with self.engine.begin() as conn:
-            current = conn.execute(
-                select(c.version).where(c.channel == channel, c.external_id == external_id)
-            ).first()
-            if current is None:
-                conn.execute(
-                    insert(t.channel_orders).values(
-                        channel=channel, external_id=external_id, order_id=order_id, version=version, updated_at=now
-                    )
-                )
-                return True
-            if version is not None and current.version is not None and version <= current.version:
-                return False
-            if version is not None:
-                conn.execute(
-                    update(t.channel_orders)
-                    .where(c.channel == channel, c.external_id == external_id)
-                    .values(version=version, updated_at=now)
-                )
-            return True
+            return advance_order_version(conn, channel, external_id, order_id, version, now)
 
     # --- reconciliation --------------------------------------------------------------------
 

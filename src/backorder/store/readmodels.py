@@ -170,7 +170,7 @@ class ReadModel:
             rows = conn.execute(
                 select(p.number, pl.sku, pl.quantity, pl.received, pl.expected_on)
                 .join(t.po_lines, pl.po_id == p.id)
-                .where(p.status.in_(["sent", "acknowledged"]), pl.expected_on <= on)
+                .where(p.status.in_(["sent", "acknowledged"]), pl.expected_on <= on, pl.quantity > pl.received)
                 .order_by(p.id, pl.id)
             ).all()
         grouped: dict[str, list[dict[str, Any]]] = {}
