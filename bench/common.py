@@ -152,6 +152,8 @@ def make_world(
     if sizes[-1] <= 0:
         sizes = sizes[:-1]
     line_sku = rng.integers(0, skus, size=lines)
+    if hot_sku is not None:
+        line_sku[line_sku == hot_sku] = (hot_sku + 1) % skus  # the hot SKU gets exactly ``hot_lines``
     if hot_sku is not None and hot_lines:
         extra = rng.integers(1, 5, size=hot_lines)
         first = np.cumsum(extra) - extra

@@ -63,13 +63,14 @@ ConfigOption = Annotated[
 
 @cli.callback()
 def main_options(
-    db: DbOption = None, config: ConfigOption = None, verbose: bool = typer.Option(False, "--verbose", "-v")
+    db: DbOption = None,
+    config: ConfigOption = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: info, -vv: debug logs.")] = 0,
 ) -> None:
     options.db = db
     options.config = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def fail(message: str, hint: str | None = None) -> typer.Exit:

@@ -190,8 +190,29 @@ class Dispatcher:
         if not self.queue.finish(delivery, outcome, connector_name, started, finished, children):
             log.warning("outbox %s: claim lost before completion (lease expired); result discarded", delivery.id)
             return "deferred"
-        if outcome.outcome == "dead" and delivery.action != "notify_staff":
-            self._announce_dead_letter(delivery, outcome.detail, finished)
+        # Logs carry no provider answer: it may quote the customer (names cannot be redacted by
+        # pattern). The full answer is kept with the attempt, for staff, in the database.
+        status = f"HTTP {outcome.status_code}" if outcome.status_code else "no HTTP status"
+        if outcome.outcome == "dead":
+            log.warning(
+                "outbox %s (%s to %s) dead-lettered after attempt %s (%s); see `backorder outbox list --status dead`",
+                delivery.id,
+                delivery.action,
+                delivery.target,
+                delivery.attempt,
+                status,
+            )
+            if delivery.action != "notify_staff":
+                self._announce_dead_letter(delivery, outcome.detail, finished)
+        elif outcome.outcome == "retry":
+            log.info(
+                "outbox %s (%s) attempt %s failed (%s); next at %s",
+                delivery.id,
+                delivery.action,
+                delivery.attempt,
+                status,
+                outcome.next_attempt_at,
+            )
         return outcome.outcome
 
     def _retry_or_dead(
@@ -285,7 +306,9 @@ class Dispatcher:
             rows = conn.execute(select(lines.line_no, lines.eta).where(lines.order_id == order_id)).all()
         return {int(r.line_no): r.eta for r in rows}
 
-    def _after_customer_send(self, d: ClaimedDelivery, channel: str, connector: Connector, receipt: DeliveryReceipt) -> None:
+    def _after_customer_send(
+        self, d: ClaimedDelivery, channel: str, connector: Connector, receipt: DeliveryReceipt
+    ) -> None:
         m = self.messaging
         if m is None:
             return

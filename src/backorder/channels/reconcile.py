@@ -51,7 +51,8 @@ class Reconciler:
         try:
             found = connector.recent_orders(since)
         except ConnectorError as exc:
-            log.warning("reconciliation of %s failed: %s", cid, exc.detail)
+            # the provider's answer (which may quote customers) is saved, not logged
+            log.warning("reconciliation of %s failed (%s); see `backorder channels`", cid, type(exc).__name__)
             self.store.save_sync_state(cid, now, None, exc.detail)
             return {"error": exc.detail}
         new = 0
