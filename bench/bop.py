@@ -37,8 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-
+import common
 
 # --- child: one timed full run --------------------------------------------------------------
 
@@ -84,10 +83,7 @@ def _verify(conn: Any, claims: list[Any], pools: dict[str, dict[str, int]], scop
     for grant in allocate(claims, pools):
         expected[grant.line_key] += grant.quantity
     marks = ",".join(f"'{s}'" for s in scope)
-    actual = {
-        r[0]: r[1]
-        for r in conn.exec_driver_sql(f"SELECT id, allocated FROM order_lines WHERE sku IN ({marks})")
-    }
+    actual = {r[0]: r[1] for r in conn.exec_driver_sql(f"SELECT id, allocated FROM order_lines WHERE sku IN ({marks})")}
     before = {c.line_key: 0 for c in claims}  # every seeded line starts with nothing allocated
     line_mismatches = [
         (line_id, expected.get(line_id, 0), actual[line_id] - before[line_id])
@@ -175,7 +171,8 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None, propos
     load_after = os.getloadavg()[0]
     phase_table = phases.as_dict()
     phase_table["(rest: begin, bus, events)"] = {
-        "seconds": round(seconds - sum(p["seconds"] for p in phase_table.values()), 3), "calls": 1
+        "seconds": round(seconds - sum(p["seconds"] for p in phase_table.values()), 3),
+        "calls": 1,
     }
     with app.engine.connect() as conn:
         lines_allocated, units_allocated = conn.exec_driver_sql(
@@ -307,8 +304,23 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         print(f"[{db}] seeding {args.lines:,} lines over {args.skus:,} SKUs …", file=sys.stderr, flush=True)
         summary = common.run_child(
-            [here, "--child", "seed", "--db", db, "--url", seed_name, "--lines", str(args.lines), "--skus", str(args.skus),
-             "--seed", str(args.seed), "--stock-share", str(args.stock_share)]
+            [
+                here,
+                "--child",
+                "seed",
+                "--db",
+                db,
+                "--url",
+                seed_name,
+                "--lines",
+                str(args.lines),
+                "--skus",
+                str(args.skus),
+                "--seed",
+                str(args.seed),
+                "--stock-share",
+                str(args.stock_share),
+            ]
         )
         summary_file.write_text(json.dumps(summary))
         print(f"[{db}] seeded: {summary}", file=sys.stderr, flush=True)
@@ -317,23 +329,50 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         runs: list[dict[str, Any]] = []
         for i in range(repeat):
             run_url = common.clone_database(db, seed_name, f"bop_{db}_run")
-            child = [here, "--child", "run", "--url", run_url, "--sample", str(args.sample), "--seed", str(args.seed),
-                     "--proposals", ",".join(sorted(proposals))]
+            child = [
+                here,
+                "--child",
+                "run",
+                "--url",
+                run_url,
+                "--sample",
+                str(args.sample),
+                "--seed",
+                str(args.seed),
+                "--proposals",
+                ",".join(sorted(proposals)),
+            ]
             if args.profile and i == 0:
                 child += ["--profile-out", str(common.OUT / f"bop-{db}-{label}.prof")]
             result = common.run_child(child)
-            print(f"[{db}] {label} run {i + 1}/{repeat}: {result['seconds']:.2f}s (cpu {result['cpu_seconds']:.2f}s), "
-                  f"peak RSS {result['rss_peak_mb']:.0f} MB, {result['sql']['statements']:,} statements, "
-                  f"verify ok={result['verify']['ok']}", file=sys.stderr, flush=True)
+            print(
+                f"[{db}] {label} run {i + 1}/{repeat}: {result['seconds']:.2f}s (cpu {result['cpu_seconds']:.2f}s), "
+                f"peak RSS {result['rss_peak_mb']:.0f} MB, {result['sql']['statements']:,} statements, "
+                f"verify ok={result['verify']['ok']}",
+                file=sys.stderr,
+                flush=True,
+            )
             runs.append(result)
             common.drop_database(db, f"bop_{db}_run")
         baseline: dict[str, Any] | None = None
         if args.baseline_skus:
             base_url = common.clone_database(db, seed_name, f"bop_{db}_base")
             baseline = common.run_child(
-                [here, "--child", "baseline", "--url", base_url, "--baseline-skus", str(args.baseline_skus),
-                 "--baseline-batched", str(args.baseline_batched), "--seed", str(args.seed),
-                 "--proposals", ",".join(sorted(proposals))]
+                [
+                    here,
+                    "--child",
+                    "baseline",
+                    "--url",
+                    base_url,
+                    "--baseline-skus",
+                    str(args.baseline_skus),
+                    "--baseline-batched",
+                    str(args.baseline_batched),
+                    "--seed",
+                    str(args.seed),
+                    "--proposals",
+                    ",".join(sorted(proposals)),
+                ]
             )
             common.drop_database(db, f"bop_{db}_base")
             print(f"[{db}] {label} baseline: {json.dumps(baseline)}", file=sys.stderr, flush=True)
@@ -351,7 +390,9 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         if baseline:
             out["speedup_vs_per_sku"] = round(baseline["per_sku"]["extrapolated_seconds"] / out["median_seconds"], 1)
             if "batched" in baseline:
-                out["speedup_vs_batched_walk"] = round(baseline["batched"]["extrapolated_seconds"] / out["median_seconds"], 1)
+                out["speedup_vs_batched_walk"] = round(
+                    baseline["batched"]["extrapolated_seconds"] / out["median_seconds"], 1
+                )
         variants[label] = out
     if not args.keep:
         common.drop_database(db, seed_name)
@@ -363,46 +404,68 @@ def print_summary(result: dict[str, Any]) -> None:
     db = result["db"]
     for label, v in result["variants"].items():
         run = sorted(v["runs"], key=lambda r: r["seconds"])[len(v["runs"]) // 2]
-        print(f"\n== {db}, {label}{' ' + ','.join(v['proposals']) if v['proposals'] else ''}: "
-              f"{result['world']['lines']:,} lines / {result['world']['skus']:,} SKUs ==")
-        print(f"full run: median {v['median_seconds']:.2f}s wall (min {v['min_seconds']:.2f}, max {v['max_seconds']:.2f}, "
-              f"n={len(v['runs'])}), median {v['median_cpu_seconds']:.2f}s CPU in the Python process; "
-              f"peak RSS {v['median_rss_peak_mb']:.0f} MB (before the run {run['rss_before_mb']:.0f} MB); "
-              f"load avg {run['loadavg_1m_before_after']}")
-        print(f"lines allocated {run['lines_allocated']:,}, units {run['units_allocated']:,}, ledger rows {run['ledger_rows']:,}, "
-              f"outbox rows {run['outbox_rows']:,} {run['outbox_by_action']}")
+        print(
+            f"\n== {db}, {label}{' ' + ','.join(v['proposals']) if v['proposals'] else ''}: "
+            f"{result['world']['lines']:,} lines / {result['world']['skus']:,} SKUs =="
+        )
+        print(
+            f"full run: median {v['median_seconds']:.2f}s wall (min {v['min_seconds']:.2f}, max {v['max_seconds']:.2f}, "
+            f"n={len(v['runs'])}), median {v['median_cpu_seconds']:.2f}s CPU in the Python process; "
+            f"peak RSS {v['median_rss_peak_mb']:.0f} MB (before the run {run['rss_before_mb']:.0f} MB); "
+            f"load avg {run['loadavg_1m_before_after']}"
+        )
+        print(
+            f"lines allocated {run['lines_allocated']:,}, units {run['units_allocated']:,}, ledger rows {run['ledger_rows']:,}, "
+            f"outbox rows {run['outbox_rows']:,} {run['outbox_by_action']}"
+        )
         sql = run["sql"]
-        print(f"SQL statements {sql['statements']:,} (executemany rows {sql['executemany_rows']:,}, "
-              f"COPY streams {sql['copy_streams']}); by verb {sql['by_verb']}")
+        print(
+            f"SQL statements {sql['statements']:,} (executemany rows {sql['executemany_rows']:,}, "
+            f"COPY streams {sql['copy_streams']}); by verb {sql['by_verb']}"
+        )
         print("phases (median run):")
         for name, p in run["phases"].items():
-            print(f"  {name:34s} {p['seconds']:8.3f}s  calls {p['calls']:>6}  statements {sql['by_phase'].get(name, 0):>8,}")
+            print(
+                f"  {name:34s} {p['seconds']:8.3f}s  calls {p['calls']:>6}  statements {sql['by_phase'].get(name, 0):>8,}"
+            )
         print(f"verify: {run['verify']}")
         if v.get("baseline"):
             b = v["baseline"]
             print(f"baseline per-SKU: {b['per_sku']}")
             if "batched" in b:
                 print(f"baseline batched: {b['batched']}")
-            print(f"speed-up vs per-SKU path: {v.get('speedup_vs_per_sku')}x; vs one batched walk: {v.get('speedup_vs_batched_walk')}x")
+            print(
+                f"speed-up vs per-SKU path: {v.get('speedup_vs_per_sku')}x; vs one batched walk: {v.get('speedup_vs_batched_walk')}x"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--skus", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=1, help="timed full runs per variant, each on a fresh copy")
     parser.add_argument("--quick", action="store_true", help="20k lines over 1,000 SKUs, small baseline")
-    parser.add_argument("--variant", choices=["asis", "proposed", "both"], default="asis",
-                        help="the code as it is, with the prototyped proposals applied, or both")
-    parser.add_argument("--proposals", default="all", help=f"with --variant proposed/both: all, or some of {','.join(common.PROPOSALS)}")
+    parser.add_argument(
+        "--variant",
+        choices=["asis", "proposed", "both"],
+        default="asis",
+        help="the code as it is, with the prototyped proposals applied, or both",
+    )
+    parser.add_argument(
+        "--proposals", default="all", help=f"with --variant proposed/both: all, or some of {','.join(common.PROPOSALS)}"
+    )
     parser.add_argument("--asis-repeat", type=int, default=1, help="with --variant both: timed as-is runs")
     parser.add_argument("--stock-share", type=float, default=0.5, help="stock as a share of each SKU's demand (mean)")
     parser.add_argument("--sample", type=int, default=200, help="SKUs checked line by line against the contract")
     parser.add_argument("--baseline-skus", type=int, default=500, help="per-SKU commands in the baseline (0: none)")
     parser.add_argument("--baseline-batched", type=int, default=500, help="SKUs in the one batched baseline command")
     parser.add_argument("--seed", type=int, default=20261127)
-    parser.add_argument("--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>-<variant>.prof")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>-<variant>.prof"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the seeded database (see --reuse-seed)")
     parser.add_argument("--reuse-seed", action="store_true", help="reuse a seeded database kept by --keep")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -418,7 +481,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child_run(args.url, args.sample, args.seed, args.profile_out, child_proposals), default=str))
         return
     if args.child == "baseline":
-        print(json.dumps(child_baseline(args.url, args.baseline_skus, args.baseline_batched, args.seed, child_proposals), default=str))
+        print(
+            json.dumps(
+                child_baseline(args.url, args.baseline_skus, args.baseline_batched, args.seed, child_proposals),
+                default=str,
+            )
+        )
         return
     if args.quick:
         args.lines, args.skus = 20_000, 1_000
@@ -426,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
         args.sample = min(args.sample, 100)
     command = ".venv/bin/python bench/bop.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report: dict[str, Any] = {"command": command, "machine": common.machine(), "results": []}
-    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+    for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         result = run_database(db, args)
         report["results"].append(result)
         print_summary(result)

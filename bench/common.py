@@ -220,7 +220,13 @@ def load_world(url: str, world: World, stock_share: float | None, *, stock_seed:
 
     def line_rows() -> Iterator[tuple[Any, ...]]:
         for i, (o, no, s, q) in enumerate(
-            zip(world.line_order.tolist(), world.line_no.tolist(), world.line_sku.tolist(), world.line_qty.tolist(), strict=True),
+            zip(
+                world.line_order.tolist(),
+                world.line_no.tolist(),
+                world.line_sku.tolist(),
+                world.line_qty.tolist(),
+                strict=True,
+            ),
             start=1,
         ):
             yield (i, order_ids[o], no, skus[s], q, 0, 0, q, "open", eta, ch[o], prio[o], placed[o], sc[o])
@@ -241,15 +247,26 @@ def load_world(url: str, world: World, stock_share: float | None, *, stock_seed:
 
 
 def _load_sqlite(
-    url: str, world: World, skus: list[str], order_ids: list[str], ch: list[str], prio: list[int], sc: list[bool],
-    placed: list[str], created: str, lines: Iterator[tuple[Any, ...]], on_hand: np.ndarray,
+    url: str,
+    world: World,
+    skus: list[str],
+    order_ids: list[str],
+    ch: list[str],
+    prio: list[int],
+    sc: list[bool],
+    placed: list[str],
+    created: str,
+    lines: Iterator[tuple[Any, ...]],
+    on_hand: np.ndarray,
 ) -> None:
     conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-400000")
     conn.execute("BEGIN")
-    conn.execute("INSERT INTO suppliers (code, name, email, lead_time_days) VALUES (?, ?, ?, ?)",
-                 (SUPPLIER, "Bench supplier", "buyer@example.com", LEAD_TIME_DAYS))
+    conn.execute(
+        "INSERT INTO suppliers (code, name, email, lead_time_days) VALUES (?, ?, ?, ?)",
+        (SUPPLIER, "Bench supplier", "buyer@example.com", LEAD_TIME_DAYS),
+    )
     conn.execute("INSERT INTO locations (code, position) VALUES (?, 0)", (LOCATION,))
     conn.executemany(
         "INSERT INTO skus (code, name, preferred_supplier, unit_price) VALUES (?, ?, ?, '9.90')",
@@ -262,13 +279,15 @@ def _load_sqlite(
     conn.executemany(
         "INSERT INTO orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_name, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ((oid, ch[i], placed[i], prio[i], int(sc[i]), f"c{i}@example.com", f"Customer {i}", created)
-         for i, oid in enumerate(order_ids)),
+        (
+            (oid, ch[i], placed[i], prio[i], int(sc[i]), f"c{i}@example.com", f"Customer {i}", created)
+            for i, oid in enumerate(order_ids)
+        ),
     )
     conn.executemany(
         "INSERT INTO order_lines (id, order_id, line_no, sku, quantity, allocated, shipped, backordered, status, eta, "
         "channel, priority, placed_at, ship_complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (row[:13] + (int(row[13]),) for row in lines),
+        ((*row[:13], int(row[13])) for row in lines),
     )
     conn.executemany(
         "INSERT INTO stock_levels (sku, location, on_hand, allocated) VALUES (?, ?, ?, 0)",
@@ -282,7 +301,9 @@ def _load_sqlite(
 def _copy_text(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
     buf: list[str] = []
     for row in rows:
-        buf.append("\t".join("\\N" if v is None else ("t" if v is True else "f" if v is False else str(v)) for v in row))
+        buf.append(
+            "\t".join("\\N" if v is None else ("t" if v is True else "f" if v is False else str(v)) for v in row)
+        )
         if len(buf) >= 20000:
             yield ("\n".join(buf) + "\n").encode()
             buf = []
@@ -291,16 +312,27 @@ def _copy_text(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
 
 
 def _load_postgres(
-    url: str, world: World, skus: list[str], order_ids: list[str], ch: list[str], prio: list[int], sc: list[bool],
-    placed: list[str], created: str, lines: Iterator[tuple[Any, ...]], on_hand: np.ndarray,
+    url: str,
+    world: World,
+    skus: list[str],
+    order_ids: list[str],
+    ch: list[str],
+    prio: list[int],
+    sc: list[bool],
+    placed: list[str],
+    created: str,
+    lines: Iterator[tuple[Any, ...]],
+    on_hand: np.ndarray,
 ) -> None:
     import psycopg
 
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(PG_DSN.format(name=name)) as conn:
         conn.execute("SET synchronous_commit = off")
-        conn.execute("INSERT INTO suppliers (code, name, email, lead_time_days) VALUES (%s, %s, %s, %s)",
-                     (SUPPLIER, "Bench supplier", "buyer@example.com", LEAD_TIME_DAYS))
+        conn.execute(
+            "INSERT INTO suppliers (code, name, email, lead_time_days) VALUES (%s, %s, %s, %s)",
+            (SUPPLIER, "Bench supplier", "buyer@example.com", LEAD_TIME_DAYS),
+        )
         conn.execute("INSERT INTO locations (code, position) VALUES (%s, 0)", (LOCATION,))
 
         def copy(sql: str, rows: Iterator[tuple[Any, ...]]) -> None:
@@ -308,17 +340,30 @@ def _load_postgres(
                 for chunk in _copy_text(rows):
                     cp.write(chunk)
 
-        copy("COPY skus (code, name, preferred_supplier, unit_price) FROM STDIN",
-             ((code, f"Paint {code}", SUPPLIER, "9.90") for code in skus))
-        copy("COPY supplier_items (supplier, sku, supplier_sku, unit_cost) FROM STDIN",
-             ((SUPPLIER, code, "S-" + code, "4.50") for code in skus))
-        copy("COPY orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_name, created_at) FROM STDIN",
-             ((oid, ch[i], placed[i], prio[i], sc[i], f"c{i}@example.com", f"Customer {i}", created)
-              for i, oid in enumerate(order_ids)))
-        copy("COPY order_lines (id, order_id, line_no, sku, quantity, allocated, shipped, backordered, status, eta, "
-             "channel, priority, placed_at, ship_complete) FROM STDIN", lines)
-        copy("COPY stock_levels (sku, location, on_hand, allocated) FROM STDIN",
-             ((code, LOCATION, q, 0) for code, q in zip(skus, on_hand.tolist(), strict=True)))
+        copy(
+            "COPY skus (code, name, preferred_supplier, unit_price) FROM STDIN",
+            ((code, f"Paint {code}", SUPPLIER, "9.90") for code in skus),
+        )
+        copy(
+            "COPY supplier_items (supplier, sku, supplier_sku, unit_cost) FROM STDIN",
+            ((SUPPLIER, code, "S-" + code, "4.50") for code in skus),
+        )
+        copy(
+            "COPY orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_name, created_at) FROM STDIN",
+            (
+                (oid, ch[i], placed[i], prio[i], sc[i], f"c{i}@example.com", f"Customer {i}", created)
+                for i, oid in enumerate(order_ids)
+            ),
+        )
+        copy(
+            "COPY order_lines (id, order_id, line_no, sku, quantity, allocated, shipped, backordered, status, eta, "
+            "channel, priority, placed_at, ship_complete) FROM STDIN",
+            lines,
+        )
+        copy(
+            "COPY stock_levels (sku, location, on_hand, allocated) FROM STDIN",
+            ((code, LOCATION, q, 0) for code, q in zip(skus, on_hand.tolist(), strict=True)),
+        )
         conn.execute("SELECT setval(pg_get_serial_sequence('order_lines', 'id'), (SELECT max(id) FROM order_lines))")
         conn.commit()
     with psycopg.connect(PG_DSN.format(name=name), autocommit=True) as conn:
@@ -361,7 +406,9 @@ class StatementCounter:
         except ImportError:
             pass
 
-    def _on_execute(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def _on_execute(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         self.statements += 1
         self.by_phase[self.phase] = self.by_phase.get(self.phase, 0) + 1
         word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
@@ -419,7 +466,10 @@ class Phases:
                 self._counter.phase = previous
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: {"seconds": round(v, 3), "calls": self.calls[k]} for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
+        return {
+            k: {"seconds": round(v, 3), "calls": self.calls[k]}
+            for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        }
 
 
 def peak_rss_mb() -> float:
@@ -452,7 +502,7 @@ def machine() -> dict[str, str]:
         with psycopg.connect(PG_DSN.format(name="test")) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             pg = row[0] if row else "?"
-    except Exception:  # noqa: BLE001 - only for the report
+    except Exception:
         pass
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -652,10 +702,13 @@ def _proposal_outbox() -> None:
 
         if self.conn.dialect.name == "postgresql":
             raw = self.conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy(
-                "COPY outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
-                "FROM STDIN"
-            ) as copy:
+            with (
+                raw.cursor() as cur,
+                cur.copy(
+                    "COPY outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
+                    "FROM STDIN"
+                ) as copy,
+            ):
                 for m in messages:
                     copy.write_row((m.action, m.target, payload(m), m.dedupe_key, "pending", 0, now, now, now))
             return

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
 HOT = 0  # SKU000000
 
@@ -70,7 +70,9 @@ def child_run(url: str, receipts: int, warmup: int, units: int, proposals: set[s
         waiting_after = conn.exec_driver_sql(
             f"SELECT count(*) FROM order_lines WHERE sku = '{hot}' AND status = 'open' AND backordered > 0"
         ).scalar()
-        broken = conn.exec_driver_sql("SELECT count(*) FROM order_lines WHERE allocated + backordered <> quantity").scalar()
+        broken = conn.exec_driver_sql(
+            "SELECT count(*) FROM order_lines WHERE allocated + backordered <> quantity"
+        ).scalar()
     app.close()
     ms = [t * 1000 for t in times]
     return {
@@ -97,8 +99,23 @@ def _seeded(db: str, args: argparse.Namespace, here: str, other_lines: int, skus
     if args.reuse_seed and summary_file.exists():
         return name, json.loads(summary_file.read_text())
     summary = common.run_child(
-        [here, "--child", "seed", "--db", db, "--url", name, "--other-lines", str(other_lines), "--skus", str(skus),
-         "--hot-lines", str(args.hot_lines), "--seed", str(args.seed)]
+        [
+            here,
+            "--child",
+            "seed",
+            "--db",
+            db,
+            "--url",
+            name,
+            "--other-lines",
+            str(other_lines),
+            "--skus",
+            str(skus),
+            "--hot-lines",
+            str(args.hot_lines),
+            "--seed",
+            str(args.seed),
+        ]
     )
     summary_file.write_text(json.dumps(summary))
     return name, summary
@@ -107,8 +124,11 @@ def _seeded(db: str, args: argparse.Namespace, here: str, other_lines: int, skus
 def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     here = str(Path(__file__).resolve())
     proposed = set(common.PROPOSALS) if args.proposals == "all" else {p for p in args.proposals.split(",") if p}
-    variants = {"asis": [("as-is", set())], "proposed": [("proposed", proposed)],
-                "both": [("as-is", set()), ("proposed", proposed)]}[args.variant]
+    variants = {
+        "asis": [("as-is", set())],
+        "proposed": [("proposed", proposed)],
+        "both": [("as-is", set()), ("proposed", proposed)],
+    }[args.variant]
     worlds = {"full": (args.other_lines, args.skus)}
     if args.baseline:
         worlds["baseline: only the hot SKU's orders"] = (0, 100)
@@ -120,13 +140,30 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
         for label, proposals in variants:
             url = common.clone_database(db, name, f"per_sku_{db}_run")
             result = common.run_child(
-                [here, "--child", "run", "--url", url, "--receipts", str(args.receipts), "--warmup", str(args.warmup),
-                 "--units", str(args.units), "--proposals", ",".join(sorted(proposals))]
+                [
+                    here,
+                    "--child",
+                    "run",
+                    "--url",
+                    url,
+                    "--receipts",
+                    str(args.receipts),
+                    "--warmup",
+                    str(args.warmup),
+                    "--units",
+                    str(args.units),
+                    "--proposals",
+                    ",".join(sorted(proposals)),
+                ]
             )
             common.drop_database(db, f"per_sku_{db}_run")
             out["results"][f"{world_label} / {label}"] = result
-            print(f"[{db}] {world_label} / {label}: median {result['median_ms']} ms, p90 {result['p90_ms']}, "
-                  f"p99 {result['p99_ms']}, {result['median_statements']} statements", file=sys.stderr, flush=True)
+            print(
+                f"[{db}] {world_label} / {label}: median {result['median_ms']} ms, p90 {result['p90_ms']}, "
+                f"p99 {result['p99_ms']}, {result['median_statements']} statements",
+                file=sys.stderr,
+                flush=True,
+            )
         if not args.keep:
             common.drop_database(db, name)
             (common.OUT / f"{name}.json").unlink(missing_ok=True)
@@ -168,14 +205,20 @@ def main(argv: list[str] | None = None) -> None:
         return
     command = ".venv/bin/python bench/per_sku.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report: dict[str, Any] = {"command": command, "machine": common.machine(), "results": []}
-    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+    for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         result = run_database(db, args)
         report["results"].append(result)
         print(f"\n== per-SKU allocation after one receipt, {db} ==")
         for key, value in result["results"].items():
-            print(f"{key:45s} median {value['median_ms']:7.2f} ms  p90 {value['p90_ms']:7.2f}  p99 {value['p99_ms']:7.2f}  "
-                  f"statements {value['median_statements']:.0f}  lines/receipt {value['median_lines_allocated']:.0f}"
-                  + (f"  ×{value['ratio_vs_small_catalog']} vs small catalog" if "ratio_vs_small_catalog" in value else ""))
+            print(
+                f"{key:45s} median {value['median_ms']:7.2f} ms  p90 {value['p90_ms']:7.2f}  p99 {value['p99_ms']:7.2f}  "
+                f"statements {value['median_statements']:.0f}  lines/receipt {value['median_lines_allocated']:.0f}"
+                + (
+                    f"  ×{value['ratio_vs_small_catalog']} vs small catalog"
+                    if "ratio_vs_small_catalog" in value
+                    else ""
+                )
+            )
     common.OUT.mkdir(exist_ok=True)
     target = args.json or common.OUT / f"per_sku-{args.db}-{args.variant}.json"
     target.write_text(json.dumps(report, indent=2, default=str))

@@ -55,7 +55,9 @@ def parse_order(channel: str, body: bytes, received_at: datetime) -> commands.Pl
         order_id=f"{channel}-{order.order_id}",
         channel=channel,
         placed_at=placed.astimezone(UTC),
-        lines=tuple(commands.NewLine(line.line_no or i, line.sku, line.quantity) for i, line in enumerate(order.lines, 1)),
+        lines=tuple(
+            commands.NewLine(line.line_no or i, line.sku, line.quantity) for i, line in enumerate(order.lines, 1)
+        ),
         priority=order.priority,
         ship_complete=order.ship_complete,
         customer_email=customer.email,
@@ -84,5 +86,7 @@ class StandardWebhookReceiver:
         key = f"webhook:{msg}" if msg else "sha256:" + hashlib.sha256(request.body).hexdigest()
         return InboundIdentity(key, "order")
 
-    def parse(self, topic: str, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[commands.Command]:
+    def parse(
+        self, topic: str, headers: Mapping[str, str], body: bytes, received_at: datetime
+    ) -> list[commands.Command]:
         return [parse_order(self.channel, body, received_at)]

@@ -10,19 +10,27 @@ class IngressMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.accepted = Counter(
-            "backorder_webhooks_accepted", "Webhooks committed to the inbox", ["platform", "channel"],
+            "backorder_webhooks_accepted",
+            "Webhooks committed to the inbox",
+            ["platform", "channel"],
             registry=self.registry,
         )
         self.duplicates = Counter(
-            "backorder_webhooks_duplicate", "Webhooks already in the inbox (answered 200, nothing changed)",
-            ["platform", "channel"], registry=self.registry,
+            "backorder_webhooks_duplicate",
+            "Webhooks already in the inbox (answered 200, nothing changed)",
+            ["platform", "channel"],
+            registry=self.registry,
         )
         self.rejected = Counter(
-            "backorder_webhooks_rejected", "Webhooks refused before anything was stored", ["platform", "reason"],
+            "backorder_webhooks_rejected",
+            "Webhooks refused before anything was stored",
+            ["platform", "reason"],
             registry=self.registry,
         )
         self.processed = Counter(
-            "backorder_inbox_processed", "Inbox rows processed, by outcome", ["platform", "outcome"],
+            "backorder_inbox_processed",
+            "Inbox rows processed, by outcome",
+            ["platform", "outcome"],
             registry=self.registry,
         )
 

@@ -83,8 +83,9 @@ class InboxProcessor:
 
     def _finish(self, row: InboxRow, outcome: Outcome) -> None:
         version = outcome.version if outcome.status != "failed" else None
-        self.inbox.finish(row.id, outcome.status, outcome.detail or None, self.now(),
-                          (row.channel, *version) if version else None)
+        self.inbox.finish(
+            row.id, outcome.status, outcome.detail or None, self.now(), (row.channel, *version) if version else None
+        )
         if self.metrics is not None:
             self.metrics.processed.labels(row.platform, outcome.status).inc()
 
@@ -102,7 +103,9 @@ class InboxProcessor:
 
     def _process(self, row: InboxRow) -> Outcome:
         settings = self.settings(row.channel)
-        if settings is None or (settings.kind != row.platform and not (row.platform == "api" and settings.kind in API_KINDS)):
+        if settings is None or (
+            settings.kind != row.platform and not (row.platform == "api" and settings.kind in API_KINDS)
+        ):
             return Outcome("failed", f"channel {row.channel!r} is not configured as {row.platform} any more")
         if settings.kind in API_KINDS:
             if row.platform == "api":
@@ -125,8 +128,11 @@ class InboxProcessor:
             if version is not None:
                 applied = self.store.order_version(row.channel, version[0])
                 if applied is not None and version[2] <= applied:
-                    return Outcome("ignored", f"order {version[0]} version {version[2].isoformat()} is not newer than "
-                                              f"the applied {applied.isoformat()}")
+                    return Outcome(
+                        "ignored",
+                        f"order {version[0]} version {version[2].isoformat()} is not newer than "
+                        f"the applied {applied.isoformat()}",
+                    )
             cmds = connector.parse(row.topic, row.headers, row.body)
         if not cmds:
             return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}", version)

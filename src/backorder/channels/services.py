@@ -15,6 +15,7 @@ from backorder.channels.processor import API_KINDS, InboxProcessor
 from backorder.channels.reconcile import Reconciler
 from backorder.channels.sync import StockSync
 from backorder.connectors.base import ApiChannelSettings, ConnectorSettings
+from backorder.connectors.items import ItemRef
 from backorder.services.ports import Clock
 from backorder.store.inbox import ChannelItem, ChannelStore, InboxStore
 
@@ -101,14 +102,11 @@ def build_channel_services(app: Any) -> ChannelServices:
         connector = routes.channels.get(cid)
         if connector is not None:
             if hasattr(connector, "bind_directory"):
-                make = _item_factory(connector)
-                connector.bind_directory(BoundDirectory(store, cid, clock, make))
+                connector.bind_directory(BoundDirectory(store, cid, clock, ItemRef))
             receivers[cid] = connector
         elif isinstance(settings, ApiChannelSettings):
             receivers[cid] = StandardWebhookReceiver(cid, settings, clock.now)
-    processor = InboxProcessor(
-        inbox, store, app.bus, receivers.get, app.config.channels.get, clock.now, metrics
-    )
+    processor = InboxProcessor(inbox, store, app.bus, receivers.get, app.config.channels.get, clock.now, metrics)
     app.dispatcher = ChannelDispatcher.wrap(app.dispatcher, store)
     return ChannelServices(
         inbox=inbox,
@@ -121,10 +119,3 @@ def build_channel_services(app: Any) -> ChannelServices:
         receivers=receivers,
         settings=dict(app.config.channels),
     )
-
-
-def _item_factory(connector: Any) -> Callable[..., Any]:
-    import importlib
-
-    module = importlib.import_module(type(connector).__module__.rsplit(".", 1)[0] + ".mapping")
-    return module.ItemRef  # type: ignore[no-any-return]

@@ -2,8 +2,8 @@
 pass, allocate with the vectorised contract, write the results in bulk.
 
 Reading keeps no object per line: the rows are streamed from the DBAPI cursor in chunks and
-turned into columns (numpy arrays, and the order ids as one tuple), so a million waiting lines
-cost a few tens of MB and no per-row Python work beyond the driver's own.
+turned into columns (numpy arrays, and the order ids as one tuple of strings), so a million
+waiting lines cost under 100 MB and little per-row Python work beyond the driver's own.
 
 Writing: SQLite gets one ``executemany`` per table (lines in rank order, holdings in line-id
 order, which halves SQLite's B-tree work for them); PostgreSQL gets the grants by ``COPY`` into
@@ -23,9 +23,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import repeat
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -105,13 +105,13 @@ class SqlBulkAllocation(BulkAllocation):
     def _stock(self) -> tuple[dict[str, list[tuple[int, int]]], list[str]]:
         """Available units by SKU, as (location index, units) in the default preference order."""
         position = self._location_order()
-        rows = self.conn.exec_driver_sql(
-            "SELECT sku, location, on_hand - allocated FROM stock_levels WHERE on_hand > allocated"
-        ).fetchall()
-        rows.sort(key=lambda r: (r[0], position.get(r[1], _UNPLACED), r[1]))
-        locations = _Codes()
-        for code in position:
-            locations[code]  # noqa: B018 - register known locations first, in their order
+        rows = sorted(
+            self.conn.exec_driver_sql(
+                "SELECT sku, location, on_hand - allocated FROM stock_levels WHERE on_hand > allocated"
+            ).fetchall(),
+            key=lambda r: (r[0], position.get(r[1], _UNPLACED), r[1]),
+        )
+        locations = _Codes(position)  # known locations first, in their order
         pools: dict[str, list[tuple[int, int]]] = {}
         for sku, location, units in rows:
             pools.setdefault(sku, []).append((locations[location], int(units)))
@@ -143,13 +143,11 @@ class SqlBulkAllocation(BulkAllocation):
                 order_ids.append(order)
         finally:
             result.close()
-        columns = [np.concatenate(p) if p else np.zeros(0, dtype=d) for p, d in zip(
-            parts, (np.int64, np.int32, np.int64, np.int64, bool, np.int16), strict=True
-        )]
-        flat: tuple[str, ...] = tuple(o for chunk_ids in order_ids for o in chunk_ids) if len(order_ids) > 1 else (
-            order_ids[0] if order_ids else ()
-        )
-        return columns, flat, list(skus), list(channels)
+        columns = [
+            np.concatenate(p) if p else np.zeros(0, dtype=d)
+            for p, d in zip(parts, (np.int64, np.int32, np.int64, np.int64, bool, np.int16), strict=True)
+        ]
+        return columns, tuple(chain.from_iterable(order_ids)), list(skus), list(channels)
 
     def load_queue(self, walk_channels: set[str]) -> BopQueue:
         with _no_gc():
@@ -193,9 +191,18 @@ class SqlBulkAllocation(BulkAllocation):
         queue_pos = np.flatnonzero(in_queue[sku])
         queue_ids = line_id[queue_pos]
         self._waiting = _Waiting(
-            line_id=line_id, sku=sku, wanted=wanted, line_no=line_no, channel=channel, order_id=order_id,
-            sku_names=sku_names, channel_names=channel_names, location_names=location_names, pools=pools,
-            queue_pos=queue_pos, queue_ids=queue_ids,
+            line_id=line_id,
+            sku=sku,
+            wanted=wanted,
+            line_no=line_no,
+            channel=channel,
+            order_id=order_id,
+            sku_names=sku_names,
+            channel_names=channel_names,
+            location_names=location_names,
+            pools=pools,
+            queue_pos=queue_pos,
+            queue_ids=queue_ids,
         )
         queue_skus = np.flatnonzero(in_queue)
         return BopQueue(
@@ -224,9 +231,7 @@ class SqlBulkAllocation(BulkAllocation):
             raise RuntimeError("the queue names lines that load_queue() did not read")
         return pos.astype(np.int64)
 
-    def apply(
-        self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
-    ) -> list[events.Event]:
+    def apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
         with _no_gc():
             return self._apply(queue, np.asarray(granted, dtype=np.int64), at, source)
 
@@ -361,27 +366,33 @@ class SqlBulkAllocation(BulkAllocation):
         run(
             "INSERT INTO line_holdings (line_id, location, sku, quantity) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity",
-            list(zip(
-                w.line_id[h_pos].tolist(),
-                map(locations.__getitem__, grant_loc[by_id].tolist()),
-                map(skus.__getitem__, w.sku[h_pos].tolist()),
-                grant_qty[by_id].tolist(),
-            )),
+            list(
+                zip(
+                    w.line_id[h_pos].tolist(),
+                    map(locations.__getitem__, grant_loc[by_id].tolist()),
+                    map(skus.__getitem__, w.sku[h_pos].tolist()),
+                    grant_qty[by_id].tolist(),
+                    strict=True,
+                )
+            ),
         )
         at_text = at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
         n = int(grant_pos.size)
         run(
             "INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at) "
             "VALUES (?, ?, ?, ?, ?, 'allocate', ?, NULL, ?)",
-            list(zip(
-                map(w.order_id.__getitem__, grant_pos.tolist()),
-                w.line_no[grant_pos].tolist(),
-                map(skus.__getitem__, w.sku[grant_pos].tolist()),
-                map(locations.__getitem__, grant_loc.tolist()),
-                grant_qty.tolist(),
-                repeat(source, n),
-                repeat(at_text, n),
-            )),
+            list(
+                zip(
+                    map(w.order_id.__getitem__, grant_pos.tolist()),
+                    w.line_no[grant_pos].tolist(),
+                    map(skus.__getitem__, w.sku[grant_pos].tolist()),
+                    map(locations.__getitem__, grant_loc.tolist()),
+                    grant_qty.tolist(),
+                    repeat(source, n),
+                    repeat(at_text, n),
+                    strict=True,
+                )
+            ),
         )
 
     def _write_postgres(
@@ -399,6 +410,9 @@ class SqlBulkAllocation(BulkAllocation):
         run = self.conn.exec_driver_sql
         raw = self.conn.connection.driver_connection
         assert raw is not None
+        # Hash joins and aggregates over a few hundred thousand grants spill to disk at the
+        # default 4 MB; this transaction only.
+        run("SET LOCAL work_mem = '256MB'")
         run(
             "CREATE TEMP TABLE IF NOT EXISTS bop_grants "
             "(seq integer, line_id bigint, sku text, location text, qty integer) ON COMMIT DROP"
@@ -408,7 +422,11 @@ class SqlBulkAllocation(BulkAllocation):
         sku_text = [_copy_text(code) for code in skus]
         location_text = [_copy_text(code) for code in locations]
         rows = zip(
-            w.line_id[grant_pos].tolist(), w.sku[grant_pos].tolist(), grant_loc.tolist(), grant_qty.tolist(), strict=True
+            w.line_id[grant_pos].tolist(),
+            w.sku[grant_pos].tolist(),
+            grant_loc.tolist(),
+            grant_qty.tolist(),
+            strict=True,
         )
         with raw.cursor() as cur, cur.copy("COPY bop_grants (seq, line_id, sku, location, qty) FROM STDIN") as copy:
             block: list[str] = []
@@ -441,14 +459,21 @@ class SqlBulkAllocation(BulkAllocation):
         # grants back to the lines and sorting them).
         at_text = at.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
         order_of = w.order_id.__getitem__
-        with raw.cursor() as cur, cur.copy(
-            "COPY allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, at) FROM STDIN"
-        ) as copy:
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                "COPY allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, at) FROM STDIN"
+            ) as copy,
+        ):
             tail = f"\tallocate\t{_copy_text(source)}\t{at_text}\n"
             block = []
             for p, n, s, loc, qty in zip(
-                grant_pos.tolist(), w.line_no[grant_pos].tolist(), w.sku[grant_pos].tolist(), grant_loc.tolist(),
-                grant_qty.tolist(), strict=True,
+                grant_pos.tolist(),
+                w.line_no[grant_pos].tolist(),
+                w.sku[grant_pos].tolist(),
+                grant_loc.tolist(),
+                grant_qty.tolist(),
+                strict=True,
             ):
                 block.append(f"{_copy_text(order_of(p))}\t{n}\t{sku_text[s]}\t{location_text[loc]}\t{qty}{tail}")
                 if len(block) == 50000:
@@ -475,13 +500,15 @@ class SqlBulkAllocation(BulkAllocation):
         names = names[by_order]
         sku_of = w.sku[pos]
         skus, channels = w.sku_names, w.channel_names
-        lines = list(map(
-            events.AllocatedLine,
-            line_no[by_order].tolist(),
-            map(skus.__getitem__, sku_of[by_order].tolist()),
-            quantity[by_order].tolist(),
-            left[pos[by_order]].tolist(),
-        ))
+        lines = list(
+            map(
+                events.AllocatedLine,
+                line_no[by_order].tolist(),
+                map(skus.__getitem__, sku_of[by_order].tolist()),
+                quantity[by_order].tolist(),
+                left[pos[by_order]].tolist(),
+            )
+        )
         starts = np.flatnonzero(np.concatenate(([True], names[1:] != names[:-1])))
         ends = np.append(starts[1:], names.size).tolist()
         order_names = names[starts].tolist()
@@ -489,7 +516,7 @@ class SqlBulkAllocation(BulkAllocation):
         allocated = events.BackorderAllocated
         result: list[events.Event] = [
             allocated(oid, channel, source, tuple(lines[a:b]), oid not in still_waiting)
-            for oid, channel, a, b in zip(order_names, channel_names, starts.tolist(), ends)
+            for oid, channel, a, b in zip(order_names, channel_names, starts.tolist(), ends, strict=True)
         ]
         touched = np.unique(sku_of).tolist()
         result.extend(events.StockLevelChanged(skus[s]) for s in sorted(touched, key=skus.__getitem__))
@@ -506,7 +533,4 @@ def _copy_text(value: str) -> str:
 
 def _expect(rowcount: int, wanted: int, what: str) -> None:
     if rowcount != wanted:
-        raise RuntimeError(
-            f"bulk allocation: {rowcount} of {wanted} {what} matched; the queue changed under the run"
-        )
-
+        raise RuntimeError(f"bulk allocation: {rowcount} of {wanted} {what} matched; the queue changed under the run")

@@ -36,6 +36,7 @@ from backorder.services.ports import (
     StockRepository,
     WaitingLine,
 )
+from backorder.store import statements
 from backorder.store import tables as t
 
 
@@ -82,7 +83,7 @@ class SqlCatalog(CatalogRepository):
         wanted = sorted(set(codes))
         found: dict[str, Sku] = {}
         for chunk in _chunks(wanted):
-            for row in self.conn.execute(select(t.skus).where(t.skus.c.code.in_(chunk))):
+            for row in self.conn.execute(statements.skus_by_code(), {"keys": list(chunk)}):
                 found[row.code] = _sku_from_row(row)
         return found
 
@@ -90,17 +91,9 @@ class SqlCatalog(CatalogRepository):
         return [_sku_from_row(r) for r in self.conn.execute(select(t.skus).order_by(t.skus.c.code))]
 
     def lead_times(self, codes: Iterable[str]) -> dict[str, int | None]:
-        k, i, s = t.skus.c, t.supplier_items.c, t.suppliers.c
         result: dict[str, int | None] = {}
         for chunk in _chunks(sorted(set(codes))):
-            q = (
-                select(k.code, k.preferred_supplier, i.lead_time_days, s.lead_time_days)
-                .select_from(t.skus)
-                .outerjoin(t.supplier_items, and_(i.sku == k.code, i.supplier == k.preferred_supplier))
-                .outerjoin(t.suppliers, s.code == k.preferred_supplier)
-                .where(k.code.in_(chunk))
-            )
-            for code, supplier, item_days, supplier_days in self.conn.execute(q):
+            for code, supplier, item_days, supplier_days in self.conn.execute(statements.lead_times(), {"keys": list(chunk)}):
                 result[code] = None if not supplier else (item_days if item_days is not None else supplier_days)
         return result
 
@@ -150,7 +143,7 @@ class SqlCatalog(CatalogRepository):
     def supplier_items(self, skus: Iterable[str]) -> dict[tuple[str, str], SupplierItem]:
         found: dict[tuple[str, str], SupplierItem] = {}
         for chunk in _chunks(sorted(set(skus))):
-            for r in self.conn.execute(select(t.supplier_items).where(t.supplier_items.c.sku.in_(chunk))):
+            for r in self.conn.execute(statements.supplier_items_by_sku(), {"keys": list(chunk)}):
                 found[(r.supplier, r.sku)] = SupplierItem(
                     r.supplier, r.sku, r.supplier_sku, Decimal(r.unit_cost), r.lead_time_days, r.moq, r.case_pack
                 )
@@ -216,10 +209,7 @@ class SqlStock(StockRepository):
     def levels(self, skus: Iterable[str]) -> dict[tuple[str, str], StockLevel]:
         found: dict[tuple[str, str], StockLevel] = {}
         for chunk in _chunks(sorted(set(skus))):
-            q = select(
-                t.stock_levels.c.sku, t.stock_levels.c.location, t.stock_levels.c.on_hand, t.stock_levels.c.allocated
-            )
-            for r in self.conn.execute(q.where(t.stock_levels.c.sku.in_(chunk))):
+            for r in self.conn.execute(statements.stock_levels_by_sku(), {"keys": list(chunk)}):
                 found[(r.sku, r.location)] = StockLevel(r.sku, r.location, r.on_hand, r.allocated)
         return found
 
@@ -253,28 +243,11 @@ class SqlStock(StockRepository):
         incoming: dict[str, int] = defaultdict(int)
         backordered: dict[str, int] = defaultdict(int)
         for chunk in _chunks(codes):
-            for r in self.conn.execute(
-                select(t.stock_levels.c.sku, func.sum(t.stock_levels.c.on_hand), func.sum(t.stock_levels.c.allocated))
-                .where(t.stock_levels.c.sku.in_(chunk))
-                .group_by(t.stock_levels.c.sku)
-            ):
+            for r in self.conn.execute(statements.on_hand_totals(), {"keys": list(chunk)}):
                 on_hand[r[0]] = [int(r[1] or 0), int(r[2] or 0)]
-            for r in self.conn.execute(
-                select(t.po_lines.c.sku, func.sum(t.po_lines.c.quantity - t.po_lines.c.received))
-                .join(t.purchase_orders, t.purchase_orders.c.id == t.po_lines.c.po_id)
-                .where(t.po_lines.c.sku.in_(chunk), t.purchase_orders.c.status.in_([s.value for s in OPEN_PO_STATUSES]))
-                .group_by(t.po_lines.c.sku)
-            ):
+            for r in self.conn.execute(statements.incoming_totals(), {"keys": list(chunk)}):
                 incoming[r[0]] = int(r[1] or 0)
-            for r in self.conn.execute(
-                select(t.order_lines.c.sku, func.sum(t.order_lines.c.backordered))
-                .where(
-                    t.order_lines.c.sku.in_(chunk),
-                    t.order_lines.c.status == LineStatus.OPEN.value,
-                    t.order_lines.c.backordered > 0,
-                )
-                .group_by(t.order_lines.c.sku)
-            ):
+            for r in self.conn.execute(statements.backordered_totals(), {"keys": list(chunk)}):
                 backordered[r[0]] = int(r[1] or 0)
         return {
             code: StockPosition(code, on_hand[code][0], on_hand[code][1], incoming[code], backordered[code])
@@ -315,7 +288,7 @@ class SqlOrders(OrderRepository):
     def _orders(self, ids: Sequence[str]) -> dict[str, Order]:
         found: dict[str, Order] = {}
         for chunk in _chunks(sorted(set(ids))):
-            for r in self.conn.execute(select(t.orders).where(t.orders.c.id.in_(chunk))):
+            for r in self.conn.execute(statements.orders_by_id(), {"keys": list(chunk)}):
                 found[r.id] = Order(
                     r.id,
                     r.channel,
@@ -327,11 +300,7 @@ class SqlOrders(OrderRepository):
                     r.customer_name,
                     [],
                 )
-            for r in self.conn.execute(
-                select(t.order_lines)
-                .where(t.order_lines.c.order_id.in_(chunk))
-                .order_by(t.order_lines.c.order_id, t.order_lines.c.line_no)
-            ):
+            for r in self.conn.execute(statements.lines_by_order(), {"keys": list(chunk)}):
                 found[r.order_id].lines.append(_line_from_row(r))
         return found
 
@@ -403,22 +372,9 @@ class SqlOrders(OrderRepository):
             self.conn.execute(update(t.order_lines).where(t.order_lines.c.id == bindparam("b_id")), rows)
 
     def waiting(self, skus: Iterable[str]) -> list[WaitingLine]:
-        c = t.order_lines.c
         result: list[WaitingLine] = []
         for chunk in _chunks(sorted(set(skus))):
-            q = select(
-                c.id,
-                c.order_id,
-                c.line_no,
-                c.sku,
-                c.backordered,
-                c.priority,
-                c.placed_at,
-                c.ship_complete,
-                c.channel,
-                c.eta,
-            )
-            for r in self.conn.execute(q.where(c.sku.in_(chunk), c.status == "open", c.backordered > 0)):
+            for r in self.conn.execute(statements.waiting_by_sku(), {"keys": list(chunk)}):
                 result.append(
                     WaitingLine(
                         Claim(
@@ -572,7 +528,6 @@ class SqlOrders(OrderRepository):
         )
         line.id = int(result.inserted_primary_key[0])
 
-
     # --- issue 3 (channels): privacy redaction ---
     def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
         o = t.orders.c
@@ -594,6 +549,7 @@ class SqlOrders(OrderRepository):
                 .values(customer_email=None, customer_phone=None, customer_name=None)
             )
         return ids
+
 
 class SqlPurchasing(PurchasingRepository):
     def __init__(self, conn: Connection) -> None:

@@ -3,57 +3,15 @@ GraphQL ids, and the item directory the connector resolves SKUs through."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.items import ItemDirectory, ItemRef, MemoryDirectory, load_json
 from backorder.domain import commands
 
-
-@dataclass(frozen=True)
-class ItemRef:
-    sku: str
-    item_ref: str  # inventory item id (numeric)
-    variant_ref: str | None = None
-    parent_ref: str | None = None
-
-
-class ItemDirectory(Protocol):
-    """Where a channel's SKU ↔ inventory item map is kept (the database, bound by bootstrap)."""
-
-    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]: ...
-
-    def sku_of(self, item_ref: str) -> str | None: ...
-
-    def remember(self, items: Sequence[ItemRef]) -> None: ...
-
-
-class MemoryDirectory:
-    def __init__(self) -> None:
-        self.items: dict[str, ItemRef] = {}
-
-    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]:
-        return {s: self.items[s] for s in skus if s in self.items}
-
-    def sku_of(self, item_ref: str) -> str | None:
-        return next((i.sku for i in self.items.values() if i.item_ref == item_ref), None)
-
-    def remember(self, items: Sequence[ItemRef]) -> None:
-        for item in items:
-            self.items[item.sku] = item
-
-
-def load_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}", status_code=400) from None
-    if not isinstance(data, dict):
-        raise MalformedPayload("body is not a JSON object")
-    return data
+__all__ = ["ItemDirectory", "ItemRef", "MemoryDirectory", "load_json"]
 
 
 def parse_time(value: Any, what: str) -> datetime:
@@ -153,7 +111,9 @@ def cancel_commands(channel: str, data: Mapping[str, Any]) -> list[commands.Comm
     return [commands.CancelOrder(order_id_for(channel, external), reason=f"cancelled on shopify: {reason}")]
 
 
-def fulfillment_commands(channel: str, data: Mapping[str, Any], location_map: Mapping[str, str]) -> list[commands.Command]:
+def fulfillment_commands(
+    channel: str, data: Mapping[str, Any], location_map: Mapping[str, str]
+) -> list[commands.Command]:
     order = data.get("order_id")
     if not isinstance(order, (int, str)) or not str(order).isdigit():
         raise MalformedPayload("fulfillment has no order_id")

@@ -3,57 +3,17 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.items import ItemDirectory, ItemRef, MemoryDirectory, load_json
 from backorder.domain import commands
 
+__all__ = ["ItemDirectory", "ItemRef", "MemoryDirectory", "load_json"]
+
 CANCELLED = frozenset({"cancelled", "refunded", "failed", "trash"})
-
-
-@dataclass(frozen=True)
-class ItemRef:
-    sku: str
-    item_ref: str  # product id, or variation id
-    variant_ref: str | None = None
-    parent_ref: str | None = None  # the parent product of a variation
-
-
-class ItemDirectory(Protocol):
-    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]: ...
-
-    def sku_of(self, item_ref: str) -> str | None: ...
-
-    def remember(self, items: Sequence[ItemRef]) -> None: ...
-
-
-class MemoryDirectory:
-    def __init__(self) -> None:
-        self.items: dict[str, ItemRef] = {}
-
-    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]:
-        return {s: self.items[s] for s in skus if s in self.items}
-
-    def sku_of(self, item_ref: str) -> str | None:
-        return next((i.sku for i in self.items.values() if i.item_ref == item_ref), None)
-
-    def remember(self, items: Sequence[ItemRef]) -> None:
-        for item in items:
-            self.items[item.sku] = item
-
-
-def load_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedPayload(f"body is not JSON: {exc}", status_code=400) from None
-    if not isinstance(data, dict):
-        raise MalformedPayload("body is not a JSON object")
-    return data
 
 
 def gmt_time(data: Mapping[str, Any], key: str) -> datetime:

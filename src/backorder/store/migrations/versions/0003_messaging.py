@@ -7,10 +7,10 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
-import backorder.store.tables  # noqa: F401 - custom column types
+import backorder.store.tables
 
 revision = "0003"
 down_revision = "0002"

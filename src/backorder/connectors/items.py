@@ -1,0 +1,62 @@
+"""Shared by the sales-channel connectors: the map between our SKUs and a platform's items,
+and strict JSON body loading for webhooks. (Connectors never import each other; what they
+share lives here.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from backorder.connectors.errors import MalformedPayload
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """Where one of our SKUs lives on a platform."""
+
+    sku: str
+    item_ref: str
+    """The platform's stock-carrying id: Shopify inventory item, WooCommerce product or variation."""
+    variant_ref: str | None = None
+    parent_ref: str | None = None
+    """The parent product of a variation, where the platform has one."""
+
+
+class ItemDirectory(Protocol):
+    """Where a channel's SKU ↔ item map is kept (the database, bound by the composition root)."""
+
+    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]: ...
+
+    def sku_of(self, item_ref: str) -> str | None: ...
+
+    def remember(self, items: Sequence[ItemRef]) -> None: ...
+
+
+class MemoryDirectory:
+    """An in-memory directory (tests, and a connector not yet bound to the database)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, ItemRef] = {}
+
+    def find(self, skus: Sequence[str]) -> dict[str, ItemRef]:
+        return {s: self.items[s] for s in skus if s in self.items}
+
+    def sku_of(self, item_ref: str) -> str | None:
+        return next((i.sku for i in self.items.values() if i.item_ref == item_ref), None)
+
+    def remember(self, items: Sequence[ItemRef]) -> None:
+        for item in items:
+            self.items[item.sku] = item
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """A webhook body as a JSON object, or MalformedPayload saying why not."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload(f"body is not JSON: {exc}", status_code=400) from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("body is not a JSON object")
+    return data
