@@ -63,8 +63,13 @@ async def noop_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         more = message.get("more_body", False)
     body = b'{"status":"accepted"}'
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -78,12 +83,20 @@ def serve_noop(port: int) -> None:
 
 
 def order_body(n: int, run: str) -> bytes:
-    return json.dumps({
-        "id": 10_000_000 + n, "admin_graphql_api_id": f"gid://shopify/Order/{10_000_000 + n}",
-        "created_at": "2026-11-27T09:00:00Z", "updated_at": "2026-11-27T09:00:00Z", "email": f"c{n}@example.com",
-        "customer": {"first_name": "Bench", "last_name": str(n)}, "note": run,
-        "line_items": [{"id": n, "sku": f"SKU{n % SKUS:04d}", "quantity": 1, "title": "Bench item", "price": "9.50"}],
-    }).encode()
+    return json.dumps(
+        {
+            "id": 10_000_000 + n,
+            "admin_graphql_api_id": f"gid://shopify/Order/{10_000_000 + n}",
+            "created_at": "2026-11-27T09:00:00Z",
+            "updated_at": "2026-11-27T09:00:00Z",
+            "email": f"c{n}@example.com",
+            "customer": {"first_name": "Bench", "last_name": str(n)},
+            "note": run,
+            "line_items": [
+                {"id": n, "sku": f"SKU{n % SKUS:04d}", "quantity": 1, "title": "Bench item", "price": "9.50"}
+            ],
+        }
+    ).encode()
 
 
 def request_bytes(path: str, n: int, run: str) -> bytes:
@@ -109,7 +122,9 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _closed_loop(port: int, path: str, total: int, connections: int, run: str, expect: int = 200) -> dict[str, Any]:
+async def _closed_loop(
+    port: int, path: str, total: int, connections: int, run: str, expect: int = 200
+) -> dict[str, Any]:
     counter = iter(range(total))
     latencies: list[float] = []
     errors = 0
@@ -131,8 +146,14 @@ async def _closed_loop(port: int, path: str, total: int, connections: int, run: 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = time.perf_counter() - began
-    return {"requests": total, "errors": errors, "seconds": elapsed, "rps": total / elapsed, **_percentiles(latencies),
-            "sent_at": sent_at}
+    return {
+        "requests": total,
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": total / elapsed,
+        **_percentiles(latencies),
+        "sent_at": sent_at,
+    }
 
 
 async def _open_loop(port: int, path: str, rate: float, total: int, connections: int, run: str) -> dict[str, Any]:
@@ -167,8 +188,15 @@ async def _open_loop(port: int, path: str, rate: float, total: int, connections:
         queue.put_nowait((-1, 0.0))
     await asyncio.gather(*workers)
     elapsed = time.perf_counter() - began
-    return {"requests": total, "errors": errors, "seconds": elapsed, "offered_rps": rate, "achieved_rps": total / elapsed,
-            **_percentiles(latencies), "sent_at": sent_at}
+    return {
+        "requests": total,
+        "errors": errors,
+        "seconds": elapsed,
+        "offered_rps": rate,
+        "achieved_rps": total / elapsed,
+        **_percentiles(latencies),
+        "sent_at": sent_at,
+    }
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -176,7 +204,12 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         return {"p50_ms": float("nan"), "p99_ms": float("nan")}
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000, "mean_ms": statistics.fmean(ordered) * 1000}
+    return {
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "max_ms": ordered[-1] * 1000,
+        "mean_ms": statistics.fmean(ordered) * 1000,
+    }
 
 
 def load_main(args: argparse.Namespace) -> None:
@@ -214,10 +247,33 @@ def wait_http(port: int, path: str, process: subprocess.Popen[bytes], timeout: f
     raise RuntimeError("server did not come up")
 
 
-def run_load(port: int, path: str, requests: int, connections: int, rate: float | None, run: str,
-             keep_sent: bool = False, expect: int = 200) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--load", "--port", str(port), "--path", path,
-           "--requests", str(requests), "--connections", str(connections), "--run", run, "--expect", str(expect)]
+def run_load(
+    port: int,
+    path: str,
+    requests: int,
+    connections: int,
+    rate: float | None,
+    run: str,
+    keep_sent: bool = False,
+    expect: int = 200,
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--load",
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--requests",
+        str(requests),
+        "--connections",
+        str(connections),
+        "--run",
+        run,
+        "--expect",
+        str(expect),
+    ]
     if rate:
         cmd += ["--rate", str(rate)]
     if keep_sent:
@@ -245,7 +301,8 @@ class Server:
             return self
         self.database_url = self._database()
         config = self.config = self.workdir / f"backorder-{self.port}.toml"
-        config.write_text(f"""
+        config.write_text(
+            f"""
 database_url = "{self.database_url}"
 locations = ["main"]
 [server]
@@ -259,7 +316,9 @@ batch_size = 20
 platform = "shopify"
 webhook_secret = "{SECRET}"
 reconcile_minutes = 0
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         self._seed(config)
         cmd = [str(BACKORDER), "--config", str(config), "serve"] + ([] if self.worker else ["--no-worker"])
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
@@ -342,8 +401,10 @@ def bench(db: str, quick: bool) -> dict[str, Any]:
     n_tp = 3000 if quick else 10000
     n_rate = 5000 if quick else 15000
     n_e2e = 1000 if quick else 3000
-    result: dict[str, Any] = {"db": db, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                     "platform": platform.platform()}}
+    result: dict[str, Any] = {
+        "db": db,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
     path = "/webhooks/shopify/web"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -353,10 +414,19 @@ def bench(db: str, quick: bool) -> dict[str, Any]:
                 result[f"noop_closed_c{connections}"] = run_load(noop.port, path, n_tp, connections, None, "noop")
             with Server("backorder", db, False, work) as srv:
                 run_load(srv.port, path, 1000, connections, None, "warm")
-                result[f"ingress_closed_c{connections}"] = run_load(srv.port, path, n_tp, connections, None, f"tp{connections}")
+                result[f"ingress_closed_c{connections}"] = run_load(
+                    srv.port, path, n_tp, connections, None, f"tp{connections}"
+                )
                 result[f"ingress_closed_c{connections}"]["inbox_rows"] = srv.count("SELECT count(*) FROM inbox")
                 result[f"app_floor_404_closed_c{connections}"] = run_load(
-                    srv.port, "/webhooks/shopify/no-such-channel", n_tp, connections, None, f"floor{connections}", expect=404)
+                    srv.port,
+                    "/webhooks/shopify/no-such-channel",
+                    n_tp,
+                    connections,
+                    None,
+                    f"floor{connections}",
+                    expect=404,
+                )
         with Server("noop", db, False, work) as noop:
             result["noop_open_1000rps"] = run_load(noop.port, path, n_rate, 64, 1000, "noop-rate")
         with Server("backorder", db, False, work) as srv:
@@ -369,8 +439,12 @@ def bench(db: str, quick: bool) -> dict[str, Any]:
 
 def _to_backorder(db: str, work: Path, path: str, rate: int, count: int) -> dict[str, Any]:
     with Server("backorder", db, False, work) as srv:
-        worker = subprocess.Popen([str(BACKORDER), "--config", str(srv.config), "worker"], cwd=work,
-                                  stdout=(work / f"worker-{rate}.log").open("wb"), stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [str(BACKORDER), "--config", str(srv.config), "worker"],
+            cwd=work,
+            stdout=(work / f"worker-{rate}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         try:
             load = run_load(srv.port, path, count, 16, rate, f"e2e{rate}", keep_sent=True)
             deadline = time.monotonic() + 300
@@ -384,7 +458,8 @@ def _to_backorder(db: str, work: Path, path: str, rate: int, count: int) -> dict
         lags = sorted(created[o] - s for o, s in sent.items() if o in created)
         span = (max(created.values()) - min(created.values())) if len(created) > 1 else 0.0
         return {
-            **load, "orders_recorded": len(lags),
+            **load,
+            "orders_recorded": len(lags),
             "processed_per_second": len(created) / span if span else None,
             "backorder_p50_ms": lags[len(lags) // 2] * 1000 if lags else None,
             "backorder_p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1000 if lags else None,
@@ -399,14 +474,18 @@ def table(r: dict[str, Any]) -> str:
         if not isinstance(value, dict) or "requests" not in value:
             continue
         rps = value.get("rps") or value.get("achieved_rps")
-        rows.append(f"| {key} | {value['requests']} | {value['errors']} | {rps:.0f} | {value['p50_ms']:.1f} | {value['p99_ms']:.1f} |")
+        rows.append(
+            f"| {key} | {value['requests']} | {value['errors']} | {rps:.0f} | {value['p50_ms']:.1f} | {value['p99_ms']:.1f} |"
+        )
     for rate in (200, 25):
         e2e = r.get(f"webhook_to_backorder_{rate}rps") or {}
         if e2e and e2e.get("orders_recorded"):
             rows.append("")
-            rows.append(f"webhook → backorder recorded at {rate} orders/s offered ({e2e['orders_recorded']} orders, "
-                        f"worker processed {e2e['processed_per_second'] or 0:.0f}/s): p50 {e2e['backorder_p50_ms']:.0f} ms, "
-                        f"p99 {e2e['backorder_p99_ms']:.0f} ms, max {e2e['backorder_max_ms']:.0f} ms")
+            rows.append(
+                f"webhook → backorder recorded at {rate} orders/s offered ({e2e['orders_recorded']} orders, "
+                f"worker processed {e2e['processed_per_second'] or 0:.0f}/s): p50 {e2e['backorder_p50_ms']:.0f} ms, "
+                f"p99 {e2e['backorder_p99_ms']:.0f} ms, max {e2e['backorder_max_ms']:.0f} ms"
+            )
     return "\n".join(rows)
 
 

@@ -278,8 +278,14 @@ class FakeOrders(OrderRepository):
                 if line.is_open and line.backordered > 0 and line.sku in wanted:
                     assert line.id is not None
                     claim = Claim(
-                        line.id, order.id, line.line_no, line.sku, line.backordered,
-                        order.priority, order.placed_at, order.ship_complete,
+                        line.id,
+                        order.id,
+                        line.line_no,
+                        line.sku,
+                        line.backordered,
+                        order.priority,
+                        order.placed_at,
+                        order.ship_complete,
                     )
                     result.append(WaitingLine(claim, order.channel, line.eta))
         return result
@@ -443,8 +449,14 @@ class FakeBulk(BulkAllocation):
                 if line.is_open and line.backordered > 0:
                     assert line.id is not None
                     claim = Claim(
-                        line.id, order.id, line.line_no, line.sku, line.backordered,
-                        order.priority, order.placed_at, order.ship_complete,
+                        line.id,
+                        order.id,
+                        line.line_no,
+                        line.sku,
+                        line.backordered,
+                        order.priority,
+                        order.placed_at,
+                        order.ship_complete,
                     )
                     by_sku[line.sku].append((claim, order.channel))
         codes: list[str] = []
@@ -477,9 +489,7 @@ class FakeBulk(BulkAllocation):
             needs_walk=needs_walk,
         )
 
-    def apply(
-        self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str
-    ) -> list[events.Event]:
+    def apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
         index = self.state.line_index()
         per_order: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for line_id, sku_i, quantity in zip(
@@ -617,4 +627,3 @@ def seed_catalog(
 def outbox_rows(uow: FakeUnitOfWork, event: str | None = None) -> list[OutboxMessage]:
     rows = uow.state.outbox
     return [row for row in rows if event is None or row.payload.get("event") == event]
-

@@ -37,8 +37,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def build_request(url: str, order: dict, *, api_key: str | None = None, secret: str | None = None,
-                  now: int | None = None) -> urllib.request.Request:
+def build_request(
+    url: str, order: dict, *, api_key: str | None = None, secret: str | None = None, now: int | None = None
+) -> urllib.request.Request:
     body = json.dumps(order, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "backorder-pos-sender/1"}
     msg_id = f"order-{order['order_id']}"
@@ -47,8 +48,13 @@ def build_request(url: str, order: dict, *, api_key: str | None = None, secret: 
         headers["Idempotency-Key"] = msg_id
     elif secret:
         timestamp = int(time.time()) if now is None else now
-        headers.update({"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-                        "webhook-signature": sign(secret, msg_id, timestamp, body)})
+        headers.update(
+            {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, msg_id, timestamp, body),
+            }
+        )
     else:
         raise ValueError("give an API key or a webhook secret")
     return urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("order", help="JSON file with the order ('-' for stdin)")
     args = parser.parse_args(argv)
-    with (sys.stdin if args.order == "-" else open(args.order, encoding="utf-8")) as handle:
+    with sys.stdin if args.order == "-" else open(args.order, encoding="utf-8") as handle:
         order = json.load(handle)
     request = build_request(args.url, order, api_key=args.api_key, secret=args.secret)
     try:

@@ -87,4 +87,6 @@ def build_connector(case: ContractCase, handler: Callable[[httpx.Request], httpx
     def client_factory(name: str) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(handler), base_url=case.base_url)
 
-    return spec.build(f"contract.{case.kind}", settings, ConnectorDeps(http_client_factory=client_factory, extras=case.extras))
+    return spec.build(
+        f"contract.{case.kind}", settings, ConnectorDeps(http_client_factory=client_factory, extras=case.extras)
+    )

@@ -135,7 +135,11 @@ def test_a_flipped_bit_in_the_body_is_rejected(case: ContractCase, sample: Inbou
 @pytest.mark.parametrize(("case", "sample"), INBOUND, ids=_id)
 def test_a_missing_signature_is_rejected(case: ContractCase, sample: InboundSample) -> None:
     receiver = _receiver(case)
-    headers = {k: v for k, v in sample.sign(sample.body).items() if k.lower() not in {h.lower() for h in sample.signature_headers}}
+    headers = {
+        k: v
+        for k, v in sample.sign(sample.body).items()
+        if k.lower() not in {h.lower() for h in sample.signature_headers}
+    }
     assert sample.signature_headers, "name the signature headers of the sample"
     with pytest.raises(WebhookRejected):
         receiver.verify(_request(case, sample, sample.body, headers))

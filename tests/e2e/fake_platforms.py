@@ -29,23 +29,54 @@ class Recorded:
 def shopify_answer(body: dict[str, Any]) -> dict[str, Any]:
     query, variables = body.get("query", ""), body.get("variables") or {}
     if "query ItemsBySku" in query:
-        nodes = [{"id": f"gid://shopify/ProductVariant/{i}", "sku": s, "inventoryItem": {"id": f"gid://shopify/InventoryItem/{900 + i}"}}
-                 for i, s in enumerate(["INK", "PEN"], 1)]
+        nodes = [
+            {
+                "id": f"gid://shopify/ProductVariant/{i}",
+                "sku": s,
+                "inventoryItem": {"id": f"gid://shopify/InventoryItem/{900 + i}"},
+            }
+            for i, s in enumerate(["INK", "PEN"], 1)
+        ]
         return {"data": {"productVariants": {"nodes": nodes}}}
     if "query CurrentLevels" in query:
-        return {"data": {"nodes": [{"id": i, "inventoryLevel": {"quantities": [{"name": "available", "quantity": 10}]}}
-                                   for i in variables.get("ids", [])]}}
+        return {
+            "data": {
+                "nodes": [
+                    {"id": i, "inventoryLevel": {"quantities": [{"name": "available", "quantity": 10}]}}
+                    for i in variables.get("ids", [])
+                ]
+            }
+        }
     if "mutation SetAvailable" in query:
-        return {"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"}, "userErrors": []}}}
+        return {
+            "data": {
+                "inventorySetQuantities": {
+                    "inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"},
+                    "userErrors": [],
+                }
+            }
+        }
     if "mutation TagOrder" in query:
         return {"data": {"tagsAdd": {"node": {"id": variables.get("id")}, "userErrors": []}}}
     if "mutation UntagOrder" in query:
         return {"data": {"tagsRemove": {"node": {"id": variables.get("id")}, "userErrors": []}}}
     if "query OrderFulfillmentOrders" in query:
-        return {"data": {"order": {"id": variables.get("id"), "fulfillmentOrders": {"nodes": [
-            {"id": "gid://shopify/FulfillmentOrder/77", "status": "OPEN", "fulfillmentHolds": []}]}}}}
+        return {
+            "data": {
+                "order": {
+                    "id": variables.get("id"),
+                    "fulfillmentOrders": {
+                        "nodes": [{"id": "gid://shopify/FulfillmentOrder/77", "status": "OPEN", "fulfillmentHolds": []}]
+                    },
+                }
+            }
+        }
     if "mutation HoldFulfillmentOrder" in query:
-        return {"data": {"fulfillmentOrderHold": {"fulfillmentHold": {"id": "gid://shopify/FulfillmentHold/1"}, "userErrors": []}}}
+        return {
+            "data": {
+                "fulfillmentOrderHold": {"fulfillmentHold": {"id": "gid://shopify/FulfillmentHold/1"}, "userErrors": []}
+            }
+        }
     if "query RecentOrders" in query:
         return {"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}}}
     return {"errors": [{"message": "unexpected operation"}]}

@@ -66,7 +66,11 @@ class FakeProviders:
         if path.startswith("/v3/mail/send"):
             return 202, b"", {"X-Message-Id": f"sg-{n}"}
         if "/Messages.json" in path:
-            return 201, json.dumps({"sid": f"SM{n:032d}", "status": "queued"}).encode(), {"Content-Type": "application/json"}
+            return (
+                201,
+                json.dumps({"sid": f"SM{n:032d}", "status": "queued"}).encode(),
+                {"Content-Type": "application/json"},
+            )
         return 200, b"ok", {"Content-Type": "text/plain"}
 
     def wait_for(self, count: int, timeout: float) -> bool:

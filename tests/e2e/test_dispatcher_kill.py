@@ -33,7 +33,7 @@ def _config(folder: Path, provider_url: str) -> Path:
     path = folder / "backorder.toml"
     path.write_text(
         f"""
-database_url = "sqlite:///{folder / 'kill.db'}"
+database_url = "sqlite:///{folder / "kill.db"}"
 
 [worker]
 poll_interval_seconds = 0.05
@@ -45,7 +45,7 @@ backoff_cap_seconds = 0.5
 bop_interval_minutes = 0
 
 [sandbox]
-folder = "{folder / 'sandbox'}"
+folder = "{folder / "sandbox"}"
 
 [notify.email]
 provider = "sendgrid"
@@ -89,20 +89,33 @@ def _seed(config_path: Path) -> None:
             order_id = f"KILL-{n:04d}"
             orders.append(
                 {
-                    "id": order_id, "channel": "web", "placed_at": at, "priority": 0, "ship_complete": False,
+                    "id": order_id,
+                    "channel": "web",
+                    "placed_at": at,
+                    "priority": 0,
+                    "ship_complete": False,
                     "customer_email": None if phone_only else CANARY_EMAIL.format(n=n),
                     "customer_phone": CANARY_PHONE.format(n=n) if phone_only else None,
-                    "customer_name": f"Canary {n}", "created_at": at,
+                    "customer_name": f"Canary {n}",
+                    "created_at": at,
                 }
             )
             payload = {
-                "event": "BackorderCreated", "order_id": order_id, "channel": "web",
+                "event": "BackorderCreated",
+                "order_id": order_id,
+                "channel": "web",
                 "lines": [{"line_no": 1, "sku": "WN-PWC-263-5", "quantity": 1, "eta": "2026-03-16"}],
             }
             rows.append(
                 {
-                    "action": "notify_customer", "target": "customer", "payload": payload, "status": "pending",
-                    "attempts": 0, "next_attempt_at": at, "created_at": at, "updated_at": at,
+                    "action": "notify_customer",
+                    "target": "customer",
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "created_at": at,
+                    "updated_at": at,
                 }
             )
         with app.engine.begin() as conn:
@@ -132,7 +145,9 @@ def _unfinished(engine: object) -> int:
     o = t.outbox.c
     with engine.connect() as conn:  # type: ignore[attr-defined]
         return int(
-            conn.execute(select(func.count()).select_from(t.outbox).where(o.status.in_(["pending", "in_flight"]))).scalar_one()
+            conn.execute(
+                select(func.count()).select_from(t.outbox).where(o.status.in_(["pending", "in_flight"]))
+            ).scalar_one()
         )
 
 
@@ -168,9 +183,7 @@ def test_sigkilled_dispatchers_lose_no_notification(tmp_path: Path, providers: F
             worker.wait(timeout=10)
         o = t.outbox.c
         with app.engine.connect() as conn:
-            rows = conn.execute(
-                select(o.id, o.action, o.status).where(o.action.in_(["send_email", "send_sms"]))
-            ).all()
+            rows = conn.execute(select(o.id, o.action, o.status).where(o.action.in_(["send_email", "send_sms"]))).all()
             parents = conn.execute(
                 select(o.status, func.count()).where(o.action == "notify_customer").group_by(o.status)
             ).all()

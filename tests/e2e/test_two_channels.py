@@ -61,7 +61,8 @@ def server(tmp_path: Path, platforms: tuple[str, Recorded, str, Recorded]) -> It
     port = free_port()
     db = tmp_path / "e2e.db"
     config = tmp_path / "backorder.toml"
-    config.write_text(f"""
+    config.write_text(
+        f"""
 database_url = "sqlite:///{db}"
 locations = ["main"]
 
@@ -93,9 +94,16 @@ webhook_secret = "{WOO_SECRET}"
 push_window_seconds = 0.2
 reconcile_minutes = 0
 allowed_hosts = ["127.0.0.1"]
-""", encoding="utf-8")
-    env = {**os.environ, "E2E_SHOPIFY_TOKEN": "shpat_e2e", "E2E_SHOPIFY_SECRET": SHOP_SECRET, "E2E_WOO_SECRET": "cs_e2e",
-           "BACKORDER_CONFIG": str(config)}
+""",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "E2E_SHOPIFY_TOKEN": "shpat_e2e",
+        "E2E_SHOPIFY_SECRET": SHOP_SECRET,
+        "E2E_WOO_SECRET": "cs_e2e",
+        "BACKORDER_CONFIG": str(config),
+    }
     env.pop("BACKORDER_DATABASE_URL", None)
     seed = bootstrap(read_config(config, environ=env), sandbox_folder=False, rng=random.Random(1))
     try:
@@ -105,10 +113,12 @@ allowed_hosts = ["127.0.0.1"]
     finally:
         seed.close()
     log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen([str(BACKORDER), "--config", str(config), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=tmp_path)
+    process = subprocess.Popen(
+        [str(BACKORDER), "--config", str(config), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def healthy() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
@@ -139,7 +149,9 @@ def lines(db: Path) -> dict[str, tuple[int, int]]:
     engine = create_engine(f"sqlite:///{db}")
     try:
         with engine.connect() as conn:
-            rows = conn.execute(select(t.order_lines.c.order_id, t.order_lines.c.allocated, t.order_lines.c.backordered)).all()
+            rows = conn.execute(
+                select(t.order_lines.c.order_id, t.order_lines.c.allocated, t.order_lines.c.backordered)
+            ).all()
         return {r.order_id: (r.allocated, r.backordered) for r in rows}
     finally:
         engine.dispose()
@@ -149,31 +161,60 @@ def graphql_ops(recorded: Recorded, name: str) -> list[dict[str, Any]]:
     return [r["body"]["variables"] for r in recorded.snapshot() if r["body"] and f" {name}(" in r["body"]["query"]]
 
 
-def test_two_channels_of_different_platforms_run_side_by_side(server: dict[str, Any],
-                                                                platforms: tuple[str, Recorded, str, Recorded]) -> None:
+def test_two_channels_of_different_platforms_run_side_by_side(
+    server: dict[str, Any], platforms: tuple[str, Recorded, str, Recorded]
+) -> None:
     _, shop, _, woo = platforms
     base = server["base"]
-    shop_order = json.dumps({
-        "id": 7001, "admin_graphql_api_id": "gid://shopify/Order/7001", "created_at": "2026-11-27T09:00:00Z",
-        "updated_at": "2026-11-27T09:00:00Z", "email": "ada@example.com",
-        "customer": {"first_name": "Ada", "last_name": "Lovelace"},
-        "line_items": [{"id": 1, "sku": "INK", "quantity": 3}],
-    }).encode()
-    response = httpx.post(f"{base}/webhooks/shopify/web", content=shop_order, headers={
-        "X-Shopify-Hmac-Sha256": signed(SHOP_SECRET, shop_order), "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Event-Id": "evt-7001", "Content-Type": "application/json"})
+    shop_order = json.dumps(
+        {
+            "id": 7001,
+            "admin_graphql_api_id": "gid://shopify/Order/7001",
+            "created_at": "2026-11-27T09:00:00Z",
+            "updated_at": "2026-11-27T09:00:00Z",
+            "email": "ada@example.com",
+            "customer": {"first_name": "Ada", "last_name": "Lovelace"},
+            "line_items": [{"id": 1, "sku": "INK", "quantity": 3}],
+        }
+    ).encode()
+    response = httpx.post(
+        f"{base}/webhooks/shopify/web",
+        content=shop_order,
+        headers={
+            "X-Shopify-Hmac-Sha256": signed(SHOP_SECRET, shop_order),
+            "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Event-Id": "evt-7001",
+            "Content-Type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
-    woo_order = json.dumps({
-        "id": 8001, "status": "processing", "date_created_gmt": "2026-11-27T09:01:00", "date_modified_gmt": "2026-11-27T09:01:00",
-        "billing": {"first_name": "Bea", "last_name": "Potter", "email": "bea@example.com"},
-        "line_items": [{"id": 1, "product_id": 96, "variation_id": 0, "sku": "PEN", "quantity": 2}],
-    }).encode()
-    response = httpx.post(f"{base}/webhooks/woocommerce/woo", content=woo_order, headers={
-        "X-WC-Webhook-Signature": signed(WOO_SECRET, woo_order), "X-WC-Webhook-Topic": "order.created",
-        "X-WC-Webhook-Delivery-ID": "d-8001", "X-WC-Webhook-ID": "12", "Content-Type": "application/json"})
+    woo_order = json.dumps(
+        {
+            "id": 8001,
+            "status": "processing",
+            "date_created_gmt": "2026-11-27T09:01:00",
+            "date_modified_gmt": "2026-11-27T09:01:00",
+            "billing": {"first_name": "Bea", "last_name": "Potter", "email": "bea@example.com"},
+            "line_items": [{"id": 1, "product_id": 96, "variation_id": 0, "sku": "PEN", "quantity": 2}],
+        }
+    ).encode()
+    response = httpx.post(
+        f"{base}/webhooks/woocommerce/woo",
+        content=woo_order,
+        headers={
+            "X-WC-Webhook-Signature": signed(WOO_SECRET, woo_order),
+            "X-WC-Webhook-Topic": "order.created",
+            "X-WC-Webhook-Delivery-ID": "d-8001",
+            "X-WC-Webhook-ID": "12",
+            "Content-Type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
-    bad = httpx.post(f"{base}/webhooks/woocommerce/woo", content=woo_order, headers={
-        "X-WC-Webhook-Signature": signed("wrong", woo_order), "X-WC-Webhook-Topic": "order.created"})
+    bad = httpx.post(
+        f"{base}/webhooks/woocommerce/woo",
+        content=woo_order,
+        headers={"X-WC-Webhook-Signature": signed("wrong", woo_order), "X-WC-Webhook-Topic": "order.created"},
+    )
     assert bad.status_code == 401
 
     # backorders recorded for both channels
@@ -183,18 +224,27 @@ def test_two_channels_of_different_platforms_run_side_by_side(server: dict[str, 
     # the sellable quantity of what changed pushed to both platforms (INK: 2 on hand, 2 allocated → 0;
     # PEN had nothing to give, so its sellable quantity did not change and is not pushed)
     def shop_pushes() -> dict[str, int] | None:
-        quantities = {q["inventoryItemId"]: q["quantity"] for v in graphql_ops(shop, "inventorySetQuantities")
-                      for q in v["input"]["quantities"]}
+        quantities = {
+            q["inventoryItemId"]: q["quantity"]
+            for v in graphql_ops(shop, "inventorySetQuantities")
+            for q in v["input"]["quantities"]
+        }
         return quantities if quantities.get("gid://shopify/InventoryItem/901") == 0 else None  # the latest push
 
     def woo_pushes() -> dict[int, int] | None:
-        got = {u["id"]: u["stock_quantity"] for r in woo.snapshot() if r["path"] == "/wp-json/wc/v3/products/batch"
-               for u in r["body"]["update"]}
+        got = {
+            u["id"]: u["stock_quantity"]
+            for r in woo.snapshot()
+            if r["path"] == "/wp-json/wc/v3/products/batch"
+            for u in r["body"]["update"]
+        }
         return got if got.get(95) == 0 else None  # the latest push
 
     assert wait_for("stock pushed to Shopify", shop_pushes) == {"gid://shopify/InventoryItem/901": 0}
     assert wait_for("stock pushed to WooCommerce", woo_pushes) == {95: 0}
-    assert all(u["backorders"] == "notify" for r in woo.snapshot() if r["path"].endswith("/batch") for u in r["body"]["update"])
+    assert all(
+        u["backorders"] == "notify" for r in woo.snapshot() if r["path"].endswith("/batch") for u in r["body"]["update"]
+    )
     set_calls = [r for r in shop.snapshot() if r["body"] and "mutation SetAvailable" in r["body"]["query"]]
     assert all(r["headers"]["x-shopify-access-token"] == "shpat_e2e" for r in set_calls)
 
@@ -202,9 +252,14 @@ def test_two_channels_of_different_platforms_run_side_by_side(server: dict[str, 
     tagged = wait_for("Shopify tag", lambda: graphql_ops(shop, "tagsAdd"))
     assert tagged[0] == {"id": "gid://shopify/Order/7001", "tags": ["backordered"]}
     held = wait_for("fulfillment hold", lambda: graphql_ops(shop, "fulfillmentOrderHold"))
-    assert held[0]["id"] == "gid://shopify/FulfillmentOrder/77" and held[0]["hold"]["reason"] == "INVENTORY_OUT_OF_STOCK"
+    assert (
+        held[0]["id"] == "gid://shopify/FulfillmentOrder/77" and held[0]["hold"]["reason"] == "INVENTORY_OUT_OF_STOCK"
+    )
     notes = wait_for("Woo note", lambda: [r for r in woo.snapshot() if r["path"] == "/wp-json/wc/v3/orders/8001/notes"])
     assert "PEN" in notes[0]["body"]["note"]
-    meta = wait_for("Woo meta", lambda: [r for r in woo.snapshot() if r["method"] == "PUT" and r["path"] == "/wp-json/wc/v3/orders/8001"])
+    meta = wait_for(
+        "Woo meta",
+        lambda: [r for r in woo.snapshot() if r["method"] == "PUT" and r["path"] == "/wp-json/wc/v3/orders/8001"],
+    )
     assert meta[0]["body"]["meta_data"] == [{"key": "_backorder_status", "value": "backordered"}]
     assert all(r["headers"]["authorization"].startswith("Basic ") for r in woo.snapshot())

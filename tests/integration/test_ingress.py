@@ -45,13 +45,31 @@ def config(**server: Any) -> dict[str, Any]:
         "server": {"max_body_bytes": 4096, **server},
         "worker": {"bop_interval_minutes": 0},
         "channels": {
-            "web": {"platform": "shopify", "webhook_secret": SHOP_SECRET, "location_map": {"11": "main"},
-                    "stock_source": True, "push_window_seconds": 30},
-            "shop": {"platform": "shopify", "shop_domain": "shop.example.test", "access_token": "shpat_x",
-                     "webhook_secret": SHOP_SECRET, "location_map": {"11": "main"}, "push_window_seconds": 30,
-                     "batch_size": 2, "rate_per_second": 0},
-            "woo": {"platform": "woocommerce", "store_url": "https://woo.example.test", "consumer_key": "ck",
-                    "consumer_secret": "cs", "webhook_secret": WOO_SECRET, "push_window_seconds": 30},
+            "web": {
+                "platform": "shopify",
+                "webhook_secret": SHOP_SECRET,
+                "location_map": {"11": "main"},
+                "stock_source": True,
+                "push_window_seconds": 30,
+            },
+            "shop": {
+                "platform": "shopify",
+                "shop_domain": "shop.example.test",
+                "access_token": "shpat_x",
+                "webhook_secret": SHOP_SECRET,
+                "location_map": {"11": "main"},
+                "push_window_seconds": 30,
+                "batch_size": 2,
+                "rate_per_second": 0,
+            },
+            "woo": {
+                "platform": "woocommerce",
+                "store_url": "https://woo.example.test",
+                "consumer_key": "ck",
+                "consumer_secret": "cs",
+                "webhook_secret": WOO_SECRET,
+                "push_window_seconds": 30,
+            },
             "pos": {"platform": "pos", "webhook_secret": POS_SECRET, "api_key": "pos-key-1"},
         },
     }
@@ -70,15 +88,33 @@ class FakePlatforms:
         if request.url.host == "shop.example.test":
             query = json.loads(request.content)["query"]
             if "ItemsBySku" in query:
-                nodes = [{"id": "gid://shopify/ProductVariant/1", "sku": s, "inventoryItem": {"id": f"gid://shopify/InventoryItem/{i}"}}
-                         for i, s in enumerate(["INK", "PEN", "PAD"], 1)]
+                nodes = [
+                    {
+                        "id": "gid://shopify/ProductVariant/1",
+                        "sku": s,
+                        "inventoryItem": {"id": f"gid://shopify/InventoryItem/{i}"},
+                    }
+                    for i, s in enumerate(["INK", "PEN", "PAD"], 1)
+                ]
                 return httpx.Response(200, json={"data": {"productVariants": {"nodes": nodes}}})
             if "CurrentLevels" in query:
                 return httpx.Response(200, json={"data": {"nodes": []}})
             if "SetAvailable" in query:
-                return httpx.Response(200, json={"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": {"id": "g"}, "userErrors": []}}})
+                return httpx.Response(
+                    200,
+                    json={
+                        "data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": {"id": "g"}, "userErrors": []}}
+                    },
+                )
             if "RecentOrders" in query:
-                return httpx.Response(200, json={"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": self.orders}}})
+                return httpx.Response(
+                    200,
+                    json={
+                        "data": {
+                            "orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": self.orders}
+                        }
+                    },
+                )
         if request.url.host == "woo.example.test":
             if request.method == "GET":
                 return httpx.Response(200, json=[])
@@ -109,8 +145,14 @@ def make_app(database_url: str, clock: SettableClock, platforms: FakePlatforms) 
             settings = cfg.channels[name.removeprefix("channels.")]
             return httpx.Client(transport=httpx.MockTransport(platforms), base_url=settings.api_base())  # type: ignore[attr-defined]
 
-        application = bootstrap(cfg, database_url=database_url, clock=clock, sandbox_folder=False,
-                                http_client_factory=factory, rng=random.Random(3))
+        application = bootstrap(
+            cfg,
+            database_url=database_url,
+            clock=clock,
+            sandbox_folder=False,
+            http_client_factory=factory,
+            rng=random.Random(3),
+        )
         made.append(application)
         application.bus.handle(c.UpsertSku("INK", "Ink"))
         application.bus.handle(c.UpsertSku("PEN", "Pen"))
@@ -135,17 +177,28 @@ def client(app: Application) -> Iterator[TestClient]:
 
 def shopify_headers(body: bytes, topic: str, event: str, secret: str = SHOP_SECRET) -> dict[str, str]:
     digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Event-Id": event,
-            "Content-Type": "application/json"}
+    return {
+        "X-Shopify-Hmac-Sha256": digest,
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Event-Id": event,
+        "Content-Type": "application/json",
+    }
 
 
 def order_body(number: int, quantity: int = 3, updated: str = "2026-03-02T08:00:00Z", **extra: Any) -> bytes:
-    return json.dumps({
-        "id": number, "admin_graphql_api_id": f"gid://shopify/Order/{number}", "created_at": "2026-03-02T08:00:00Z",
-        "updated_at": updated, "email": "ada@example.com", "phone": "+441234567890",
-        "customer": {"first_name": "Ada", "last_name": "Lovelace"},
-        "line_items": [{"id": 1, "sku": "INK", "quantity": quantity}], **extra,
-    }).encode()
+    return json.dumps(
+        {
+            "id": number,
+            "admin_graphql_api_id": f"gid://shopify/Order/{number}",
+            "created_at": "2026-03-02T08:00:00Z",
+            "updated_at": updated,
+            "email": "ada@example.com",
+            "phone": "+441234567890",
+            "customer": {"first_name": "Ada", "last_name": "Lovelace"},
+            "line_items": [{"id": 1, "sku": "INK", "quantity": quantity}],
+            **extra,
+        }
+    ).encode()
 
 
 def inbox(app: Application) -> list[dict[str, Any]]:
@@ -160,7 +213,9 @@ def table(app: Application, tbl: Any) -> list[dict[str, Any]]:
 
 def post_order(client: TestClient, number: int, event: str, channel: str = "web", **kw: Any) -> httpx.Response:
     body = order_body(number, **kw)
-    return client.post(f"/webhooks/shopify/{channel}", content=body, headers=shopify_headers(body, "orders/create", event))
+    return client.post(
+        f"/webhooks/shopify/{channel}", content=body, headers=shopify_headers(body, "orders/create", event)
+    )
 
 
 # --- acceptance -------------------------------------------------------------------------------
@@ -172,12 +227,18 @@ def test_an_accepted_webhook_is_in_the_inbox_when_the_200_arrives(app: Applicati
     (row,) = inbox(app)
     assert response.json() == {"status": "accepted", "inbox_id": row["id"]}
     assert (row["platform"], row["channel"], row["event_key"], row["topic"], row["status"]) == (
-        "shopify", "web", "event:e-1", "orders/create", "received")
+        "shopify",
+        "web",
+        "event:e-1",
+        "orders/create",
+        "received",
+    )
     assert row["body"] == order_body(1001)  # the raw bytes, as signed
 
 
-def test_when_the_inbox_cannot_commit_the_sender_gets_no_200(app: Application, client: TestClient,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_when_the_inbox_cannot_commit_the_sender_gets_no_200(
+    app: Application, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk full")
 
@@ -232,9 +293,15 @@ def test_a_cancellation_that_overtook_the_creation_wins(app: Application, client
 def test_an_older_inventory_update_never_overwrites_a_newer_one(app: Application, client: TestClient) -> None:
     app.channel_services.store.remember_items("web", [_item("INK", "501")], app.clock.now())
     for available, stamp, event in [(9, "2026-03-02T08:10:00Z", "i-2"), (4, "2026-03-02T08:00:00Z", "i-1")]:
-        body = json.dumps({"inventory_item_id": 501, "location_id": 11, "available": available, "updated_at": stamp}).encode()
-        assert client.post("/webhooks/shopify/web", content=body,
-                           headers=shopify_headers(body, "inventory_levels/update", event)).status_code == 200
+        body = json.dumps(
+            {"inventory_item_id": 501, "location_id": 11, "available": available, "updated_at": stamp}
+        ).encode()
+        assert (
+            client.post(
+                "/webhooks/shopify/web", content=body, headers=shopify_headers(body, "inventory_levels/update", event)
+            ).status_code
+            == 200
+        )
     app.channel_services.processor.drain()
     (level,) = [r for r in table(app, t.stock_levels) if r["sku"] == "INK"]
     assert level["on_hand"] == 9
@@ -273,24 +340,34 @@ def test_a_bad_signature_is_401_and_stores_nothing(app: Application, client: Tes
 def test_a_stale_standard_webhook_is_401(app: Application, client: TestClient) -> None:
     body = json.dumps({"order_id": "T1", "lines": [{"sku": "INK", "quantity": 1}]}).encode()
     stale = int((app.clock.now() - timedelta(minutes=6)).timestamp())
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(stale),
-               "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", stale, body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(stale),
+        "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", stale, body),
+    }
     response = client.post("/webhooks/pos/pos", content=body, headers=headers)
     assert response.status_code == 401
     assert "old" in response.json()["error"]
     assert inbox(app) == []
     fresh = int(app.clock.now().timestamp())
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(fresh),
-               "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", fresh, body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(fresh),
+        "webhook-signature": sign_standard_webhook(POS_SECRET, "msg_1", fresh, body),
+    }
     assert client.post("/webhooks/pos/pos", content=body, headers=headers).status_code == 200
     app.channel_services.processor.drain()
     assert [ln["sku"] for ln in app.read.lines("pos-T1")] == ["INK"]
 
 
 @pytest.mark.parametrize(("platform", "channel"), [("shopify", "nowhere"), ("woocommerce", "web"), ("magento", "web")])
-def test_an_unknown_channel_or_platform_mismatch_is_404(app: Application, client: TestClient, platform: str, channel: str) -> None:
+def test_an_unknown_channel_or_platform_mismatch_is_404(
+    app: Application, client: TestClient, platform: str, channel: str
+) -> None:
     body = order_body(1001)
-    response = client.post(f"/webhooks/{platform}/{channel}", content=body, headers=shopify_headers(body, "orders/create", "e"))
+    response = client.post(
+        f"/webhooks/{platform}/{channel}", content=body, headers=shopify_headers(body, "orders/create", "e")
+    )
     assert response.status_code == 404
     assert inbox(app) == []
 
@@ -321,7 +398,12 @@ def test_an_oversized_streamed_body_is_cut_off_at_the_limit(app: Application, cl
 
 def test_a_malformed_payload_is_kept_as_failed_with_its_reason(app: Application, client: TestClient) -> None:
     body = b'{"id": 5, "line_items": "nope", "created_at": "2026-03-02T08:00:00Z"}'
-    assert client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", "m-1")).status_code == 200
+    assert (
+        client.post(
+            "/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", "m-1")
+        ).status_code
+        == 200
+    )
     app.channel_services.processor.drain()
     (row,) = inbox(app)
     assert row["status"] == "failed"
@@ -344,11 +426,15 @@ def test_a_failed_event_can_be_processed_again_once_the_cause_is_fixed(app: Appl
 # --- privacy ------------------------------------------------------------------------------------
 
 
-def test_customers_redact_removes_personal_data_from_that_customers_orders(app: Application, client: TestClient) -> None:
+def test_customers_redact_removes_personal_data_from_that_customers_orders(
+    app: Application, client: TestClient
+) -> None:
     post_order(client, 1001, "e-1")
     other = order_body(1004).replace(b"ada@example.com", b"bob@example.com")
     client.post("/webhooks/shopify/web", content=other, headers=shopify_headers(other, "orders/create", "e-4"))
-    redact = json.dumps({"shop_id": 1, "customer": {"id": 7, "email": "ada@example.com"}, "orders_to_redact": [1001]}).encode()
+    redact = json.dumps(
+        {"shop_id": 1, "customer": {"id": 7, "email": "ada@example.com"}, "orders_to_redact": [1001]}
+    ).encode()
     client.post("/webhooks/shopify/web", content=redact, headers=shopify_headers(redact, "customers/redact", "r-1"))
     app.channel_services.processor.drain()
     people = {r["id"]: (r["customer_email"], r["customer_phone"], r["customer_name"]) for r in table(app, t.orders)}
@@ -356,7 +442,9 @@ def test_customers_redact_removes_personal_data_from_that_customers_orders(app: 
     assert people["web-1004"] == ("bob@example.com", "+441234567890", "Ada Lovelace")
 
 
-def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(app: Application, client: TestClient) -> None:
+def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(
+    app: Application, client: TestClient
+) -> None:
     post_order(client, 1001, "e-1")
     post_order(client, 1005, "e-5", channel="shop")
     body = json.dumps({"shop_id": 1, "shop_domain": "x.myshopify.com"}).encode()
@@ -369,8 +457,9 @@ def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(app: 
 # --- webhook-only channels, stock sync ----------------------------------------------------------
 
 
-def test_a_webhook_only_channel_receives_and_its_outbound_work_waits(app: Application, client: TestClient,
-                                                                      clock: SettableClock, platforms: FakePlatforms) -> None:
+def test_a_webhook_only_channel_receives_and_its_outbound_work_waits(
+    app: Application, client: TestClient, clock: SettableClock, platforms: FakePlatforms
+) -> None:
     assert app.channel_services.webhook_only() == {"web": ["access_token", "shop_domain"]}
     post_order(client, 1001, "e-1")
     app.channel_services.processor.drain()
@@ -383,8 +472,9 @@ def test_a_webhook_only_channel_receives_and_its_outbound_work_waits(app: Applic
     assert all(r["next_attempt_at"] > clock.now() for r in waiting)
 
 
-def test_many_stock_changes_to_a_sku_within_the_window_are_one_push(app: Application, clock: SettableClock,
-                                                                   platforms: FakePlatforms) -> None:
+def test_many_stock_changes_to_a_sku_within_the_window_are_one_push(
+    app: Application, clock: SettableClock, platforms: FakePlatforms
+) -> None:
     for _ in range(5):
         app.bus.handle(c.AdjustStock("INK", "main", 1))
         app.dispatcher.drain()
@@ -400,7 +490,9 @@ def test_many_stock_changes_to_a_sku_within_the_window_are_one_push(app: Applica
     assert push["name"] == "available" and push["referenceDocumentUri"].startswith("backorder://outbox/")
 
 
-def test_pushes_are_batched_to_the_channels_batch_size(app: Application, clock: SettableClock, platforms: FakePlatforms) -> None:
+def test_pushes_are_batched_to_the_channels_batch_size(
+    app: Application, clock: SettableClock, platforms: FakePlatforms
+) -> None:
     app.bus.handle(c.UpsertSku("PAD", "Pad"))
     for sku in ("INK", "PEN", "PAD"):
         app.bus.handle(c.AdjustStock(sku, "main", 1))
@@ -414,13 +506,22 @@ def test_pushes_are_batched_to_the_channels_batch_size(app: Application, clock: 
 # --- reconciliation -----------------------------------------------------------------------------
 
 
-def test_reconciliation_catches_an_order_whose_webhook_was_dropped(app: Application, clock: SettableClock,
-                                                                  platforms: FakePlatforms) -> None:
-    platforms.orders = [{
-        "id": "gid://shopify/Order/2001", "name": "#2001", "createdAt": "2026-03-02T08:58:00Z",
-        "updatedAt": "2026-03-02T08:59:00Z", "cancelledAt": None, "email": "eve@example.com", "phone": None,
-        "customer": {"firstName": "Eve", "lastName": "X"}, "lineItems": {"nodes": [{"id": "li", "sku": "PEN", "quantity": 1}]},
-    }]
+def test_reconciliation_catches_an_order_whose_webhook_was_dropped(
+    app: Application, clock: SettableClock, platforms: FakePlatforms
+) -> None:
+    platforms.orders = [
+        {
+            "id": "gid://shopify/Order/2001",
+            "name": "#2001",
+            "createdAt": "2026-03-02T08:58:00Z",
+            "updatedAt": "2026-03-02T08:59:00Z",
+            "cancelledAt": None,
+            "email": "eve@example.com",
+            "phone": None,
+            "customer": {"firstName": "Eve", "lastName": "X"},
+            "lineItems": {"nodes": [{"id": "li", "sku": "PEN", "quantity": 1}]},
+        }
+    ]
     assert app.channel_services.reconciler.due(clock.now()) == ["shop", "woo"]
     app.channel_services.tick(clock.now())
     app.channel_services.processor.drain()

@@ -12,7 +12,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -55,7 +55,9 @@ class Providers:
 
     def sms(self) -> list[dict[str, str]]:
         return [
-            {k: v[0] for k, v in parse_qs(r.content.decode()).items()} for r in self.requests if "/Messages.json" in r.url.path
+            {k: v[0] for k, v in parse_qs(r.content.decode()).items()}
+            for r in self.requests
+            if "/Messages.json" in r.url.path
         ]
 
     def emails(self) -> list[bytes]:
@@ -98,8 +100,13 @@ sms_consent_from_order = true
     def factory(name: str) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(providers), base_url="https://provider.test")
 
-    app = bootstrap(read_config(config, environ={}), database_url=database_url, clock=clock,
-                    sandbox_folder=False, http_client_factory=factory)
+    app = bootstrap(
+        read_config(config, environ={}),
+        database_url=database_url,
+        clock=clock,
+        sandbox_folder=False,
+        http_client_factory=factory,
+    )
     import_file(app.bus, DATA / "suppliers.csv", "suppliers")
     import_file(app.bus, DATA / "skus.csv", "skus")
     try:
@@ -109,8 +116,17 @@ sms_consent_from_order = true
 
 
 def _order(app: Application, order_id: str, email: str | None, phone: str | None) -> None:
-    app.bus.handle(c.PlaceOrder(order_id, "web", app.clock.now(), (c.NewLine(1, "WN-PWC-263-5", 2),),
-                                customer_email=email, customer_phone=phone, customer_name="Canary"))
+    app.bus.handle(
+        c.PlaceOrder(
+            order_id,
+            "web",
+            app.clock.now(),
+            (c.NewLine(1, "WN-PWC-263-5", 2),),
+            customer_email=email,
+            customer_phone=phone,
+            customer_name="Canary",
+        )
+    )
 
 
 def _twilio_post(client: TestClient, path: str, params: dict[str, str]) -> httpx.Response:
@@ -136,9 +152,19 @@ def test_stop_suppresses_the_number_at_once_and_only_one_confirmation_follows(
     app.dispatcher.drain()
     assert [m["To"] for m in providers.sms()] == [PHONE]
     client = TestClient(create_app(app))
-    assert _twilio_post(client, "/hooks/twilio/inbound", {"From": PHONE, "Body": " opt OUT ", "MessageSid": "SMx"}).status_code == 200
-    assert _twilio_post(client, "/hooks/twilio/inbound", {"From": PHONE, "Body": "stop", "MessageSid": "SMy"}).status_code == 200
-    bad = client.post("/hooks/twilio/inbound", data={"From": PHONE, "Body": "START"}, headers={"X-Twilio-Signature": "bad"})
+    assert (
+        _twilio_post(
+            client, "/hooks/twilio/inbound", {"From": PHONE, "Body": " opt OUT ", "MessageSid": "SMx"}
+        ).status_code
+        == 200
+    )
+    assert (
+        _twilio_post(client, "/hooks/twilio/inbound", {"From": PHONE, "Body": "stop", "MessageSid": "SMy"}).status_code
+        == 200
+    )
+    bad = client.post(
+        "/hooks/twilio/inbound", data={"From": PHONE, "Body": "START"}, headers={"X-Twilio-Signature": "bad"}
+    )
     assert bad.status_code == 401
     app.bus.handle(c.CancelOrder("WEB-1"))
     app.dispatcher.drain()
@@ -174,8 +200,12 @@ def test_eta_changes_are_debounced_for_customers(messaging_app: Application, pro
             eta = conn.execute(t.order_lines.select().where(line.order_id == "WEB-3")).first().eta  # type: ignore[union-attr]
             new = eta + timedelta(days=days)
             conn.execute(update(t.order_lines).where(line.order_id == "WEB-3").values(eta=new))
-        payload = {"event": "BackorderEtaChanged", "order_id": "WEB-3", "channel": "web",
-                   "changes": [{"line_no": 1, "sku": "WN-PWC-263-5", "previous": eta.isoformat(), "current": new.isoformat()}]}
+        payload = {
+            "event": "BackorderEtaChanged",
+            "order_id": "WEB-3",
+            "channel": "web",
+            "changes": [{"line_no": 1, "sku": "WN-PWC-263-5", "previous": eta.isoformat(), "current": new.isoformat()}],
+        }
         app.queue.enqueue("notify_customer", "customer", payload, app.clock.now())
 
     eta_change(1)  # less than two days: the customer is not told
@@ -201,8 +231,13 @@ def test_a_bounced_email_suppresses_the_address_and_falls_back_to_sms_with_conse
     assert len(providers.emails()) == 1 and providers.sms() == []
     message_id = re.search(rb'name="v:bo_message_id"\r\n\r\n(bo-\d+)', providers.emails()[0]).group(1).decode()  # type: ignore[union-attr]
     client = TestClient(create_app(app))
-    event = {"event": "failed", "severity": "permanent", "recipient": EMAIL,
-             "user-variables": {"bo_message_id": message_id}, "message": {"headers": {"message-id": "1@mg.example.com"}}}
+    event = {
+        "event": "failed",
+        "severity": "permanent",
+        "recipient": EMAIL,
+        "user-variables": {"bo_message_id": message_id},
+        "message": {"headers": {"message-id": "1@mg.example.com"}},
+    }
     assert _mailgun_post(client, app, event).status_code == 204
     assert app.messaging is not None and app.messaging.is_suppressed(EMAIL)
     assert app.messaging.statuses()[message_id] == "bounced"
@@ -214,7 +249,9 @@ def test_a_bounced_email_suppresses_the_address_and_falls_back_to_sms_with_conse
     assert EMAIL not in caplog.text and PHONE not in caplog.text
 
 
-def test_one_click_unsubscribe_from_the_list_unsubscribe_header(messaging_app: Application, providers: Providers) -> None:
+def test_one_click_unsubscribe_from_the_list_unsubscribe_header(
+    messaging_app: Application, providers: Providers
+) -> None:
     app = messaging_app
     _order(app, "WEB-5", EMAIL, None)
     app.dispatcher.drain()

@@ -10,13 +10,13 @@ from typing import Any
 
 from hypothesis import settings
 from sqlalchemy import delete, func, select
+from tests.unit.test_state_machine import build_machine
 
 from backorder.services.ports import SystemClock
 from backorder.store import tables as t
 from backorder.store.engine import build_engine
 from backorder.store.migrate import upgrade
 from backorder.store.unit_of_work import SqlUnitOfWork
-from tests.unit.test_state_machine import build_machine
 
 _folder = Path(tempfile.mkdtemp(prefix="backorder-sm-"))
 _engine = None

@@ -87,9 +87,7 @@ class HttpSettings(BaseModel):
         default=3, ge=1, le=10, description="Tries per call for idempotent requests (1 = no in-call retry)."
     )
     backoff_base: float = Field(default=0.5, gt=0, description="Seconds; ceiling of the first backoff.")
-    backoff_cap: float = Field(
-        default=10.0, gt=0, description="Seconds; the backoff ceiling never exceeds this."
-    )
+    backoff_cap: float = Field(default=10.0, gt=0, description="Seconds; the backoff ceiling never exceeds this.")
     max_retry_wait: float = Field(
         default=30.0,
         ge=0,
@@ -110,9 +108,7 @@ class HttpSettings(BaseModel):
         for host in cleaned:
             # One colon means "host:port"; IPv6 literals have several and are fine.
             if not host or "/" in host or any(c.isspace() for c in host) or host.count(":") == 1:
-                raise ValueError(
-                    f"allowed_hosts entry {host!r} must be a bare host name such as 'api.twilio.com'"
-                )
+                raise ValueError(f"allowed_hosts entry {host!r} must be a bare host name such as 'api.twilio.com'")
         return cleaned
 
     def timeout(self) -> httpx.Timeout:
@@ -263,9 +259,7 @@ class ProviderClient:
             except RetryableError as exc:
                 if attempt + 1 >= attempts:
                     raise
-                delay = full_jitter_delay(
-                    attempt, self._settings.backoff_base, self._settings.backoff_cap, self._rng
-                )
+                delay = full_jitter_delay(attempt, self._settings.backoff_base, self._settings.backoff_cap, self._rng)
                 if exc.retry_after is not None:
                     delay = max(delay, exc.retry_after)
                 if delay > self._settings.max_retry_wait:

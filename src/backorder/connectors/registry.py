@@ -6,7 +6,18 @@ import importlib
 
 from backorder.connectors.base import ConnectorSpec
 
-CONNECTOR_PACKAGES = ("sandbox", "magento", "sfcc", "sendgrid", "mailgun", "smtp", "twilio", "slack", "shopify", "woocommerce")
+CONNECTOR_PACKAGES = (
+    "sandbox",
+    "magento",
+    "sfcc",
+    "sendgrid",
+    "mailgun",
+    "smtp",
+    "twilio",
+    "slack",
+    "shopify",
+    "woocommerce",
+)
 """Packages under ``backorder.connectors`` that expose ``SPEC``."""
 
 

@@ -224,12 +224,8 @@ def verify_standard_webhook(
     another version tag are ignored.
     """
     msg_id = _required(_header(headers, STANDARD_WEBHOOK_ID_HEADER), STANDARD_WEBHOOK_ID_HEADER)
-    raw_timestamp = _required(
-        _header(headers, STANDARD_WEBHOOK_TIMESTAMP_HEADER), STANDARD_WEBHOOK_TIMESTAMP_HEADER
-    )
-    signature_header = _required(
-        _header(headers, STANDARD_WEBHOOK_SIGNATURE_HEADER), STANDARD_WEBHOOK_SIGNATURE_HEADER
-    )
+    raw_timestamp = _required(_header(headers, STANDARD_WEBHOOK_TIMESTAMP_HEADER), STANDARD_WEBHOOK_TIMESTAMP_HEADER)
+    signature_header = _required(_header(headers, STANDARD_WEBHOOK_SIGNATURE_HEADER), STANDARD_WEBHOOK_SIGNATURE_HEADER)
     timestamp = _unix_seconds(raw_timestamp, STANDARD_WEBHOOK_TIMESTAMP_HEADER)
     _check_fresh(timestamp, now, tolerance, STANDARD_WEBHOOK_TIMESTAMP_HEADER)
 
@@ -464,14 +460,10 @@ def verify_sendgrid_event(
     seconds) to also reject old deliveries; SendGrid retries for up to 72 hours, so choose the
     ``tolerance`` with that in mind.
     """
-    signature = _decode_base64_signature(
-        _required(signature_b64, SENDGRID_SIGNATURE_HEADER), SENDGRID_SIGNATURE_HEADER
-    )
+    signature = _decode_base64_signature(_required(signature_b64, SENDGRID_SIGNATURE_HEADER), SENDGRID_SIGNATURE_HEADER)
     raw_timestamp = _required(timestamp, SENDGRID_TIMESTAMP_HEADER)
     if now is not None:
-        _check_fresh(
-            _unix_seconds(raw_timestamp, SENDGRID_TIMESTAMP_HEADER), now, tolerance, "SendGrid event"
-        )
+        _check_fresh(_unix_seconds(raw_timestamp, SENDGRID_TIMESTAMP_HEADER), now, tolerance, "SendGrid event")
     message = raw_timestamp.encode() + body
     keys = [_sendgrid_key(k) for k in _secret_list(public_key_b64, "SendGrid verification key")]
     for key in keys:
@@ -510,9 +502,7 @@ def verify_adobe_commerce(
     signature = _decode_base64_signature(
         _required(signature_b64, ADOBE_COMMERCE_SIGNATURE_HEADER), ADOBE_COMMERCE_SIGNATURE_HEADER
     )
-    pems: list[str | bytes] = (
-        [public_key_pem] if isinstance(public_key_pem, str | bytes) else list(public_key_pem)
-    )
+    pems: list[str | bytes] = [public_key_pem] if isinstance(public_key_pem, str | bytes) else list(public_key_pem)
     if not pems:
         raise ValueError("no Adobe Commerce webhook public key configured")
     message = base64.b64encode(body)

@@ -52,11 +52,17 @@ def decide(
         last = told[line_no][0] if line_no in told else _as_date(change.get("previous"))
         if moved_enough(last, now_eta, min_days):
             significant.append(
-                {**change, "current": now_eta.isoformat() if now_eta else None, "previous": last.isoformat() if last else None}
+                {
+                    **change,
+                    "current": now_eta.isoformat() if now_eta else None,
+                    "previous": last.isoformat() if last else None,
+                }
             )
     if not significant:
         return EtaDecision(False, reason=f"ETA moved by less than {min_days} day(s) since the customer was told")
     last_at = max((at for _, at in told.values()), default=None)
     if last_at is not None and now - last_at < interval:
-        return EtaDecision(False, tuple(significant), last_at + interval, "the customer heard from us less than a day ago")
+        return EtaDecision(
+            False, tuple(significant), last_at + interval, "the customer heard from us less than a day ago"
+        )
     return EtaDecision(True, tuple(significant))

@@ -76,9 +76,7 @@ class Renderer:
         )
 
     def sms_opt_out_confirmation(self) -> str:
-        return " ".join(
-            self._env.get_template("customer/opt_out_confirmation.sms.txt").render(self._globals).split()
-        )
+        return " ".join(self._env.get_template("customer/opt_out_confirmation.sms.txt").render(self._globals).split())
 
     def staff(self, payload: dict[str, Any], **extra: Any) -> RenderedStaff:
         ctx = self._context(payload, extra)

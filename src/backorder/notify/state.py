@@ -174,9 +174,7 @@ class MessagingState:
     def is_suppressed(self, address: str) -> bool:
         s = _suppressions.c
         with self.engine.connect() as conn:
-            return (
-                conn.execute(select(s.address).where(s.address == normalise_address(address))).first() is not None
-            )
+            return conn.execute(select(s.address).where(s.address == normalise_address(address))).first() is not None
 
     def suppress(self, address: str, kind: str, reason: str, source: str, now: datetime) -> bool:
         """Suppress an address at once; True when it was not suppressed before."""
@@ -295,7 +293,9 @@ class MessagingState:
                 if done.rowcount == 0:
                     try:
                         with conn.begin_nested():
-                            conn.execute(insert(_eta).values(order_id=order_id, line_no=line_no, eta=eta, notified_at=at))
+                            conn.execute(
+                                insert(_eta).values(order_id=order_id, line_no=line_no, eta=eta, notified_at=at)
+                            )
                     except IntegrityError:
                         conn.execute(
                             update(_eta)

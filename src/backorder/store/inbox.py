@@ -48,8 +48,17 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 def _row(r: Any) -> InboxRow:
     return InboxRow(
-        r.id, r.platform, r.channel, r.event_key, r.topic, dict(r.headers or {}), bytes(r.body), r.status, r.error,
-        r.attempts, r.received_at,
+        r.id,
+        r.platform,
+        r.channel,
+        r.event_key,
+        r.topic,
+        dict(r.headers or {}),
+        bytes(r.body),
+        r.status,
+        r.error,
+        r.attempts,
+        r.received_at,
     )
 
 
@@ -108,10 +117,20 @@ class InboxStore:
                 .returning(i.id)
             )
             for platform, channel, event_key, topic, headers, body, now in items:
-                new_id = conn.execute(stmt, {
-                    "platform": platform, "channel": channel, "event_key": event_key[:200], "topic": topic[:80],
-                    "headers": dict(headers), "body": body, "status": "received", "attempts": 0, "received_at": now,
-                }).scalar()
+                new_id = conn.execute(
+                    stmt,
+                    {
+                        "platform": platform,
+                        "channel": channel,
+                        "event_key": event_key[:200],
+                        "topic": topic[:80],
+                        "headers": dict(headers),
+                        "body": body,
+                        "status": "received",
+                        "attempts": 0,
+                        "received_at": now,
+                    },
+                ).scalar()
                 if new_id is not None:
                     results.append((int(new_id), True))
                     continue
@@ -190,10 +209,22 @@ class InboxStore:
 
     def list(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         i = t.inbox.c
-        q = select(
-            i.id, i.platform, i.channel, i.event_key, i.topic, i.status, i.error, i.attempts, i.received_at,
-            i.processed_at,
-        ).order_by(i.id.desc()).limit(limit)
+        q = (
+            select(
+                i.id,
+                i.platform,
+                i.channel,
+                i.event_key,
+                i.topic,
+                i.status,
+                i.error,
+                i.attempts,
+                i.received_at,
+                i.processed_at,
+            )
+            .order_by(i.id.desc())
+            .limit(limit)
+        )
         if status:
             q = q.where(i.status == status)
         if channel:
@@ -268,7 +299,9 @@ class ChannelStore:
         c = t.channel_items.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(c.sku, c.item_ref, c.variant_ref, c.parent_ref).where(c.channel == channel, c.sku.in_(list(skus)))
+                select(c.sku, c.item_ref, c.variant_ref, c.parent_ref).where(
+                    c.channel == channel, c.sku.in_(list(skus))
+                )
             ).all()
         return {r.sku: ChannelItem(r.sku, r.item_ref, r.variant_ref, r.parent_ref) for r in rows}
 
@@ -299,9 +332,7 @@ class ChannelStore:
     def order_version(self, channel: str, external_id: str) -> datetime | None:
         c = t.channel_orders.c
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(c.version).where(c.channel == channel, c.external_id == external_id)
-            ).scalar()
+            return conn.execute(select(c.version).where(c.channel == channel, c.external_id == external_id)).scalar()
 
     def advance_order_version(
         self, channel: str, external_id: str, order_id: str, version: datetime | None, now: datetime

@@ -93,7 +93,9 @@ class SqlCatalog(CatalogRepository):
     def lead_times(self, codes: Iterable[str]) -> dict[str, int | None]:
         result: dict[str, int | None] = {}
         for chunk in _chunks(sorted(set(codes))):
-            for code, supplier, item_days, supplier_days in self.conn.execute(statements.lead_times(), {"keys": list(chunk)}):
+            for code, supplier, item_days, supplier_days in self.conn.execute(
+                statements.lead_times(), {"keys": list(chunk)}
+            ):
                 result[code] = None if not supplier else (item_days if item_days is not None else supplier_days)
         return result
 

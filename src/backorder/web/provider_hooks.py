@@ -96,7 +96,9 @@ def build_router(application: Application) -> APIRouter:
                 log.info("an SMS opt-in was recorded")
         return Response(TWIML_EMPTY, media_type="application/xml")
 
-    def apply_update(message_id: str | None, ref: str | None, status: str, kind: str, address: str | None, source: str) -> None:
+    def apply_update(
+        message_id: str | None, ref: str | None, status: str, kind: str, address: str | None, source: str
+    ) -> None:
         state = app.messaging
         if state is None:
             return

@@ -38,9 +38,11 @@ BASE_URL = "https://shop.example.test"
 SECRET = "whsec_" + base64.b64encode(b"magento-module-secret-0001").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"magento-module-secret-0000").decode()
 ADOBE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-ADOBE_PUBLIC_PEM = ADOBE_KEY.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-).decode()
+ADOBE_PUBLIC_PEM = (
+    ADOBE_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 SIG_HEADERS = ("webhook-signature",)
 
 
@@ -125,7 +127,11 @@ def _answer(state: str):
         if request.method == "GET" and request.url.path.endswith("/V1/orders"):
             return httpx.Response(
                 200,
-                json={"items": [{"entity_id": 42, "increment_id": "000000042", "state": state}], "search_criteria": {}, "total_count": 1},
+                json={
+                    "items": [{"entity_id": 42, "increment_id": "000000042", "state": state}],
+                    "search_criteria": {},
+                    "total_count": 1,
+                },
             )
         if request.url.path.endswith("/inventory/source-items"):
             return httpx.Response(200, json=[])
@@ -152,7 +158,10 @@ def _standard(msg_id: str, *, secrets: tuple[str, ...] = (SECRET,)):
 
 def _adobe(body: bytes) -> dict[str, str]:
     signature = ADOBE_KEY.sign(base64.b64encode(body), padding.PKCS1v15(), hashes.SHA256())
-    return {"x-adobe-commerce-webhook-signature": base64.b64encode(signature).decode(), "content-type": "application/json"}
+    return {
+        "x-adobe-commerce-webhook-signature": base64.b64encode(signature).decode(),
+        "content-type": "application/json",
+    }
 
 
 def _expect(expected: list[Command]):
@@ -189,21 +198,33 @@ CASE = ContractCase(
     outbound=[
         OutboundCall(
             "push_stock",
-            lambda c: c.push_stock([StockUpdate("WN-CAD-RED-5ML", 5, "bo-1"), StockUpdate("WN-COTMAN-SET-12", 0, "bo-1")]),
+            lambda c: c.push_stock(
+                [StockUpdate("WN-CAD-RED-5ML", 5, "bo-1"), StockUpdate("WN-COTMAN-SET-12", 0, "bo-1")]
+            ),
             ok_response=_answer("processing"),
             validate=validate_against_swagger,
             spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (POST /V1/inventory/source-items)",
         ),
         OutboundCall(
             "tag_order_backordered",
-            lambda c: c.tag_order(OrderTag("bo-2", "contract.magento-000000042", "contract.magento-000000042", True, "backorder: WN-CAD-RED-5ML×2")),
+            lambda c: c.tag_order(
+                OrderTag(
+                    "bo-2",
+                    "contract.magento-000000042",
+                    "contract.magento-000000042",
+                    True,
+                    "backorder: WN-CAD-RED-5ML×2",
+                )
+            ),
             ok_response=_answer("processing"),
             validate=validate_against_swagger,
             spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/orders, POST /V1/orders/{id}/hold, /comments)",
         ),
         OutboundCall(
             "tag_order_released",
-            lambda c: c.tag_order(OrderTag("bo-3", "contract.magento-000000042", "contract.magento-000000042", False, "ready to ship")),
+            lambda c: c.tag_order(
+                OrderTag("bo-3", "contract.magento-000000042", "contract.magento-000000042", False, "ready to ship")
+            ),
             ok_response=_answer("holded"),
             validate=validate_against_swagger,
             spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/orders, POST /V1/orders/{id}/unhold, /comments)",
@@ -243,7 +264,15 @@ CASE = ContractCase(
             _fixture("stock.source_items.json"),
             _standard("mg-stock-5d0c"),
             _expect(
-                [SetStockLevel("WN-CAD-RED-5ML", "london", 12, NOW.replace(hour=9, minute=20, second=0), "magento:contract.magento")]
+                [
+                    SetStockLevel(
+                        "WN-CAD-RED-5ML",
+                        "london",
+                        12,
+                        NOW.replace(hour=9, minute=20, second=0),
+                        "magento:contract.magento",
+                    )
+                ]
             ),
             signature_headers=SIG_HEADERS,
         ),

@@ -10,9 +10,17 @@ from tests.contract.vendor_openapi import validate
 
 SPEC = "mailgun/openapi.yaml"
 MESSAGE = OutboundMessage(
-    "bo-42", "email", "ada@example.com", "Order WEB-1001: 1 item on backorder", "Hello Ada", "<p>Hello Ada</p>",
+    "bo-42",
+    "email",
+    "ada@example.com",
+    "Order WEB-1001: 1 item on backorder",
+    "Hello Ada",
+    "<p>Hello Ada</p>",
     "backorder_created",
-    {"List-Unsubscribe": "<https://shop.example/hooks/unsubscribe/t>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    {
+        "List-Unsubscribe": "<https://shop.example/hooks/unsubscribe/t>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    },
 )
 
 
@@ -28,14 +36,21 @@ def _check(request: httpx.Request) -> None:
 
 CASE = ContractCase(
     kind="mailgun",
-    settings={"provider": "mailgun", "api_key": "key-test", "domain": "mg.example.com", "region": "eu",
-              "webhook_signing_key": "signing-key"},
+    settings={
+        "provider": "mailgun",
+        "api_key": "key-test",
+        "domain": "mg.example.com",
+        "region": "eu",
+        "webhook_signing_key": "signing-key",
+    },
     secret_fields=("api_key", "webhook_signing_key"),
     outbound=[
         OutboundCall(
             "send_message",
             lambda c: c.send_message(MESSAGE),  # type: ignore[attr-defined]
-            ok_response=lambda r: httpx.Response(200, json={"id": "<20261127.1@mg.example.com>", "message": "Queued. Thank you."}),
+            ok_response=lambda r: httpx.Response(
+                200, json={"id": "<20261127.1@mg.example.com>", "message": "Queued. Thank you."}
+            ),
             validate=_check,
             spec_source=SPEC,
         )

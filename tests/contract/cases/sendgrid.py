@@ -12,9 +12,17 @@ from tests.contract.vendor_openapi import validate
 
 SPEC = "sendgrid/tsg_mail_v3.json"
 MESSAGE = OutboundMessage(
-    "bo-41", "email", "ada@example.com", "Order WEB-1001: 1 item on backorder", "Hello Ada", "<p>Hello Ada</p>",
+    "bo-41",
+    "email",
+    "ada@example.com",
+    "Order WEB-1001: 1 item on backorder",
+    "Hello Ada",
+    "<p>Hello Ada</p>",
     "backorder_created",
-    {"List-Unsubscribe": "<https://shop.example/hooks/unsubscribe/t>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    {
+        "List-Unsubscribe": "<https://shop.example/hooks/unsubscribe/t>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    },
 )
 
 

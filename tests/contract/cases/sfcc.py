@@ -91,7 +91,8 @@ def validate(request: httpx.Request) -> None:
             _orders_oas().validate_request(_OasRequest(request))
         return
     match = re.fullmatch(
-        r"/s/-/dw/data/v\d+_\d+/inventory_lists/[^/]+/product_inventory_records/[^/]+", request.url.raw_path.decode().split("?")[0]
+        r"/s/-/dw/data/v\d+_\d+/inventory_lists/[^/]+/product_inventory_records/[^/]+",
+        request.url.raw_path.decode().split("?")[0],
     )
     assert match and request.url.host == httpx.URL(OCAPI_HOST).host, f"not an OCAPI inventory record URL: {url}"
     assert request.method == "PATCH"
@@ -104,14 +105,20 @@ def _answer(request: httpx.Request) -> httpx.Response:
     if str(request.url).startswith(TOKEN_URL):
         return httpx.Response(200, json={"access_token": "am-token-1", "token_type": "Bearer", "expires_in": 1799})
     if request.method == "PATCH" and "/dw/data/" in request.url.path:
-        return httpx.Response(200, json={"_type": "product_inventory_record", "allocation": json.loads(request.content)["allocation"]})
+        return httpx.Response(
+            200, json={"_type": "product_inventory_record", "allocation": json.loads(request.content)["allocation"]}
+        )
     return httpx.Response(204)
 
 
 def _standard(msg_id: str):
     def sign(body: bytes) -> dict[str, str]:
         ts = int(NOW.timestamp())
-        return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sign_standard_webhook(SECRET, msg_id, ts, body)}
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign_standard_webhook(SECRET, msg_id, ts, body),
+        }
 
     return sign
 
@@ -150,14 +157,18 @@ CASE = ContractCase(
         ),
         OutboundCall(
             "tag_order_backordered",
-            lambda c: c.tag_order(OrderTag("bo-2", f"{CHANNEL}-00001234", f"{CHANNEL}-00001234", True, "backorder: WN-CAD-RED-5ML×2")),
+            lambda c: c.tag_order(
+                OrderTag("bo-2", f"{CHANNEL}-00001234", f"{CHANNEL}-00001234", True, "backorder: WN-CAD-RED-5ML×2")
+            ),
             ok_response=_answer,
             validate=validate,
             spec_source="shared/vendor/sfcc/orders-oas-v1-public.yaml (PUT export-status, PATCH order)",
         ),
         OutboundCall(
             "tag_order_released",
-            lambda c: c.tag_order(OrderTag("bo-3", f"{CHANNEL}-00001234", f"{CHANNEL}-00001234", False, "ready to ship")),
+            lambda c: c.tag_order(
+                OrderTag("bo-3", f"{CHANNEL}-00001234", f"{CHANNEL}-00001234", False, "ready to ship")
+            ),
             ok_response=_answer,
             validate=validate,
             spec_source="shared/vendor/sfcc/orders-oas-v1-public.yaml (PUT export-status, PATCH order)",
@@ -194,7 +205,13 @@ CASE = ContractCase(
             "cartridge_inventory_records",
             (FIXTURES / "inventory.records.json").read_bytes(),
             _standard("sfcc-inventory-4f1e"),
-            _expect([SetStockLevel("WN-CAD-RED-5ML", "london", 14, NOW.replace(hour=6, minute=0, second=0), f"sfcc:{CHANNEL}")]),
+            _expect(
+                [
+                    SetStockLevel(
+                        "WN-CAD-RED-5ML", "london", 14, NOW.replace(hour=6, minute=0, second=0), f"sfcc:{CHANNEL}"
+                    )
+                ]
+            ),
             signature_headers=("webhook-signature",),
         ),
     ],

@@ -133,22 +133,52 @@ def _expect_ruby_order(got: list[Command]) -> None:
 
 
 INBOUND = [
-    _sample("orders-create-cancelled-example", "orders/create", ORDER_CREATE,
-            _expect_exact([CancelOrder(f"{CHANNEL}-820982911946154508", reason="cancelled on shopify: customer")])),
+    _sample(
+        "orders-create-cancelled-example",
+        "orders/create",
+        ORDER_CREATE,
+        _expect_exact([CancelOrder(f"{CHANNEL}-820982911946154508", reason="cancelled on shopify: customer")]),
+    ),
     _sample("orders-create-open", "orders/create", ORDER_CREATE_OPEN, _expect_create_open),
     _sample("orders-updated-ruby-fixture", "orders/updated", RUBY_ORDER, _expect_ruby_order),
-    _sample("orders-cancelled", "orders/cancelled", {**RUBY_ORDER, "cancel_reason": "inventory"},
-            _expect_exact([CancelOrder(f"{CHANNEL}-450789469", reason="cancelled on shopify: inventory")])),
+    _sample(
+        "orders-cancelled",
+        "orders/cancelled",
+        {**RUBY_ORDER, "cancel_reason": "inventory"},
+        _expect_exact([CancelOrder(f"{CHANNEL}-450789469", reason="cancelled on shopify: inventory")]),
+    ),
     _sample("fulfillments-create-failure", "fulfillments/create", FULFILLMENT, _expect_exact([])),
-    _sample("fulfillments-create", "fulfillments/create", FULFILLMENT_OK,
-            _expect_exact([ShipSku(f"{CHANNEL}-450789469", "IPOD2008GREEN", 1, None)])),
+    _sample(
+        "fulfillments-create",
+        "fulfillments/create",
+        FULFILLMENT_OK,
+        _expect_exact([ShipSku(f"{CHANNEL}-450789469", "IPOD2008GREEN", 1, None)]),
+    ),
     _sample("inventory-levels-update-untracked", "inventory_levels/update", INVENTORY, _expect_exact([])),
-    _sample("inventory-levels-update", "inventory_levels/update", INVENTORY_SET, _expect_exact([
-        SetStockLevel("SKU2006-001", "main", 7, observed_at=datetime(2022, 1, 1, 0, 0, tzinfo=UTC), source="shopify")
-    ])),
-    _sample("customers-redact", "customers/redact", CUSTOMERS_REDACT, _expect_exact([
-        RedactCustomer(CHANNEL, "john@example.com", (f"{CHANNEL}-299938", f"{CHANNEL}-280263", f"{CHANNEL}-220458"))
-    ])),
+    _sample(
+        "inventory-levels-update",
+        "inventory_levels/update",
+        INVENTORY_SET,
+        _expect_exact(
+            [
+                SetStockLevel(
+                    "SKU2006-001", "main", 7, observed_at=datetime(2022, 1, 1, 0, 0, tzinfo=UTC), source="shopify"
+                )
+            ]
+        ),
+    ),
+    _sample(
+        "customers-redact",
+        "customers/redact",
+        CUSTOMERS_REDACT,
+        _expect_exact(
+            [
+                RedactCustomer(
+                    CHANNEL, "john@example.com", (f"{CHANNEL}-299938", f"{CHANNEL}-280263", f"{CHANNEL}-220458")
+                )
+            ]
+        ),
+    ),
     _sample("shop-redact", "shop/redact", SHOP_REDACT, _expect_exact([RedactCustomer(CHANNEL)])),
     _sample("customers-data-request", "customers/data_request", DATA_REQUEST, _expect_exact([])),
 ]
@@ -161,39 +191,127 @@ def answer(request: httpx.Request) -> httpx.Response:
     query = json.loads(request.content)["query"]
     variables = json.loads(request.content).get("variables") or {}
     if "query ItemsBySku" in query:
-        return httpx.Response(200, json={"data": {"productVariants": {"nodes": [
-            {"id": "gid://shopify/ProductVariant/11", "sku": "WN-1", "inventoryItem": {"id": "gid://shopify/InventoryItem/901"}},
-        ]}}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "productVariants": {
+                        "nodes": [
+                            {
+                                "id": "gid://shopify/ProductVariant/11",
+                                "sku": "WN-1",
+                                "inventoryItem": {"id": "gid://shopify/InventoryItem/901"},
+                            },
+                        ]
+                    }
+                }
+            },
+        )
     if "query CurrentLevels" in query:
-        return httpx.Response(200, json={"data": {"nodes": [
-            {"id": i, "inventoryLevel": {"quantities": [{"name": "available", "quantity": 3}]}} for i in variables["ids"]
-        ]}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "nodes": [
+                        {"id": i, "inventoryLevel": {"quantities": [{"name": "available", "quantity": 3}]}}
+                        for i in variables["ids"]
+                    ]
+                }
+            },
+        )
     if "mutation SetAvailable" in query:
-        return httpx.Response(200, json={"data": {"inventorySetQuantities": {
-            "inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"}, "userErrors": []}}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "inventorySetQuantities": {
+                        "inventoryAdjustmentGroup": {"id": "gid://shopify/InventoryAdjustmentGroup/1"},
+                        "userErrors": [],
+                    }
+                }
+            },
+        )
     if "mutation TagOrder" in query or "mutation UntagOrder" in query:
         field = "tagsAdd" if "TagOrder(" in query and "Untag" not in query else "tagsRemove"
         return httpx.Response(200, json={"data": {field: {"node": {"id": variables["id"]}, "userErrors": []}}})
     if "query OrderFulfillmentOrders" in query:
         holds = [{"id": "gid://shopify/FulfillmentHold/5", "handle": "backorder"}]
-        return httpx.Response(200, json={"data": {"order": {"id": variables["id"], "fulfillmentOrders": {"nodes": [
-            {"id": "gid://shopify/FulfillmentOrder/77", "status": "OPEN", "fulfillmentHolds": []},
-            {"id": "gid://shopify/FulfillmentOrder/78", "status": "ON_HOLD", "fulfillmentHolds": holds},
-        ]}}}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "order": {
+                        "id": variables["id"],
+                        "fulfillmentOrders": {
+                            "nodes": [
+                                {"id": "gid://shopify/FulfillmentOrder/77", "status": "OPEN", "fulfillmentHolds": []},
+                                {
+                                    "id": "gid://shopify/FulfillmentOrder/78",
+                                    "status": "ON_HOLD",
+                                    "fulfillmentHolds": holds,
+                                },
+                            ]
+                        },
+                    }
+                }
+            },
+        )
     if "mutation HoldFulfillmentOrder" in query:
-        return httpx.Response(200, json={"data": {"fulfillmentOrderHold": {"fulfillmentHold": {"id": "h"}, "userErrors": []}}})
+        return httpx.Response(
+            200, json={"data": {"fulfillmentOrderHold": {"fulfillmentHold": {"id": "h"}, "userErrors": []}}}
+        )
     if "mutation ReleaseFulfillmentOrder" in query:
-        return httpx.Response(200, json={"data": {"fulfillmentOrderReleaseHold": {"fulfillmentOrder": {"id": "f"}, "userErrors": []}}})
+        return httpx.Response(
+            200, json={"data": {"fulfillmentOrderReleaseHold": {"fulfillmentOrder": {"id": "f"}, "userErrors": []}}}
+        )
     if "mutation Subscribe" in query:
-        return httpx.Response(200, json={"data": {"webhookSubscriptionCreate": {"webhookSubscription": {"id": "w"}, "userErrors": []}}})
+        return httpx.Response(
+            200, json={"data": {"webhookSubscriptionCreate": {"webhookSubscription": {"id": "w"}, "userErrors": []}}}
+        )
     if "query VariantsPage" in query:
-        return httpx.Response(200, json={"data": {"productVariants": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
-            {"id": "gid://shopify/ProductVariant/11", "sku": "WN-1", "inventoryItem": {"id": "gid://shopify/InventoryItem/901"}}]}}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "productVariants": {
+                        "pageInfo": {"hasNextPage": False, "endCursor": None},
+                        "nodes": [
+                            {
+                                "id": "gid://shopify/ProductVariant/11",
+                                "sku": "WN-1",
+                                "inventoryItem": {"id": "gid://shopify/InventoryItem/901"},
+                            }
+                        ],
+                    }
+                }
+            },
+        )
     if "query RecentOrders" in query:
-        return httpx.Response(200, json={"data": {"orders": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
-            {"id": "gid://shopify/Order/1001", "name": "#1001", "createdAt": "2026-11-27T09:00:00Z", "updatedAt": "2026-11-27T09:10:00Z",
-             "cancelledAt": None, "email": "a@example.com", "phone": None, "customer": {"firstName": "A", "lastName": "B"},
-             "lineItems": {"nodes": [{"id": "gid://shopify/LineItem/1", "sku": "WN-1", "quantity": 2}]}}]}}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "orders": {
+                        "pageInfo": {"hasNextPage": False, "endCursor": None},
+                        "nodes": [
+                            {
+                                "id": "gid://shopify/Order/1001",
+                                "name": "#1001",
+                                "createdAt": "2026-11-27T09:00:00Z",
+                                "updatedAt": "2026-11-27T09:10:00Z",
+                                "cancelledAt": None,
+                                "email": "a@example.com",
+                                "phone": None,
+                                "customer": {"firstName": "A", "lastName": "B"},
+                                "lineItems": {
+                                    "nodes": [{"id": "gid://shopify/LineItem/1", "sku": "WN-1", "quantity": 2}]
+                                },
+                            }
+                        ],
+                    }
+                }
+            },
+        )
     return httpx.Response(400, json={"errors": [{"message": "unexpected operation"}]})
 
 
@@ -216,12 +334,32 @@ CASE = ContractCase(
     extras={"item_directory": DIRECTORY},
     inbound=INBOUND,
     outbound=[
-        OutboundCall("push_stock", lambda c: c.push_stock([StockUpdate("WN-1", 5, "bo-4")]), answer, validate_request, SPEC),
-        OutboundCall("tag_order_backordered", lambda c: c.tag_order(OrderTag("bo-5", f"{CHANNEL}-1001", f"{CHANNEL}-1001", True, "backorder: WN-1×2")),
-                     answer, validate_request, SPEC),
-        OutboundCall("tag_order_released", lambda c: c.tag_order(OrderTag("bo-6", f"{CHANNEL}-1001", f"{CHANNEL}-1001", False, "allocated")),
-                     answer, validate_request, SPEC),
-        OutboundCall("connect", lambda c: _receipt(c.connect("https://backorder.example.com")), answer, validate_request, SPEC),
-        OutboundCall("recent_orders", lambda c: _receipt(c.recent_orders(datetime(2026, 11, 27, tzinfo=UTC))), answer, validate_request, SPEC),
+        OutboundCall(
+            "push_stock", lambda c: c.push_stock([StockUpdate("WN-1", 5, "bo-4")]), answer, validate_request, SPEC
+        ),
+        OutboundCall(
+            "tag_order_backordered",
+            lambda c: c.tag_order(OrderTag("bo-5", f"{CHANNEL}-1001", f"{CHANNEL}-1001", True, "backorder: WN-1×2")),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "tag_order_released",
+            lambda c: c.tag_order(OrderTag("bo-6", f"{CHANNEL}-1001", f"{CHANNEL}-1001", False, "allocated")),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "connect", lambda c: _receipt(c.connect("https://backorder.example.com")), answer, validate_request, SPEC
+        ),
+        OutboundCall(
+            "recent_orders",
+            lambda c: _receipt(c.recent_orders(datetime(2026, 11, 27, tzinfo=UTC))),
+            answer,
+            validate_request,
+            SPEC,
+        ),
     ],
 )

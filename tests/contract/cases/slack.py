@@ -16,8 +16,12 @@ from tests.contract.framework import ContractCase, OutboundCall
 
 SOURCE = "https://api.slack.com/reference/block-kit/blocks"
 MESSAGE = StaffMessage(
-    "bo-44", "New backorder: WEB-1001 (web)", "• WN-0102263 Cadmium Red ×2, ETA 2026-12-04" * 200,
-    {"Order": "WEB-1001", "Lines": "1"}, "https://shop.example/dashboard/orders/WEB-1001", "BackorderCreated",
+    "bo-44",
+    "New backorder: WEB-1001 (web)",
+    "• WN-0102263 Cadmium Red ×2, ETA 2026-12-04" * 200,
+    {"Order": "WEB-1001", "Lines": "1"},
+    "https://shop.example/dashboard/orders/WEB-1001",
+    "BackorderCreated",
 )
 
 

@@ -12,7 +12,9 @@ from tests.contract.vendor_openapi import validate
 
 SPEC = "twilio/twilio_api_v2010.json"
 SID = "AC" + "0123456789abcdef" * 2
-MESSAGE = OutboundMessage("bo-43", "sms", "+447700900123", "", "Shop: order WEB-1001 has 1 item on backorder.", None, "backorder_created")
+MESSAGE = OutboundMessage(
+    "bo-43", "sms", "+447700900123", "", "Shop: order WEB-1001 has 1 item on backorder.", None, "backorder_created"
+)
 
 
 def _check(request: httpx.Request) -> None:
@@ -26,8 +28,13 @@ def _check(request: httpx.Request) -> None:
 
 CASE = ContractCase(
     kind="twilio",
-    settings={"provider": "twilio", "account_sid": SID, "auth_token": "tw-token", "from_number": "+15005550006",
-              "status_callback": "https://shop.example/hooks/twilio/status"},
+    settings={
+        "provider": "twilio",
+        "account_sid": SID,
+        "auth_token": "tw-token",
+        "from_number": "+15005550006",
+        "status_callback": "https://shop.example/hooks/twilio/status",
+    },
     secret_fields=("auth_token",),
     outbound=[
         OutboundCall(

@@ -47,32 +47,81 @@ ORDER = {
     "billing": {"first_name": "John", "last_name": "Doe", "email": "john.doe@example.com", "phone": "(555) 555-5555"},
     "line_items": [
         {"id": 315, "name": "Woo Single #1", "product_id": 93, "variation_id": 0, "quantity": 2, "sku": "", "price": 3},
-        {"id": 316, "name": "Ship Your Idea - Color: Black", "product_id": 22, "variation_id": 23, "quantity": 1,
-         "sku": "WN-1-BLK", "price": 12},
-        {"id": 317, "name": "Cadmium Red", "product_id": 95, "variation_id": 0, "quantity": 3, "sku": "WN-1", "price": 9},
+        {
+            "id": 316,
+            "name": "Ship Your Idea - Color: Black",
+            "product_id": 22,
+            "variation_id": 23,
+            "quantity": 1,
+            "sku": "WN-1-BLK",
+            "price": 12,
+        },
+        {
+            "id": 317,
+            "name": "Cadmium Red",
+            "product_id": 95,
+            "variation_id": 0,
+            "quantity": 3,
+            "sku": "WN-1",
+            "price": 9,
+        },
     ],
     "meta_data": [],
 }
 PRODUCT = {
-    "id": 95, "name": "Cadmium Red", "sku": "WN-1", "type": "simple", "manage_stock": True, "stock_quantity": 12,
-    "backorders": "no", "parent_id": 0, "date_modified_gmt": "2026-11-27T08:00:00",
+    "id": 95,
+    "name": "Cadmium Red",
+    "sku": "WN-1",
+    "type": "simple",
+    "manage_stock": True,
+    "stock_quantity": 12,
+    "backorders": "no",
+    "parent_id": 0,
+    "date_modified_gmt": "2026-11-27T08:00:00",
 }
 
 _TYPES = {"integer": int, "boolean": bool, "string": str, "array": list, "object": dict}
 PRODUCT_BATCH_FIELDS = {"id": "integer", "manage_stock": "boolean", "stock_quantity": "integer", "backorders": "string"}
-ENUMS = {"backorders": {"no", "notify", "yes"}, "status": {"active", "paused", "disabled"},
-         "topic": {f"{r}.{e}" for r in ("coupon", "customer", "order", "product") for e in ("created", "updated", "deleted", "restored")}}
+ENUMS = {
+    "backorders": {"no", "notify", "yes"},
+    "status": {"active", "paused", "disabled"},
+    "topic": {
+        f"{r}.{e}"
+        for r in ("coupon", "customer", "order", "product")
+        for e in ("created", "updated", "deleted", "restored")
+    },
+}
 ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     # method, path regex, documented query parameters used, documented body fields (top level)
     ("GET", rf"{BASE}/products", {"sku": "string", "page": "integer", "per_page": "integer"}, {}),
     ("POST", rf"{BASE}/products/batch", {}, {"update": "array", "create": "array", "delete": "array"}),
     ("POST", rf"{BASE}/products/\d+/variations/batch", {}, {"update": "array", "create": "array", "delete": "array"}),
-    ("POST", rf"{BASE}/orders/\d+/notes", {}, {"note": "string", "customer_note": "boolean", "added_by_user": "boolean"}),
+    (
+        "POST",
+        rf"{BASE}/orders/\d+/notes",
+        {},
+        {"note": "string", "customer_note": "boolean", "added_by_user": "boolean"},
+    ),
     ("PUT", rf"{BASE}/orders/\d+", {}, {"meta_data": "array", "status": "string"}),
-    ("POST", rf"{BASE}/webhooks", {}, {"name": "string", "status": "string", "topic": "string", "delivery_url": "string",
-                                        "secret": "string"}),
-    ("GET", rf"{BASE}/orders", {"modified_after": "string", "dates_are_gmt": "boolean", "per_page": "integer",
-                                "page": "integer", "orderby": "string", "order": "string"}, {}),
+    (
+        "POST",
+        rf"{BASE}/webhooks",
+        {},
+        {"name": "string", "status": "string", "topic": "string", "delivery_url": "string", "secret": "string"},
+    ),
+    (
+        "GET",
+        rf"{BASE}/orders",
+        {
+            "modified_after": "string",
+            "dates_are_gmt": "boolean",
+            "per_page": "integer",
+            "page": "integer",
+            "orderby": "string",
+            "order": "string",
+        },
+        {},
+    ),
 ]
 
 
@@ -135,9 +184,13 @@ def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=[])
     if path.endswith("/batch"):
         body = json.loads(request.content)
-        return httpx.Response(200, json={"update": [{"id": u["id"], "stock_quantity": u["stock_quantity"]} for u in body["update"]]})
+        return httpx.Response(
+            200, json={"update": [{"id": u["id"], "stock_quantity": u["stock_quantity"]} for u in body["update"]]}
+        )
     if path.endswith("/notes"):
-        return httpx.Response(201, json={"id": 281, "note": json.loads(request.content)["note"], "customer_note": False})
+        return httpx.Response(
+            201, json={"id": 281, "note": json.loads(request.content)["note"], "customer_note": False}
+        )
     if request.method == "PUT":
         return httpx.Response(200, json={**ORDER, "meta_data": json.loads(request.content)["meta_data"]})
     if path == f"{BASE}/webhooks":
@@ -150,16 +203,27 @@ def answer(request: httpx.Request) -> httpx.Response:
 def _sign(topic: str, delivery: str) -> Any:
     def sign(body: bytes) -> dict[str, str]:
         signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
-        return {"X-WC-Webhook-Signature": signature, "X-WC-Webhook-Topic": topic, "X-WC-Webhook-Resource": topic.split(".")[0],
-                "X-WC-Webhook-Event": topic.split(".")[1], "X-WC-Webhook-ID": "143", "X-WC-Webhook-Delivery-ID": delivery,
-                "X-WC-Webhook-Source": "https://shop.example.test/"}
+        return {
+            "X-WC-Webhook-Signature": signature,
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": topic.split(".")[0],
+            "X-WC-Webhook-Event": topic.split(".")[1],
+            "X-WC-Webhook-ID": "143",
+            "X-WC-Webhook-Delivery-ID": delivery,
+            "X-WC-Webhook-Source": "https://shop.example.test/",
+        }
 
     return sign
 
 
 def _sample(name: str, topic: str, data: dict[str, Any], expect: Any) -> InboundSample:
-    return InboundSample(name, json.dumps(data).encode(), _sign(topic, f"d-{name}"), expect,
-                         signature_headers=("X-WC-Webhook-Signature",))
+    return InboundSample(
+        name,
+        json.dumps(data).encode(),
+        _sign(topic, f"d-{name}"),
+        expect,
+        signature_headers=("X-WC-Webhook-Signature",),
+    )
 
 
 def _exact(expected: list[Command]) -> Any:
@@ -170,9 +234,13 @@ def _exact(expected: list[Command]) -> Any:
 
 
 PLACED = PlaceOrder(
-    f"{CHANNEL}-727", CHANNEL, datetime(2017, 3, 22, 19, 28, 2, tzinfo=UTC),
+    f"{CHANNEL}-727",
+    CHANNEL,
+    datetime(2017, 3, 22, 19, 28, 2, tzinfo=UTC),
     (NewLine(2, "WN-1-BLK", 1), NewLine(3, "WN-1", 3)),
-    customer_email="john.doe@example.com", customer_phone="(555) 555-5555", customer_name="John Doe",
+    customer_email="john.doe@example.com",
+    customer_phone="(555) 555-5555",
+    customer_name="John Doe",
 )
 
 DIRECTORY = MemoryDirectory()
@@ -195,22 +263,60 @@ CASE = ContractCase(
     inbound=[
         _sample("order-created", "order.created", ORDER, _exact([PLACED])),
         _sample("order-updated", "order.updated", {**ORDER, "status": "on-hold"}, _exact([PLACED])),
-        _sample("order-updated-cancelled", "order.updated", {**ORDER, "status": "cancelled"},
-                _exact([CancelOrder(f"{CHANNEL}-727", reason="cancelled on woocommerce")])),
+        _sample(
+            "order-updated-cancelled",
+            "order.updated",
+            {**ORDER, "status": "cancelled"},
+            _exact([CancelOrder(f"{CHANNEL}-727", reason="cancelled on woocommerce")]),
+        ),
         _sample("order-created-unpaid", "order.created", {**ORDER, "status": "pending"}, _exact([])),
-        _sample("order-deleted", "order.deleted", {"id": 727}, _exact([CancelOrder(f"{CHANNEL}-727", reason="deleted on woocommerce")])),
-        _sample("product-updated", "product.updated", PRODUCT, _exact([
-            SetStockLevel("WN-1", "main", 12, observed_at=datetime(2026, 11, 27, 8, 0, tzinfo=UTC), source="woocommerce")
-        ])),
+        _sample(
+            "order-deleted",
+            "order.deleted",
+            {"id": 727},
+            _exact([CancelOrder(f"{CHANNEL}-727", reason="deleted on woocommerce")]),
+        ),
+        _sample(
+            "product-updated",
+            "product.updated",
+            PRODUCT,
+            _exact(
+                [
+                    SetStockLevel(
+                        "WN-1", "main", 12, observed_at=datetime(2026, 11, 27, 8, 0, tzinfo=UTC), source="woocommerce"
+                    )
+                ]
+            ),
+        ),
     ],
     outbound=[
-        OutboundCall("push_stock", lambda c: c.push_stock([StockUpdate("WN-1", 5, "bo-4"), StockUpdate("WN-1-BLK", 0, "bo-4")]),
-                     answer, validate_request, SPEC),
-        OutboundCall("tag_order", lambda c: c.tag_order(OrderTag("bo-5", f"{CHANNEL}-727", f"{CHANNEL}-727", True, "backorder: WN-1×3")),
-                     answer, validate_request, SPEC),
-        OutboundCall("connect", lambda c: DeliveryReceipt(detail="; ".join(c.connect("https://backorder.example.com"))),
-                     answer, validate_request, SPEC),
-        OutboundCall("recent_orders", lambda c: DeliveryReceipt(detail=str(len(c.recent_orders(datetime(2026, 11, 27, tzinfo=UTC))))),
-                     answer, validate_request, SPEC),
+        OutboundCall(
+            "push_stock",
+            lambda c: c.push_stock([StockUpdate("WN-1", 5, "bo-4"), StockUpdate("WN-1-BLK", 0, "bo-4")]),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "tag_order",
+            lambda c: c.tag_order(OrderTag("bo-5", f"{CHANNEL}-727", f"{CHANNEL}-727", True, "backorder: WN-1×3")),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "connect",
+            lambda c: DeliveryReceipt(detail="; ".join(c.connect("https://backorder.example.com"))),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "recent_orders",
+            lambda c: DeliveryReceipt(detail=str(len(c.recent_orders(datetime(2026, 11, 27, tzinfo=UTC))))),
+            answer,
+            validate_request,
+            SPEC,
+        ),
     ],
 )

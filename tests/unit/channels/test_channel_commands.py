@@ -20,8 +20,11 @@ def world():  # type: ignore[no-untyped-def]
 
 
 def _order(bus, order_id: str, channel: str, email: str | None, lines: tuple[NewLine, ...]) -> None:  # type: ignore[no-untyped-def]
-    bus.handle(commands.PlaceOrder(order_id, channel, START, lines, customer_email=email, customer_phone="+44 1",
-                                   customer_name="Ada"))
+    bus.handle(
+        commands.PlaceOrder(
+            order_id, channel, START, lines, customer_email=email, customer_phone="+44 1", customer_name="Ada"
+        )
+    )
 
 
 def test_ship_sku_ships_the_orders_lines_of_that_sku_in_line_order(world) -> None:  # type: ignore[no-untyped-def]

@@ -25,8 +25,10 @@ def test_the_exact_shopify_order_id_comes_from_the_gid_not_the_rounded_number() 
 
 
 def test_the_inventory_item_id_is_read_from_the_inventory_level_gid() -> None:
-    data = {"inventory_item_id": 271878346596884000,
-            "admin_graphql_api_id": "gid://shopify/InventoryLevel/24826418?inventory_item_id=271878346596884015"}
+    data = {
+        "inventory_item_id": 271878346596884000,
+        "admin_graphql_api_id": "gid://shopify/InventoryLevel/24826418?inventory_item_id=271878346596884015",
+    }
     assert shopify.inventory_item_id(data) == "271878346596884015"
 
 
@@ -41,23 +43,38 @@ def test_woocommerce_gmt_fields_are_utc_without_an_offset() -> None:
 
 
 def test_lines_without_a_sku_or_removed_by_an_edit_are_left_out() -> None:
-    data = {"id": 1, "created_at": "2026-11-27T09:00:00Z", "line_items": [
-        {"sku": "", "quantity": 1}, {"sku": "INK", "quantity": 2, "current_quantity": 0}, {"sku": "PEN", "quantity": 1}]}
+    data = {
+        "id": 1,
+        "created_at": "2026-11-27T09:00:00Z",
+        "line_items": [
+            {"sku": "", "quantity": 1},
+            {"sku": "INK", "quantity": 2, "current_quantity": 0},
+            {"sku": "PEN", "quantity": 1},
+        ],
+    }
     assert shopify.place_order("web", data).lines == (NewLine(3, "PEN", 1),)
     with pytest.raises(MalformedPayload):
         shopify.place_order("web", {**data, "line_items": [{"sku": "", "quantity": 1}]})
 
 
 def test_a_pos_order_body_becomes_a_place_order_named_by_its_channel() -> None:
-    body = json.dumps({"order_id": "T-1", "lines": [{"sku": "INK", "quantity": 2}], "priority": 5,
-                       "customer": {"email": "a@x.test"}}).encode()
+    body = json.dumps(
+        {"order_id": "T-1", "lines": [{"sku": "INK", "quantity": 2}], "priority": 5, "customer": {"email": "a@x.test"}}
+    ).encode()
     order = parse_order("pos", body, RECEIVED)
     assert (order.order_id, order.channel, order.placed_at, order.priority) == ("pos-T-1", "pos", RECEIVED, 5)
     assert order.lines == (NewLine(1, "INK", 2),)
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"order_id": "T 1", "lines": []}', b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 0}]}',
-                                  b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 1}], "extra": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"order_id": "T 1", "lines": []}',
+        b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 0}]}',
+        b'{"order_id": "T1", "lines": [{"sku": "A", "quantity": 1}], "extra": 1}',
+    ],
+)
 def test_a_bad_pos_order_body_is_malformed_with_a_reason(body: bytes) -> None:
     with pytest.raises(MalformedPayload) as caught:
         parse_order("pos", body, RECEIVED)

@@ -155,9 +155,7 @@ def case_from_vector(vector: dict[str, Any]) -> Case:
         )
     if scheme == "twilio_x_twilio_signature":
         pairs = (
-            [tuple(p) for p in signed["params_multi"]]
-            if "params_multi" in signed
-            else list(signed["params"].items())
+            [tuple(p) for p in signed["params_multi"]] if "params_multi" in signed else list(signed["params"].items())
         )
         form = urlencode(pairs).encode()
         verify = _twilio_form_verify(_url_as_received(signed["url"]))
@@ -179,9 +177,7 @@ def case_from_vector(vector: dict[str, Any]) -> Case:
         def verify_mg(payload: bytes, sig: str | None, now: int | None, k: Key) -> None:
             verify_mailgun(timestamp, payload.decode(), sig, k, int(timestamp) if now is None else now)
 
-        return Case(
-            verify_mg, signed["token"].encode(), signature, key, "key-other", "hex", signed_at=int(timestamp)
-        )
+        return Case(verify_mg, signed["token"].encode(), signature, key, "key-other", "hex", signed_at=int(timestamp))
     if scheme == "sendgrid_event_webhook_ecdsa":
         timestamp = signed["timestamp"]
 
@@ -204,9 +200,7 @@ def case_from_vector(vector: dict[str, Any]) -> Case:
         def verify_sl(payload: bytes, sig: str | None, now: int | None, k: Key) -> None:
             verify_slack(payload, timestamp, sig, k, int(timestamp) if now is None else now)
 
-        return Case(
-            verify_sl, body, signature, key, "other-secret", "hex", prefix="v0=", signed_at=int(timestamp)
-        )
+        return Case(verify_sl, body, signature, key, "other-secret", "hex", prefix="v0=", signed_at=int(timestamp))
     raise KeyError(f"no verifier for vendored scheme {scheme!r}: add one to case_from_vector")
 
 
@@ -479,9 +473,7 @@ def test_standard_webhook_accepts_any_of_several_signatures_in_the_header() -> N
         "webhook-timestamp": signed["timestamp"],
         "webhook-signature": f"{wrong} v1a,ignored {vector['expected_signature']}",
     }
-    verify_standard_webhook(
-        signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"])
-    )
+    verify_standard_webhook(signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"]))
 
 
 def test_standard_webhook_ignores_signatures_of_another_version() -> None:
@@ -493,9 +485,7 @@ def test_standard_webhook_ignores_signatures_of_another_version() -> None:
         "webhook-signature": vector["expected_signature"].replace("v1,", "v2,"),
     }
     with pytest.raises(InvalidSignature):
-        verify_standard_webhook(
-            signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"])
-        )
+        verify_standard_webhook(signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"]))
 
 
 def test_standard_webhook_secret_without_the_whsec_prefix_is_accepted() -> None:
@@ -521,9 +511,7 @@ def test_standard_webhook_missing_any_of_its_headers_is_rejected(missing: str) -
     }
     del headers[missing]
     with pytest.raises(InvalidSignature, match=missing):
-        verify_standard_webhook(
-            signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"])
-        )
+        verify_standard_webhook(signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"]))
 
 
 def test_standard_webhook_changed_message_id_is_rejected() -> None:
@@ -535,9 +523,7 @@ def test_standard_webhook_changed_message_id_is_rejected() -> None:
         "webhook-signature": vector["expected_signature"],
     }
     with pytest.raises(InvalidSignature):
-        verify_standard_webhook(
-            signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"])
-        )
+        verify_standard_webhook(signed["body"].encode(), headers, vector["secret_or_key"], now=int(signed["timestamp"]))
 
 
 def test_standard_webhook_secret_that_is_not_base64_is_a_configuration_error() -> None:
@@ -767,6 +753,4 @@ def test_slack_changed_timestamp_is_rejected_even_inside_the_window() -> None:
     signed = vector["signed_inputs"]
     later = str(int(signed["timestamp"]) + 1)
     with pytest.raises(InvalidSignature):
-        verify_slack(
-            signed["body"].encode(), later, vector["expected_signature"], vector["secret_or_key"], int(later)
-        )
+        verify_slack(signed["body"].encode(), later, vector["expected_signature"], vector["secret_or_key"], int(later))

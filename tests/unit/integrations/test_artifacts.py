@@ -28,7 +28,9 @@ HERE = Path(__file__).resolve().parent
 PHP = shutil.which("php")
 NODE = shutil.which("node")
 SECRET = "whsec_c2ZjYy1jYXJ0cmlkZ2Utc2VjcmV0"
-needs_php = pytest.mark.skipif(PHP is None, reason="php is not installed (apt-get install php-cli); the structural PHP checks still run")
+needs_php = pytest.mark.skipif(
+    PHP is None, reason="php is not installed (apt-get install php-cli); the structural PHP checks still run"
+)
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 PHP_FILES = sorted(MODULE.rglob("*.php"))
@@ -180,7 +182,10 @@ def test_the_sfcc_job_step_run_under_node_sends_signed_events_the_connector_pars
         connector.verify(request)
         identity = connector.identify(request)
         commands.extend(connector.parse(identity.topic, request.headers, request.body))
-    assert [r["headers"]["webhook-id"] for r in out["requests"][:2]] == ["sfcc-order-created-00001234", "sfcc-order-cancelled-00001234"]
+    assert [r["headers"]["webhook-id"] for r in out["requests"][:2]] == [
+        "sfcc-order-created-00001234",
+        "sfcc-order-cancelled-00001234",
+    ]
     assert commands == [
         PlaceOrder(
             "eu-00001234",

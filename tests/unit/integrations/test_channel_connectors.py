@@ -24,21 +24,34 @@ def test_a_magento_source_cannot_be_both_pushed_to_and_read() -> None:
 
 
 def test_a_channel_with_only_a_webhook_secret_reports_its_missing_credentials() -> None:
-    assert MagentoSettings(platform="magento", webhook_secret="whsec_eA==").missing_credentials() == ["base_url", "access_token"]
+    assert MagentoSettings(platform="magento", webhook_secret="whsec_eA==").missing_credentials() == [
+        "base_url",
+        "access_token",
+    ]
     missing = SfccSettings(platform="sfcc", webhook_secret="whsec_eA==").missing_credentials()
     assert {"client_id", "client_secret", "base_url", "short_code"} <= set(missing)
 
 
 def test_the_swagger_check_rejects_a_misspelt_field_and_an_unknown_path() -> None:
-    good = httpx.Request("POST", "https://s.test/rest/default/V1/inventory/source-items", headers={"Authorization": "Bearer x"},
-                         json={"sourceItems": [{"sku": "A", "source_code": "default", "quantity": 1, "status": 1}]})
+    good = httpx.Request(
+        "POST",
+        "https://s.test/rest/default/V1/inventory/source-items",
+        headers={"Authorization": "Bearer x"},
+        json={"sourceItems": [{"sku": "A", "source_code": "default", "quantity": 1, "status": 1}]},
+    )
     magento_case.validate_against_swagger(good)
-    misspelt = httpx.Request("POST", good.url, headers={"Authorization": "Bearer x"},
-                             json={"sourceItems": [{"sku": "A", "source": "default", "quantity": 1}]})
+    misspelt = httpx.Request(
+        "POST",
+        good.url,
+        headers={"Authorization": "Bearer x"},
+        json={"sourceItems": [{"sku": "A", "source": "default", "quantity": 1}]},
+    )
     with pytest.raises(Exception, match="source"):
         magento_case.validate_against_swagger(misspelt)
     with pytest.raises(AssertionError, match="not a path"):
-        magento_case.validate_against_swagger(httpx.Request("POST", "https://s.test/rest/default/V1/orders/42/backorder"))
+        magento_case.validate_against_swagger(
+            httpx.Request("POST", "https://s.test/rest/default/V1/orders/42/backorder")
+        )
 
 
 def test_the_sfcc_token_is_fetched_once_and_refreshed_once_after_a_401() -> None:
@@ -59,7 +72,9 @@ def test_the_sfcc_token_is_fetched_once_and_refreshed_once_after_a_401() -> None
     assert issued == ["tok1"] and len(recorder.requests) == 4
     revoked.add("tok1")
     connector.push_stock([StockUpdate("D", 4)])
-    kinds = ["token" if str(r.url).startswith(sfcc_case.TOKEN_URL) else r.headers["authorization"] for r in recorder.requests]
+    kinds = [
+        "token" if str(r.url).startswith(sfcc_case.TOKEN_URL) else r.headers["authorization"] for r in recorder.requests
+    ]
     assert kinds[4:] == ["Bearer tok1", "token", "Bearer tok2"]
 
 
@@ -84,7 +99,9 @@ def test_an_unknown_event_type_is_a_malformed_payload() -> None:
 def test_magento_does_not_hold_an_order_that_cannot_be_held() -> None:
     recorder = Recorder(magento_case._answer("complete"))
     connector = build_connector(magento_case.CASE, recorder)
-    receipt = connector.tag_order(OrderTag("bo-1", "contract.magento-000000042", "contract.magento-000000042", True, "note"))
+    receipt = connector.tag_order(
+        OrderTag("bo-1", "contract.magento-000000042", "contract.magento-000000042", True, "note")
+    )
     assert [r.url.path.rsplit("/", 1)[-1] for r in recorder.requests] == ["orders", "comments"]
     assert "commented" in receipt.detail
 

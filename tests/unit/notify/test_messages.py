@@ -16,27 +16,70 @@ from backorder.notify.render import Renderer
 from backorder.notify.state import Preference
 
 LINES = [
-    {"line_no": 1, "sku": "WN-PWC-263-14", "name": "Winsor & Newton Professional Watercolour French Ultramarine 14 ml",
-     "quantity": 2, "eta": "2026-03-16"},
-    {"line_no": 2, "sku": "SCH-HOR-10-60", "name": "Schmincke Horadam Aquarell Cadmium Red 15 ml", "quantity": 1, "eta": "2026-03-20"},
+    {
+        "line_no": 1,
+        "sku": "WN-PWC-263-14",
+        "name": "Winsor & Newton Professional Watercolour French Ultramarine 14 ml",
+        "quantity": 2,
+        "eta": "2026-03-16",
+    },
+    {
+        "line_no": 2,
+        "sku": "SCH-HOR-10-60",
+        "name": "Schmincke Horadam Aquarell Cadmium Red 15 ml",
+        "quantity": 1,
+        "eta": "2026-03-20",
+    },
 ]
 PAYLOADS = {
     "backorder_created": {"event": "BackorderCreated", "lines": LINES},
-    "eta_changed": {"event": "BackorderEtaChanged", "changes": [
-        {"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine 14 ml", "previous": "2026-03-16", "current": "2026-03-23"}]},
-    "allocated": {"event": "BackorderAllocated", "ready_to_ship": False, "source": "receipt",
-                  "lines": [{"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 1, "still_backordered": 1}]},
-    "ready_to_ship": {"event": "BackorderAllocated", "ready_to_ship": True, "source": "receipt",
-                      "lines": [{"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 2, "still_backordered": 0}]},
-    "cancelled": {"event": "BackorderCancelled", "reason": "customer no longer needs the items",
-                  "lines": [{"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 2}]},
+    "eta_changed": {
+        "event": "BackorderEtaChanged",
+        "changes": [
+            {
+                "line_no": 1,
+                "sku": "WN-PWC-263-14",
+                "name": "French Ultramarine 14 ml",
+                "previous": "2026-03-16",
+                "current": "2026-03-23",
+            }
+        ],
+    },
+    "allocated": {
+        "event": "BackorderAllocated",
+        "ready_to_ship": False,
+        "source": "receipt",
+        "lines": [
+            {"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 1, "still_backordered": 1}
+        ],
+    },
+    "ready_to_ship": {
+        "event": "BackorderAllocated",
+        "ready_to_ship": True,
+        "source": "receipt",
+        "lines": [
+            {"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 2, "still_backordered": 0}
+        ],
+    },
+    "cancelled": {
+        "event": "BackorderCancelled",
+        "reason": "customer no longer needs the items",
+        "lines": [{"line_no": 1, "sku": "WN-PWC-263-14", "name": "French Ultramarine", "quantity": 2}],
+    },
 }
-GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 
 
 def _context(payload: dict[str, object], unsubscribe: str | None) -> dict[str, object]:
-    return {**payload, "order_ref": "WEB-100234", "customer_name": "Hilma af Klint",
-            "choices_url": "https://shop.example/o/WEB-100234", "unsubscribe_url": unsubscribe}
+    return {
+        **payload,
+        "order_ref": "WEB-100234",
+        "customer_name": "Hilma af Klint",
+        "choices_url": "https://shop.example/o/WEB-100234",
+        "unsubscribe_url": unsubscribe,
+    }
 
 
 @pytest.mark.parametrize("template", sorted(PAYLOADS))
@@ -70,7 +113,10 @@ def test_templates_can_be_overridden_from_a_config_folder(tmp_path: object) -> N
     folder = Path(str(tmp_path))
     (folder / "customer").mkdir()
     (folder / "customer" / "cancelled.sms.txt").write_text("Custom: {{ order_ref }} cancelled.", encoding="utf-8")
-    assert Renderer(override_folder=folder).sms("cancelled", _context(PAYLOADS["cancelled"], None)) == "Custom: WEB-100234 cancelled."
+    assert (
+        Renderer(override_folder=folder).sms("cancelled", _context(PAYLOADS["cancelled"], None))
+        == "Custom: WEB-100234 cancelled."
+    )
 
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -69,7 +69,9 @@ class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
             raise NotConfigured(f"channels.{self.channel}.access_token", provider=PROVIDER)
         return {"Authorization": f"Bearer {token.get_secret_value()}", "Accept": "application/json"}
 
-    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
         return self._http.request(method, self._url(path), json=json, params=params, headers=self._headers())
 
     def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:

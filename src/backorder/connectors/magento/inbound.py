@@ -56,7 +56,9 @@ def identify(request: InboundRequest) -> InboundIdentity:
     return InboundIdentity(event_key=key, topic=ADOBE_TOPIC_PREFIX + event)
 
 
-def parse(settings: MagentoSettings, channel: str, topic: str, headers: Mapping[str, str], body: bytes) -> list[Command]:
+def parse(
+    settings: MagentoSettings, channel: str, topic: str, headers: Mapping[str, str], body: bytes
+) -> list[Command]:
     if topic.startswith(ADOBE_TOPIC_PREFIX) or _is_adobe(headers):
         try:
             payload = json.loads(body)

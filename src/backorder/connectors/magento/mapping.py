@@ -134,7 +134,12 @@ def source_items_body(updates: Sequence[StockUpdate], source_code: str) -> dict[
     source item is "in stock" (status 1) only when something can be sold."""
     return {
         "sourceItems": [
-            {"sku": u.sku, "source_code": source_code, "quantity": max(0, u.available), "status": 1 if u.available > 0 else 0}
+            {
+                "sku": u.sku,
+                "source_code": source_code,
+                "quantity": max(0, u.available),
+                "status": 1 if u.available > 0 else 0,
+            }
             for u in updates
         ]
     }
@@ -142,4 +147,6 @@ def source_items_body(updates: Sequence[StockUpdate], source_code: str) -> dict[
 
 def comment_body(entity_id: int, note: str) -> dict[str, Any]:
     """``POST /V1/orders/{id}/comments``: an internal note, not e-mailed, not shown to the customer."""
-    return {"statusHistory": {"comment": note, "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": entity_id}}
+    return {
+        "statusHistory": {"comment": note, "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": entity_id}
+    }

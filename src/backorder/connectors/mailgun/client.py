@@ -33,7 +33,9 @@ class MailgunConnector(Connector, NotifiesCustomers):
     def send_message(self, message: OutboundMessage) -> DeliveryReceipt:
         s = self.settings
         if s.api_key is None or not s.domain:
-            raise NotConfigured("notify.email.api_key" if s.api_key is None else "notify.email.domain", provider="mailgun")
+            raise NotConfigured(
+                "notify.email.api_key" if s.api_key is None else "notify.email.domain", provider="mailgun"
+            )
         sender = f"{s.from_name} <{s.from_email}>" if s.from_name else s.from_email
         # (None, value) parts make httpx send multipart/form-data, as the Messages API documents.
         parts = [(name, (None, value.encode())) for name, value in message_fields(message, sender)]
@@ -55,6 +57,10 @@ def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> Mailgu
     base = settings.effective_base_url()
     client = deps.http_client_factory(name) if deps.http_client_factory else httpx.Client(base_url=base)
     if str(client.base_url):
-        return MailgunConnector(name, settings, ProviderClient(client, HttpSettings(max_attempts=1), provider="mailgun"), "")
-    http = ProviderClient(client, HttpSettings(max_attempts=1, allowed_hosts=[httpx.URL(base).host]), provider="mailgun")
+        return MailgunConnector(
+            name, settings, ProviderClient(client, HttpSettings(max_attempts=1), provider="mailgun"), ""
+        )
+    http = ProviderClient(
+        client, HttpSettings(max_attempts=1, allowed_hosts=[httpx.URL(base).host]), provider="mailgun"
+    )
     return MailgunConnector(name, settings, http, base)

@@ -27,9 +27,7 @@ def mail_send_body(message: OutboundMessage, from_email: str, from_name: str) ->
     if message.html:
         content.append({"type": "text/html", "value": message.html})
     body: dict[str, Any] = {
-        "personalizations": [
-            {"to": [{"email": message.to}], "custom_args": {MESSAGE_ID_ARG: message.message_id}}
-        ],
+        "personalizations": [{"to": [{"email": message.to}], "custom_args": {MESSAGE_ID_ARG: message.message_id}}],
         "from": sender,
         "subject": message.subject,
         "content": content,

@@ -62,13 +62,17 @@ class AccountManagerToken:
         data = {"grant_type": "client_credentials"}
         if s.scopes:
             data["scope"] = " ".join(s.scopes)
-        answer = self._http.request("POST", s.token_url, data=data, auth=(s.client_id, s.client_secret.get_secret_value()))
+        answer = self._http.request(
+            "POST", s.token_url, data=data, auth=(s.client_id, s.client_secret.get_secret_value())
+        )
         try:
             body = answer.json()
             token = str(body["access_token"])
             expires_in = float(body.get("expires_in", 1799))
         except (ValueError, KeyError, TypeError) as exc:
-            raise Rejected(answer.status_code, provider=PROVIDER, detail="Account Manager answered without an access_token") from exc
+            raise Rejected(
+                answer.status_code, provider=PROVIDER, detail="Account Manager answered without an access_token"
+            ) from exc
         self._token = token
         self._until = self._clock() + max(0.0, expires_in - TOKEN_MARGIN_SECONDS)
         return token, False
@@ -78,7 +82,9 @@ class AccountManagerToken:
 
 
 class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
-    def __init__(self, name: str, settings: SfccSettings, http: ProviderClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, name: str, settings: SfccSettings, http: ProviderClient, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(name, settings)
         self.settings: SfccSettings = settings
         self._http = http
@@ -96,16 +102,22 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
         return mapping.from_cartridge_event(self.channel, parse_envelope(body), self.settings.inventory_locations)
 
     # ---- outbound ------------------------------------------------------------------------
-    def _call(self, method: str, url: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def _call(
+        self, method: str, url: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
         token, cached = self._token.get()
         try:
-            return self._http.request(method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"})
+            return self._http.request(
+                method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
         except Rejected as exc:
             if exc.status_code != 401 or not cached:
                 raise
             self._token.drop()  # revoked or expired early: one fresh token, one more try
             token, _ = self._token.get()
-            return self._http.request(method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"})
+            return self._http.request(
+                method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
 
     def _require(self, *keys: str) -> None:
         for key in keys:
@@ -138,7 +150,9 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
             status = "not_exported" if tag.backordered else "ready"
             self._call("PUT", f"{base}/export-status", json={"status": status}, params=params)
             done.append(f"export status {status}")
-        body = mapping.order_update_body(self.settings.note_attribute, self.settings.status_attribute, tag.backordered, tag.note)
+        body = mapping.order_update_body(
+            self.settings.note_attribute, self.settings.status_attribute, tag.backordered, tag.note
+        )
         self._call("PATCH", base, json=body, params=params)
         done.append("note set")
         return DeliveryReceipt(provider_ref=order_no, detail=f"order {order_no}: {', '.join(done)}")

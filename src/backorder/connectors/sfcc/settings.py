@@ -60,7 +60,11 @@ class SfccSettings(ConnectorSettings):
         return [s.get_secret_value() for s in (*secrets, *self.webhook_secrets)]
 
     def missing_credentials(self) -> list[str]:
-        missing = [k for k in ("base_url", "client_id", "inventory_list_id", "organization_id", "site_id") if not getattr(self, k)]
+        missing = [
+            k
+            for k in ("base_url", "client_id", "inventory_list_id", "organization_id", "site_id")
+            if not getattr(self, k)
+        ]
         if self.client_secret is None or not self.client_secret.get_secret_value():
             missing.append("client_secret")
         if not self.scapi_root():

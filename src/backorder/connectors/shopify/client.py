@@ -280,7 +280,9 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
         )
         errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
         if any(e.get("code") == "COMPARE_QUANTITY_STALE" for e in errors):
-            raise RetryableError("shopify: the quantity changed while we set it (compare-and-set); will read again", provider="shopify")
+            raise RetryableError(
+                "shopify: the quantity changed while we set it (compare-and-set); will read again", provider="shopify"
+            )
         if errors:
             raise FatalError(f"shopify refused the quantities: {json.dumps(errors)[:400]}", provider="shopify")
         group = ((data.get("inventorySetQuantities") or {}).get("inventoryAdjustmentGroup") or {}).get("id")
@@ -312,7 +314,9 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
                 _user_errors(data, "fulfillmentOrderReleaseHold")
                 changed += 1
         verb = "tagged and held" if tag.backordered else "untagged and released"
-        return DeliveryReceipt(provider_ref=order_gid, detail=f"{verb} order {external} ({changed} fulfillment order(s))")
+        return DeliveryReceipt(
+            provider_ref=order_gid, detail=f"{verb} order {external} ({changed} fulfillment order(s))"
+        )
 
     # --- connect and reconcile -------------------------------------------------------------
 
@@ -324,7 +328,9 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
             data = self.graphql(SUBSCRIBE, {"topic": enum, "subscription": {"callbackUrl": callback, "format": "JSON"}})
             errors = (data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
             if errors and not all("taken" in (e.get("message") or "").lower() for e in errors):
-                raise FatalError(f"shopify refused the {topic} subscription: {json.dumps(errors)[:300]}", provider="shopify")
+                raise FatalError(
+                    f"shopify refused the {topic} subscription: {json.dumps(errors)[:300]}", provider="shopify"
+                )
             done.append(f"{topic} → {callback}")
         after: str | None = None
         mapped = 0
@@ -354,7 +360,9 @@ class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, 
             for node in page.get("nodes") or []:
                 body = mapping.order_from_graphql(node)
                 updated = mapping.parse_time(node.get("updatedAt"), "updatedAt")
-                found.append((f"reconcile:{node.get('id')}:{node.get('updatedAt')}", json.dumps(body).encode(), updated))
+                found.append(
+                    (f"reconcile:{node.get('id')}:{node.get('updatedAt')}", json.dumps(body).encode(), updated)
+                )
             info = page.get("pageInfo") or {}
             if not info.get("hasNextPage"):
                 break

@@ -42,7 +42,9 @@ class SlackConnector(Connector, NotifiesStaff):
         if self._http is None:
             raise NotConfigured("notify.staff.webhook_url", provider="slack")
         response = self._http.request("POST", f"{self._prefix}{self._path}", json=payload(message))
-        return DeliveryReceipt(provider_ref=None, detail=f"posted to Slack ({response.text[:20] or response.status_code})")
+        return DeliveryReceipt(
+            provider_ref=None, detail=f"posted to Slack ({response.text[:20] or response.status_code})"
+        )
 
 
 def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> SlackConnector:
@@ -54,6 +56,8 @@ def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> SlackC
     path = url.path + (f"?{url.query}" if url.query else "")
     client = deps.http_client_factory(name) if deps.http_client_factory else httpx.Client(base_url=base)
     if str(client.base_url):
-        return SlackConnector(name, settings, ProviderClient(client, HttpSettings(max_attempts=1), provider="slack"), "", path)
+        return SlackConnector(
+            name, settings, ProviderClient(client, HttpSettings(max_attempts=1), provider="slack"), "", path
+        )
     http = ProviderClient(client, HttpSettings(max_attempts=1, allowed_hosts=[httpx.URL(base).host]), provider="slack")
     return SlackConnector(name, settings, http, base, path)

@@ -24,7 +24,10 @@ def _cut(text: str, limit: int) -> str:
 
 def payload(message: StaffMessage) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(message.title or "backorder", HEADER_MAX), "emoji": True}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(message.title or "backorder", HEADER_MAX), "emoji": True},
+        }
     ]
     if message.text:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(message.text, SECTION_MAX)}})

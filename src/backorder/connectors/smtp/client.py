@@ -56,12 +56,20 @@ class SmtpConnector(Connector, NotifiesCustomers):
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if codes and all(400 <= c < 500 for c in codes):
-                raise ProviderUnavailable(codes[0], provider="smtp", detail=f"SMTP server deferred the recipient ({codes[0]})") from exc
-            raise Rejected(codes[0] if codes else 550, provider="smtp", detail=f"SMTP server refused the recipient ({codes})") from exc
+                raise ProviderUnavailable(
+                    codes[0], provider="smtp", detail=f"SMTP server deferred the recipient ({codes[0]})"
+                ) from exc
+            raise Rejected(
+                codes[0] if codes else 550, provider="smtp", detail=f"SMTP server refused the recipient ({codes})"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
-                raise ProviderUnavailable(exc.smtp_code, provider="smtp", detail=f"SMTP {exc.smtp_code}: try again later") from exc
-            raise Rejected(exc.smtp_code, provider="smtp", detail=f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from exc
+                raise ProviderUnavailable(
+                    exc.smtp_code, provider="smtp", detail=f"SMTP {exc.smtp_code}: try again later"
+                ) from exc
+            raise Rejected(
+                exc.smtp_code, provider="smtp", detail=f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise TransportFailure(f"SMTP to {s.host}:{s.port} failed ({type(exc).__name__})", provider="smtp") from exc
         if refused:

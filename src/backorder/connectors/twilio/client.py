@@ -26,7 +26,9 @@ from backorder.connectors.twilio.settings import TwilioSettings
 
 
 class TwilioConnector(Connector, NotifiesCustomers):
-    def __init__(self, name: str, settings: TwilioSettings, http: ProviderClient, prefix: str, callback: str | None) -> None:
+    def __init__(
+        self, name: str, settings: TwilioSettings, http: ProviderClient, prefix: str, callback: str | None
+    ) -> None:
         super().__init__(name, settings)
         self.settings: TwilioSettings = settings
         self.rate_per_second = settings.messages_per_second

@@ -20,7 +20,9 @@ def with_message_id(url: str, message_id: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def message_fields(message: OutboundMessage, from_number: str | None, service_sid: str | None, callback: str | None) -> dict[str, str]:
+def message_fields(
+    message: OutboundMessage, from_number: str | None, service_sid: str | None, callback: str | None
+) -> dict[str, str]:
     fields = {"To": message.to, "Body": message.text}
     if service_sid:
         fields["MessagingServiceSid"] = service_sid

@@ -61,23 +61,38 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
     def _client(self) -> ProviderClient:
         if self._http is None:
             self._http = ProviderClient(
-                self._client_factory(), HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)), provider="woocommerce"
+                self._client_factory(),
+                HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)),
+                provider="woocommerce",
             )
         return self._http
 
-    def _call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
-              idempotent: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool = False,
+    ) -> Any:
         key, secret = self.settings.consumer_key, self.settings.consumer_secret
         if key is None or secret is None:
             raise NotConfigured(f"channels.{self.channel}.consumer_key", provider="woocommerce")
         response = self._client().request(
-            method, f"{API}{path}", json=json_body, params=params,
-            auth=(key.get_secret_value(), secret.get_secret_value()), idempotent=idempotent,
+            method,
+            f"{API}{path}",
+            json=json_body,
+            params=params,
+            auth=(key.get_secret_value(), secret.get_secret_value()),
+            idempotent=idempotent,
         )
         try:
             return response.json()
         except ValueError:
-            raise FatalError(f"woocommerce answered {method} {path} with something that is not JSON", provider="woocommerce") from None
+            raise FatalError(
+                f"woocommerce answered {method} {path} with something that is not JSON", provider="woocommerce"
+            ) from None
 
     # --- items -----------------------------------------------------------------------------
 
@@ -123,12 +138,16 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
         for parent, changes in sorted(variations.items()):
             for start in range(0, len(changes), size):
                 answer = self._call(
-                    "POST", f"/products/{parent}/variations/batch", json_body={"update": changes[start : start + size]},
+                    "POST",
+                    f"/products/{parent}/variations/batch",
+                    json_body={"update": changes[start : start + size]},
                 )
                 failed.extend(_batch_errors(answer))
                 sent += len(changes[start : start + size])
         if failed:
-            raise FatalError(f"woocommerce refused part of the batch: {'; '.join(failed)[:400]}", provider="woocommerce")
+            raise FatalError(
+                f"woocommerce refused part of the batch: {'; '.join(failed)[:400]}", provider="woocommerce"
+            )
         detail = f"set stock_quantity of {sent} product(s)/variation(s)"
         if absent:
             detail += f"; no WooCommerce product has SKU {', '.join(absent)}"
@@ -139,16 +158,24 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
     def tag_order(self, tag: OrderTag) -> DeliveryReceipt:
         external = mapping.external_from_order_id(self.channel, tag.channel_order_ref)
         if not external.isdigit():
-            raise FatalError(f"order {tag.channel_order_ref} is not a WooCommerce order of {self.channel}", provider="woocommerce")
+            raise FatalError(
+                f"order {tag.channel_order_ref} is not a WooCommerce order of {self.channel}", provider="woocommerce"
+            )
         note = self._call(
-            "POST", f"/orders/{external}/notes", json_body={"note": f"{tag.note} [{tag.message_id}]", "customer_note": False}
+            "POST",
+            f"/orders/{external}/notes",
+            json_body={"note": f"{tag.note} [{tag.message_id}]", "customer_note": False},
         )
         status = "backordered" if tag.backordered else "clear"
         self._call(
-            "PUT", f"/orders/{external}", json_body={"meta_data": [{"key": self.settings.meta_key, "value": status}]},
+            "PUT",
+            f"/orders/{external}",
+            json_body={"meta_data": [{"key": self.settings.meta_key, "value": status}]},
         )
         ref = str(note.get("id")) if isinstance(note, dict) and note.get("id") is not None else None
-        return DeliveryReceipt(provider_ref=ref, detail=f"note added to order {external}; {self.settings.meta_key}={status}")
+        return DeliveryReceipt(
+            provider_ref=ref, detail=f"note added to order {external}; {self.settings.meta_key}={status}"
+        )
 
     # --- connect and reconcile -------------------------------------------------------------
 
@@ -159,25 +186,46 @@ class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, 
         url = f"{public_url.rstrip('/')}/webhooks/woocommerce/{self.channel}"
         done = []
         for topic in WEBHOOK_TOPICS:
-            self._call("POST", "/webhooks", json_body={
-                "name": f"backorder {topic}", "topic": topic, "delivery_url": url,
-                "secret": secret.get_secret_value(), "status": "active",
-            })
+            self._call(
+                "POST",
+                "/webhooks",
+                json_body={
+                    "name": f"backorder {topic}",
+                    "topic": topic,
+                    "delivery_url": url,
+                    "secret": secret.get_secret_value(),
+                    "status": "active",
+                },
+            )
             done.append(f"{topic} → {url}")
         return done
 
     def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
         found = []
         for page in range(1, MAX_PAGES + 1):
-            orders = self._call("GET", "/orders", params={
-                "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"), "dates_are_gmt": "true",
-                "per_page": PER_PAGE, "page": page, "orderby": "modified", "order": "asc",
-            })
+            orders = self._call(
+                "GET",
+                "/orders",
+                params={
+                    "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "dates_are_gmt": "true",
+                    "per_page": PER_PAGE,
+                    "page": page,
+                    "orderby": "modified",
+                    "order": "asc",
+                },
+            )
             if not isinstance(orders, list) or not orders:
                 break
             for order in orders:
                 modified = mapping.gmt_time(order, "date_modified_gmt")
-                found.append((f"reconcile:{order.get('id')}:{order.get('date_modified_gmt')}", json.dumps(order).encode(), modified))
+                found.append(
+                    (
+                        f"reconcile:{order.get('id')}:{order.get('date_modified_gmt')}",
+                        json.dumps(order).encode(),
+                        modified,
+                    )
+                )
             if len(orders) < PER_PAGE:
                 break
         return found
