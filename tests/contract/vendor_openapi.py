@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +14,9 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-VENDOR = Path("/work/shared/vendor")
+from tests.vendor import VENDOR_DIR
+
+VENDOR = VENDOR_DIR
 
 
 @functools.cache

@@ -30,9 +30,10 @@ from backorder.connectors.base import OrderTag, StockUpdate
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel, ShipLine
 from tests.contract.framework import NOW, ContractCase, InboundSample, OutboundCall
+from tests.vendor import vendor_file
 
 REPO = Path(__file__).resolve().parents[3]
-SWAGGER = REPO.parent / "shared" / "vendor" / "magento" / "admin-schema-2.4.8.yaml"
+SWAGGER = vendor_file("magento/admin-schema-2.4.8.yaml")
 FIXTURES = REPO / "integrations" / "magento" / "fixtures"
 BASE_URL = "https://shop.example.test"
 SECRET = "whsec_" + base64.b64encode(b"magento-module-secret-0001").decode()

@@ -29,9 +29,10 @@ from backorder.connectors.base import OrderTag, StockUpdate
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel
 from tests.contract.framework import NOW, ContractCase, InboundSample, OutboundCall
+from tests.vendor import vendor_file
 
 REPO = Path(__file__).resolve().parents[3]
-OAS = REPO.parent / "shared" / "vendor" / "sfcc" / "orders-oas-v1-public.yaml"
+OAS = vendor_file("sfcc/orders-oas-v1-public.yaml")
 FIXTURES = REPO / "integrations" / "sfcc" / "fixtures"
 OCAPI_HOST = "https://zzxy-001.dx.commercecloud.salesforce.com"
 TOKEN_URL = "https://account.demandware.com/dwsso/oauth2/access_token"

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +27,9 @@ from backorder.connectors.base import DeliveryReceipt, OrderTag, StockUpdate
 from backorder.connectors.shopify.mapping import ItemRef, MemoryDirectory
 from backorder.domain.commands import CancelOrder, Command, PlaceOrder, RedactCustomer, SetStockLevel, ShipSku
 from tests.contract.framework import ContractCase, InboundSample, OutboundCall
+from tests.vendor import VENDOR_DIR
 
-VENDOR = Path(__file__).resolve().parents[3].parent / "shared" / "vendor" / "shopify"
+VENDOR = VENDOR_DIR / "shopify"
 SDL = VENDOR / "admin_schema.graphql"
 SECRET = "shopify-app-client-secret"
 CHANNEL = "contract.shopify"

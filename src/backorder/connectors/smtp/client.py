@@ -27,10 +27,15 @@ SmtpFactory = Callable[[SmtpSettings], Any]
 """Opens a connected ``smtplib.SMTP``-like object (tests inject a fake)."""
 
 
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    """Certificate and host name verified, against ``ca_file`` when set, else the system CAs."""
+    return ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else ssl.create_default_context()
+
+
 def _open(settings: SmtpSettings) -> smtplib.SMTP:
     if settings.security == "tls":
         return smtplib.SMTP_SSL(
-            settings.host, settings.port, timeout=settings.timeout_seconds, context=ssl.create_default_context()
+            settings.host, settings.port, timeout=settings.timeout_seconds, context=tls_context(settings)
         )
     return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
 
@@ -49,7 +54,7 @@ class SmtpConnector(Connector, NotifiesCustomers):
         try:
             with self._factory(s) as server:
                 if s.security == "starttls":
-                    server.starttls(context=ssl.create_default_context())
+                    server.starttls(context=tls_context(s))
                 if s.username:
                     server.login(s.username, s.password.get_secret_value() if s.password else "")
                 refused = server.send_message(mail)

@@ -19,6 +19,9 @@ class SmtpSettings(ConnectorSettings):
     from_email: str = "backorders@example.com"
     from_name: str = ""
     timeout_seconds: float = Field(30.0, gt=0)
+    ca_file: str | None = None
+    """A PEM file of CA certificates to trust *instead of* the system store (a relay with a
+    private CA). The server's certificate and host name are always verified."""
 
     def missing_credentials(self) -> list[str]:
         missing = [] if self.host else ["host"]
