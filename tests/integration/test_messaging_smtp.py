@@ -48,22 +48,23 @@ UNSUBSCRIBE = {
 class Mailbox:
     """The aiosmtpd handler: keeps what arrives; answers RCPT or DATA with a set reply."""
 
-    received: list[tuple[EmailMessage, Any]] = field(default_factory=list)
+    received: list[tuple[EmailMessage, Any, bool]] = field(default_factory=list)
     rcpt_reply: str | None = None
     data_reply: str | None = None
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
             return self.data_reply
         mail = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(mail, EmailMessage)
-        self.received.append((mail, session))
+        encrypted = server.transport.get_extra_info("ssl_object") is not None
+        self.received.append((mail, session, encrypted))
         return "250 Message accepted for delivery"
 
 
@@ -72,7 +73,7 @@ def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth
         USER.encode(),
         PASSWORD.encode(),
     )
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, auth_data=auth_data)
 
 
 def _free_port() -> int:
@@ -185,7 +186,7 @@ def test_a_plain_smtp_server_receives_a_multipart_email_with_our_id_and_unsubscr
 ) -> None:
     server = start_server()
     receipt = _connector(server.port).send_message(_message("bo-42"))
-    ((mail, session),) = server.mailbox.received
+    ((mail, session, encrypted),) = server.mailbox.received
     assert receipt.provider_ref == "bo-42@shop.example"
     assert mail["Message-ID"] == "<bo-42@shop.example>"
     assert mail["X-Backorder-Message-Id"] == "bo-42"
@@ -198,7 +199,7 @@ def test_a_plain_smtp_server_receives_a_multipart_email_with_our_id_and_unsubscr
     assert set(parts) == {"text/plain", "text/html"}
     assert "your order is on its way soon." in parts["text/plain"]
     assert "<p>Hello Ada,<br>" in parts["text/html"]
-    assert session.ssl is None  # plain: no TLS was negotiated
+    assert not encrypted and not session.authenticated
 
 
 def test_starttls_with_a_trusted_self_signed_certificate_encrypts_the_session(
@@ -206,8 +207,8 @@ def test_starttls_with_a_trusted_self_signed_certificate_encrypts_the_session(
 ) -> None:
     server = start_server("starttls")
     _connector(server.port, certificate, security="starttls").send_message(_message())
-    ((mail, session),) = server.mailbox.received
-    assert session.ssl is not None  # the server saw the message inside TLS
+    ((mail, session, encrypted),) = server.mailbox.received
+    assert encrypted and session.ssl is not None  # the message travelled inside TLS
     assert mail["X-Backorder-Message-Id"] == "bo-42"
 
 
@@ -222,8 +223,8 @@ def test_starttls_refuses_a_certificate_it_does_not_trust_and_retries_later(star
 def test_implicit_tls_delivers(start_server: Any, certificate: tuple[Path, Path]) -> None:
     server = start_server("tls")
     _connector(server.port, certificate, security="tls").send_message(_message())
-    ((_, session),) = server.mailbox.received
-    assert session.ssl is not None
+    ((_, session, encrypted),) = server.mailbox.received
+    assert encrypted
 
 
 def test_auth_over_starttls_logs_in_with_the_configured_account(
@@ -231,8 +232,8 @@ def test_auth_over_starttls_logs_in_with_the_configured_account(
 ) -> None:
     server = start_server("starttls", auth=True)
     _connector(server.port, certificate, security="starttls", username=USER, password=PASSWORD).send_message(_message())
-    ((_, session),) = server.mailbox.received
-    assert session.authenticated and session.auth_data.login == USER.encode()
+    ((_, session, encrypted),) = server.mailbox.received
+    assert encrypted and session.authenticated and session.auth_data.login == USER.encode()
 
 
 def test_a_wrong_password_is_fatal(start_server: Any, certificate: tuple[Path, Path]) -> None:
@@ -306,7 +307,7 @@ from_email = "backorders@shop.example"
 
         order("WEB-S1")
         app.dispatcher.drain()
-        ((mail, _),) = server.mailbox.received
+        ((mail, _, _),) = server.mailbox.received
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert mail["List-Unsubscribe"].startswith("<https://shop.example/hooks/unsubscribe/")
         assert mail.get_content_type() == "multipart/alternative"
