@@ -86,6 +86,8 @@ class Application:
     secret_key: str = ""
 
     def close(self) -> None:
+        if self.channel_services is not None:
+            self.channel_services.writer.close()  # flush and stop the inbox writer thread
         self.engine.dispose()
 
 
@@ -184,7 +186,7 @@ def bootstrap(
         eta_min_change_days=messages.eta_min_change_days,
         eta_interval=timedelta(hours=messages.eta_min_interval_hours),
         sms_consent_from_order=messages.sms_consent_from_order,
-        digest_hour=messages.digest_hour,
+        digest_hour=messages.digest_hour if messages.daily_digest else None,
     )
     application.messaging = state
     application.signer = signer

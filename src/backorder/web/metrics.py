@@ -85,6 +85,10 @@ def build_router(application: Application) -> APIRouter:
 
     @router.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+        channels = application.channel_services
+        if channels is not None:  # webhook counters kept by the ingress (accepted, duplicate, rejected, processed)
+            body += generate_latest(channels.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
