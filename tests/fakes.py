@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Self, TypeVar
@@ -98,6 +98,8 @@ class FakeState:
     next_po_id: int = 1
     next_po_line_id: int = 1
     po_sequence: int = 0
+    # issue 3 (channels): the channel's view of each order last applied (units per SKU)
+    channel_views: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def line_index(self) -> dict[int, tuple[Order, OrderLine]]:
         index: dict[int, tuple[Order, OrderLine]] = {}
@@ -353,6 +355,19 @@ class FakeOrders(OrderRepository):
                 order.customer_email = order.customer_phone = order.customer_name = None
                 changed.append(order.id)
         return sorted(changed)
+
+    # --- issue 3 (channels): order edits ---
+    def save_quantities(self, lines: Iterable[OrderLine]) -> None:
+        for line in lines:
+            order, i = self._stored_line(line)
+            order.lines[i].quantity = line.quantity
+
+    def channel_view(self, order_id: str) -> dict[str, int] | None:
+        found = self.state.channel_views.get(order_id)
+        return dict(found) if found is not None else None
+
+    def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None:
+        self.state.channel_views[order_id] = dict(units)
 
     # --- issue 5 (staff, self-service): a customer's accepted substitute ---
     def add_line(self, order: Order, line: OrderLine) -> None:

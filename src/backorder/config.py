@@ -66,6 +66,8 @@ class MessagesConfig(Strict):
     """A customer hears of a new ETA only when it moved by at least this many days."""
     eta_min_interval_hours: float = Field(24.0, ge=0)
     """…and at most once per this many hours per order."""
+    daily_digest: bool = True
+    """Post the daily staff digest (``false``: never)."""
     digest_hour: int | None = Field(8, ge=0, le=23)
     """UTC hour after which the daily staff digest is posted (None: no digest)."""
     template_folder: str | None = None

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from backorder.connectors.base import (
     Connector,
@@ -298,6 +299,14 @@ class Dispatcher:
             children.append(("send_sms", "sms", payload))
         if not children:
             raise Skip(recipients.reason or "no channel to reach the customer")
+        if payload["event"] == "BackorderEtaChanged":
+            # Two ETA messages for one order decided at once (two workers, or both before either
+            # was sent) must not both go out: one claims the order's slot, the other waits for
+            # the end of that interval and is decided again against what was told by then.
+            now = self.clock.now()
+            held_until = m.state.claim_eta_slot(contact.order_id, d.id, now, m.eta_interval)
+            if held_until is not None:
+                raise _Deferred(max(1.0, (held_until - now).total_seconds()))
         return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
 
     def _line_etas(self, order_id: str) -> dict[int, Any]:
@@ -362,6 +371,15 @@ class Dispatcher:
         return connector.name, receipt
 
     def _do_send_sms(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
+        if d.payload.get("fallback") and self.routes.sms is not None:
+            missing = self.routes.sms.settings.missing_credentials()
+            if missing:
+                # A fallback is worth sending now or not at all: waiting for credentials that may
+                # never come would keep it pending forever. Skipped, with the reason, in the outbox.
+                raise Skip(
+                    f"SMS fallback for bounced email {d.payload['fallback']} not sent: the SMS provider "
+                    f"({self.routes.sms.name}) has no credentials (missing: {', '.join(missing)})"
+                )
         connector = _require(self.routes.sms, NotifiesCustomers, "sms")
         context, contact = self._customer_context(d.payload)
         if not contact.phone:
@@ -421,34 +439,84 @@ class Dispatcher:
             return None
         if not has_sms_consent(preference, contact.phone, consent_from_order=m.sms_consent_from_order):
             return None
-        return self.queue.enqueue("send_sms", "sms", {**row.payload, "fallback": message_id}, self.clock.now())
+        # Providers repeat webhooks: the fallback is claimed once per bounced message (a unique
+        # message_settings key) in the transaction that enqueues it.
+        now = self.clock.now()
+        try:
+            with self.read.engine.begin() as conn:
+                conn.execute(insert(t.message_settings).values(key=f"fallback:{message_id}", value=now.isoformat()))
+                done = conn.execute(
+                    insert(t.outbox).values(
+                        action="send_sms",
+                        target="sms",
+                        payload={**row.payload, "fallback": message_id},
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            return None  # this bounce was already reported and handled
+        key_row = done.inserted_primary_key
+        assert key_row is not None
+        return int(key_row[0])
 
     def schedule_digest(self, now: datetime) -> int | None:
-        """Enqueue today's staff digest once (across workers) after ``digest_hour`` UTC."""
+        """Enqueue today's staff digest once (across workers) after ``digest_hour`` UTC.
+
+        The day's claim (a unique ``message_settings`` key) and the outbox row are written in one
+        transaction: a second worker's insert fails on the key and enqueues nothing, and a crash
+        leaves either both or neither. Returns the outbox id, or None when nothing was enqueued."""
         m = self.messaging
         if m is None or m.digest_hour is None or self.routes.staff is None or now.hour < m.digest_hour:
             return None
-        if m.state.setting(f"digest:{now.date().isoformat()}") is not None:
-            return None
-        if not m.state.claim_setting(f"digest:{now.date().isoformat()}", now.isoformat()):
+        key = f"digest:{now.date().isoformat()}"
+        if m.state.setting(key) is not None:
             return None
         counts = self.read.counts()
         outbox = self.queue.counts()
+        po = t.purchase_orders.c
+        with self.read.engine.connect() as conn:
+            pos_sent = conn.execute(
+                select(func.count()).where(po.sent_at > now - timedelta(days=1), po.sent_at <= now)
+            ).scalar_one()
         payload = {
             "event": "DailyDigest",
             "date": now.date().isoformat(),
             **{k: int(v) for k, v in counts.items() if isinstance(v, int)},
+            "purchase_orders_sent": int(pos_sent),
             "dead_letters": int(outbox.get("dead", 0)),
             "pending_deliveries": int(outbox.get("pending", 0)),
         }
-        return self.queue.enqueue("notify_staff", "staff", payload, now)
+        try:
+            with self.read.engine.begin() as conn:
+                conn.execute(insert(t.message_settings).values(key=key, value=now.isoformat()))
+                done = conn.execute(
+                    insert(t.outbox).values(
+                        action="notify_staff",
+                        target="staff",
+                        payload=payload,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            return None  # another worker enqueued today's digest first
+        key_row = done.inserted_primary_key
+        assert key_row is not None
+        return int(key_row[0])
 
     def _do_notify_staff(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         connector = _require(self.routes.staff, NotifiesStaff, "staff")
         rendered = self.renderer.staff(d.payload)
         self._limit(connector, d.payload)
         message = StaffMessage(f"bo-{d.id}", rendered.title, rendered.text, template=d.payload["event"])
-        return connector.name, connector.post_staff(message)  # type: ignore[attr-defined]
+        return connector.name, connector.post_staff(message)
 
     def _do_send_purchase_order(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         connector = _require(self.routes.purchasing, PlacesPurchaseOrders, "purchasing")
@@ -475,7 +543,7 @@ class Dispatcher:
             rendered.subject,
             rendered.text,
         )
-        return connector.name, connector.place_purchase_order(document)  # type: ignore[attr-defined]
+        return connector.name, connector.place_purchase_order(document)
 
     def _do_push_stock(self, d: ClaimedDelivery) -> _FanOut:
         children = [
@@ -495,7 +563,7 @@ class Dispatcher:
         buffer = int(getattr(settings, "buffer", 0) or 0)
         sellable = self.read.sellable(d.payload["sku"], locations, buffer)  # read now: the freshest value wins
         self._limit(connector, d.payload)
-        return connector.name, connector.push_stock([StockUpdate(d.payload["sku"], sellable, f"bo-{d.id}")])  # type: ignore[attr-defined]
+        return connector.name, connector.push_stock([StockUpdate(d.payload["sku"], sellable, f"bo-{d.id}")])
 
     def _do_tag_order(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         channel = d.payload.get("channel", "")

@@ -6,6 +6,7 @@ reconciliation catches a dropped webhook; redaction removes personal data."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -305,6 +306,177 @@ def test_an_older_inventory_update_never_overwrites_a_newer_one(app: Application
     app.channel_services.processor.drain()
     (level,) = [r for r in table(app, t.stock_levels) if r["sku"] == "INK"]
     assert level["on_hand"] == 9
+
+
+# --- exactly-once shipments ---------------------------------------------------------------------
+
+
+def fulfillment_body(order: int = 1001, fulfillment: int = 7001, quantity: int = 2) -> bytes:
+    return json.dumps(
+        {
+            "id": fulfillment,
+            "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fulfillment}",
+            "order_id": order,
+            "status": "success",
+            "location_id": 11,
+            "line_items": [{"id": 1, "sku": "INK", "quantity": quantity}],
+        }
+    ).encode()
+
+
+def post_fulfillment(client: TestClient, body: bytes, event: str) -> httpx.Response:
+    return client.post(
+        "/webhooks/shopify/web", content=body, headers=shopify_headers(body, "fulfillments/create", event)
+    )
+
+
+def shipments(app: Application) -> list[dict[str, Any]]:
+    return [r for r in table(app, t.allocation_ledger) if r["kind"] in ("ship", "ship_direct")]
+
+
+def test_a_replayed_fulfillment_under_a_new_event_id_ships_once(
+    app: Application, client: TestClient, clock: SettableClock
+) -> None:
+    post_order(client, 1001, "e-1", quantity=3)
+    app.channel_services.processor.drain()
+    assert post_fulfillment(client, fulfillment_body(), "f-1").json()["status"] == "accepted"
+    app.channel_services.processor.drain()
+    clock.advance(minutes=1)
+    assert post_fulfillment(client, fulfillment_body(), "f-2").json()["status"] == "accepted"  # a new event id
+    app.channel_services.processor.drain()
+    (line,) = app.read.lines("web-1001")
+    assert (line["shipped"], line["allocated"], line["backordered"]) == (2, 2, 1)
+    assert [r["on_hand"] for r in table(app, t.stock_levels) if r["sku"] == "INK"] == [0]
+    assert [(r["source"], r["source_ref"], r["quantity"]) for r in shipments(app)] == [
+        ("shipment", "shopify:fulfillment:7001:1", 2)
+    ]
+    rows = [r for r in inbox(app) if r["topic"] == "fulfillments/create"]
+    assert [r["status"] for r in rows] == ["processed", "ignored"]
+    assert "already recorded" in rows[1]["error"]
+    post_fulfillment(client, fulfillment_body(fulfillment=7002, quantity=1), "f-3")  # a second, real shipment
+    app.channel_services.processor.drain()
+    assert app.read.lines("web-1001")[0]["shipped"] == 3
+
+
+def test_a_fulfillment_row_processed_again_after_a_crash_ships_once(
+    app: Application, client: TestClient, clock: SettableClock
+) -> None:
+    post_order(client, 1001, "e-1", quantity=3)
+    app.channel_services.processor.drain()
+    post_fulfillment(client, fulfillment_body(), "f-1")
+    processor = app.channel_services.processor
+    (row,) = app.channel_services.inbox.claim(clock.now(), 10)
+    assert processor.process(row).status == "processed"  # commands committed; the process dies before finish
+    assert inbox(app)[-1]["status"] == "processing"
+    clock.advance(minutes=6)  # the lease runs out: the row is claimed and processed again
+    assert processor.run() == 1
+    assert inbox(app)[-1]["status"] == "ignored"
+    assert app.read.lines("web-1001")[0]["shipped"] == 2
+    assert len(shipments(app)) == 1
+
+
+def test_the_ledger_refuses_a_second_record_of_the_same_shipment(app: Application) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    row = {
+        "order_id": "web-1",
+        "line_no": 1,
+        "sku": "INK",
+        "location": "main",
+        "quantity": 1,
+        "kind": "ship",
+        "source": "shipment",
+        "source_ref": "shopify:fulfillment:1:1",
+        "at": app.clock.now(),
+    }
+    with app.engine.begin() as conn:
+        conn.execute(t.allocation_ledger.insert(), row)
+    with pytest.raises(IntegrityError), app.engine.begin() as conn:
+        conn.execute(t.allocation_ledger.insert(), row)
+    with app.engine.begin() as conn:  # plain shipments (no platform identity) are not constrained
+        conn.execute(t.allocation_ledger.insert(), [{**row, "source": "ship", "source_ref": None}] * 2)
+
+
+# --- order edits -----------------------------------------------------------------------------
+
+
+def _ruby_order() -> dict[str, Any]:
+    from tests.vendor import VENDOR_DIR
+
+    path = VENDOR_DIR / "shopify" / "shopify-api-ruby-fixtures" / "order.json"
+    order: dict[str, Any] = json.loads(path.read_text())["order"]
+    return order
+
+
+def test_an_order_edit_on_shopify_cuts_and_adds_units_and_an_older_version_changes_nothing(
+    make_app: Callable[..., Application],
+) -> None:
+    app = make_app(max_body_bytes=65536)  # the vendored order is 8 KB
+    client = TestClient(create_app(app))
+    for sku in ("IPOD2008GREEN", "IPOD2008RED", "IPOD2008BLACK"):
+        app.bus.handle(c.UpsertSku(sku, sku))
+    app.bus.handle(c.AdjustStock("IPOD2008GREEN", "main", 1))
+    created = _ruby_order()  # the vendored fixture: one of each colour
+    edited = copy.deepcopy(created)  # modified copy: GREEN removed by an edit, BLACK raised to 3
+    edited["updated_at"] = "2008-01-10T12:00:00-05:00"
+    for item in edited["line_items"]:
+        item["current_quantity"] = {"IPOD2008GREEN": 0, "IPOD2008BLACK": 3}.get(item["sku"], item["quantity"])
+    stale = copy.deepcopy(created)  # modified copy: an update older than the edit, delivered last
+    stale["updated_at"] = "2008-01-10T11:30:00-05:00"
+    for body, topic, event in [(created, "orders/create", "o-1"), (edited, "orders/updated", "o-2")]:
+        raw = json.dumps(body).encode()
+        client.post("/webhooks/shopify/web", content=raw, headers=shopify_headers(raw, topic, event))
+        app.channel_services.processor.drain()
+    raw = json.dumps(stale).encode()
+    client.post("/webhooks/shopify/web", content=raw, headers=shopify_headers(raw, "orders/updated", "o-3"))
+    app.channel_services.processor.drain()
+    lines = [(ln["line_no"], ln["sku"], ln["quantity"], ln["status"]) for ln in app.read.lines("web-450789469")]
+    assert lines == [
+        (1, "IPOD2008GREEN", 1, "cancelled"),
+        (2, "IPOD2008RED", 1, "open"),
+        (3, "IPOD2008BLACK", 1, "open"),
+        (4, "IPOD2008BLACK", 2, "open"),
+    ]
+    assert [(r["status"], (r["error"] or "")[:40]) for r in inbox(app)] == [
+        ("processed", ""),
+        ("processed", ""),
+        ("ignored", "order 450789469 version 2008-01-10T16:30"),
+    ]
+    green = [r for r in table(app, t.stock_levels) if r["sku"] == "IPOD2008GREEN"]
+    assert [(r["on_hand"], r["allocated"]) for r in green] == [(1, 0)]  # the cut released the unit
+
+
+def test_a_woocommerce_order_update_with_a_lower_quantity_releases_units_to_the_next_order(
+    app: Application, client: TestClient
+) -> None:
+    def woo(number: int, quantity: int, modified: str) -> bytes:
+        return json.dumps(
+            {
+                "id": number,
+                "status": "processing",
+                "date_created_gmt": f"2026-03-02T08:0{number % 10}:00",
+                "date_modified_gmt": modified,
+                "billing": {"email": "w@example.com"},
+                "line_items": [{"id": 7, "product_id": 93, "variation_id": 0, "sku": "INK", "quantity": quantity}],
+            }
+        ).encode()
+
+    def post(body: bytes, topic: str, delivery: str) -> None:
+        digest = base64.b64encode(hmac.new(WOO_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        headers = {
+            "X-WC-Webhook-Signature": digest,
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-ID": "3",
+            "X-WC-Webhook-Delivery-ID": delivery,
+        }
+        assert client.post("/webhooks/woocommerce/woo", content=body, headers=headers).status_code == 200
+        app.channel_services.processor.drain()
+
+    post(woo(1, 2, "2026-03-02T08:01:00"), "order.created", "d-1")  # takes both INK units
+    post(woo(2, 1, "2026-03-02T08:02:00"), "order.created", "d-2")  # waits
+    post(woo(1, 1, "2026-03-02T08:10:00"), "order.updated", "d-3")  # the customer wants one only
+    assert [(ln["quantity"], ln["allocated"], ln["backordered"]) for ln in app.read.lines("woo-1")] == [(1, 1, 0)]
+    assert [(ln["allocated"], ln["backordered"]) for ln in app.read.lines("woo-2")] == [(1, 0)]
 
 
 def _item(sku: str, ref: str) -> Any:

@@ -73,7 +73,8 @@ def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth
         USER.encode(),
         PASSWORD.encode(),
     )
-    return AuthResult(success=ok, auth_data=auth_data)
+    # handled=False: aiosmtpd itself answers a failure with 535.
+    return AuthResult(success=ok, handled=ok, auth_data=auth_data)
 
 
 def _free_port() -> int:
@@ -223,7 +224,7 @@ def test_starttls_refuses_a_certificate_it_does_not_trust_and_retries_later(star
 def test_implicit_tls_delivers(start_server: Any, certificate: tuple[Path, Path]) -> None:
     server = start_server("tls")
     _connector(server.port, certificate, security="tls").send_message(_message())
-    ((_, session, encrypted),) = server.mailbox.received
+    ((_, _, encrypted),) = server.mailbox.received
     assert encrypted
 
 

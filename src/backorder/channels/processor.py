@@ -20,7 +20,7 @@ from backorder.channels.metrics import IngressMetrics
 from backorder.connectors.base import ConnectorSettings, ReceivesWebhooks
 from backorder.connectors.errors import WebhookRejected
 from backorder.domain import commands
-from backorder.domain.errors import DomainError, DuplicateOrder, UnknownOrder
+from backorder.domain.errors import DomainError, DuplicateOrder, DuplicateShipment, UnknownOrder
 from backorder.services.messagebus import MessageBus
 from backorder.store.inbox import ChannelItem, ChannelStore, InboxRow, InboxStore
 
@@ -133,7 +133,14 @@ class InboxProcessor:
                         f"order {version[0]} version {version[2].isoformat()} is not newer than "
                         f"the applied {applied.isoformat()}",
                     )
-            cmds = connector.parse(row.topic, row.headers, row.body)
+            # An order from a platform is the platform's current view of it: new orders are
+            # placed, edits to one we hold are applied as the difference to the view last applied.
+            cmds = [
+                commands.ChannelOrder(cmd, reason=f"changed on {settings.kind}")
+                if isinstance(cmd, commands.PlaceOrder)
+                else cmd
+                for cmd in connector.parse(row.topic, row.headers, row.body)
+            ]
         if not cmds:
             return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}", version)
         notes = [self._apply(cmd) for cmd in cmds]
@@ -141,15 +148,21 @@ class InboxProcessor:
         detail = "; ".join(n for n in notes if n)
         return Outcome("processed" if applied_any else "ignored", detail, version)
 
-    def _apply(self, cmd: commands.Command) -> str | None:
+    def _apply(self, cmd: commands.Command, retry: bool = True) -> str | None:
         """Apply one command; None when applied, else why it changed nothing (harmless cases).
         Anything else the domain refuses is raised (the row fails, with the reason)."""
         try:
-            self.bus.handle(cmd)
-            return None
+            changed = self.bus.handle(cmd)
         except DuplicateOrder as exc:
+            if retry and isinstance(cmd, commands.ChannelOrder):
+                return self._apply(cmd, retry=False)  # placed by another row meanwhile: now an edit
             return f"order {exc.order_id} is already recorded"
+        except DuplicateShipment as exc:
+            return f"shipment {exc.shipment_ref} of order {exc.order_id} is already recorded"
         except UnknownOrder as exc:
             if isinstance(cmd, (commands.CancelOrder, commands.ShipSku)):
                 return f"order {exc.order_id} is not one we hold"
             raise
+        if isinstance(cmd, commands.ChannelOrder) and not changed:
+            return f"order {cmd.order.order_id} is already recorded as the channel shows it"
+        return None

@@ -178,6 +178,10 @@ class ShipSku(Command):
     sku: str
     quantity: int
     location: str | None = None
+    shipment_ref: str | None = None
+    """The platform's identity of this shipment (e.g. ``shopify:fulfillment:<id>:<line item id>``):
+    recorded in the allocation ledger, and a shipment already recorded under it for the order
+    changes nothing (a replayed webhook, or an inbox row processed again after a crash)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,32 @@ class RedactCustomer(Command):
     channel: str
     email: str | None = None
     order_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReduceLine(Command):
+    """Lower line ``line_no`` to ``new_quantity`` units (the customer edited the order). The cut
+    comes off the backordered units first, then off the allocated ones, which go back to the
+    queue; a line lowered to what has shipped (or to 0) has its rest cancelled."""
+
+    order_id: str
+    line_no: int
+    new_quantity: int
+    reason: str = "quantity reduced"
+
+
+@dataclass(frozen=True)
+class ChannelOrder(Command):
+    """A channel's current view of an order (``orders/create|updated``, ``order.created|updated``,
+    reconciliation). New to us: placed as ``order`` says. Already held: only what the channel
+    changed since the view we last applied is applied — per SKU, units it removed are cut
+    (``ReduceLine``, latest line first, never below what shipped) and units it added become new
+    lines, allocated by the contract at the order's rank. The view is kept with the effect, in the
+    same transaction, so applying the same view again (a replay, a crash before the inbox row was
+    marked) changes nothing, and our own changes (a substitution, a cancelled line) stand."""
+
+    order: PlaceOrder
+    reason: str = "changed on the channel"
 
 
 # --- issue 5 (staff dashboard, self-service) ------------------------------------------------

@@ -46,3 +46,15 @@ class InvalidQuantity(DomainError):
 
 class InvalidTransition(DomainError):
     pass
+
+
+# --- issue 3 (channels) ---------------------------------------------------------------------
+
+
+class DuplicateShipment(DomainError):
+    """A shipment the platform identifies by ``shipment_ref`` is already recorded on the order."""
+
+    def __init__(self, order_id: str, shipment_ref: str) -> None:
+        super().__init__(f"shipment {shipment_ref!r} of order {order_id!r} is already recorded")
+        self.order_id = order_id
+        self.shipment_ref = shipment_ref

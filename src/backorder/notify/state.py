@@ -9,10 +9,24 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Engine, Integer, String, Text, column, insert, select, table, update
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Text,
+    column,
+    insert,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 _settings = table("message_settings", column("key", String), column("value", Text))
@@ -50,6 +64,12 @@ _eta = table(
     column("line_no", Integer),
     column("eta", Date),
     column("notified_at", DateTime(timezone=True)),
+)
+_slots = table(
+    "eta_slots",
+    column("order_id", String),
+    column("outbox_id", Integer),
+    column("claimed_at", DateTime(timezone=True)),
 )
 
 CHANNELS = ("email", "sms", "both", "none")
@@ -302,3 +322,31 @@ class MessagingState:
                             .where(e.order_id == order_id, e.line_no == line_no)
                             .values(eta=eta, notified_at=at)
                         )
+
+    def claim_eta_slot(self, order_id: str, outbox_id: int, now: datetime, interval: timedelta) -> datetime | None:
+        """Claim the order's ETA-message slot for outbox row ``outbox_id``: None when claimed
+        (free, expired, or already this row's: a retry after a crash), else when the holder's
+        interval ends. A conditional UPDATE, or the primary key on INSERT, lets one of two
+        concurrent claims win on PostgreSQL and SQLite alike."""
+        s = _slots.c
+        at = _bind(self.engine, now)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_slots)
+                .where(
+                    s.order_id == order_id,
+                    or_(s.claimed_at <= _bind(self.engine, now - interval), s.outbox_id == outbox_id),
+                )
+                .values(outbox_id=outbox_id, claimed_at=at)
+            )
+            if done.rowcount == 1:
+                return None
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(_slots).values(order_id=order_id, outbox_id=outbox_id, claimed_at=at))
+                return None
+            except IntegrityError:
+                held = conn.execute(select(s.claimed_at).where(s.order_id == order_id)).scalar_one()
+        claimed = _read_utc(held)
+        assert claimed is not None
+        return claimed + interval

@@ -17,6 +17,7 @@ from backorder.domain.allocation import Claim, Grant, allocate, allocate_ranked_
 from backorder.domain.errors import (
     DomainError,
     DuplicateOrder,
+    DuplicateShipment,
     InvalidQuantity,
     InvalidTransition,
     UnknownOrder,
@@ -37,7 +38,7 @@ from backorder.domain.model import (
 )
 from backorder.domain.replenishment import is_breach, proposal_quantity
 from backorder.services.policy import EnginePolicy
-from backorder.services.ports import AllocationRecord, Clock, UnitOfWork, grant_records
+from backorder.services.ports import SHIPMENT_SOURCE, AllocationRecord, Clock, UnitOfWork, grant_records
 
 
 @dataclass(frozen=True)
@@ -427,8 +428,10 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
     refresh_etas(uow, skus, ctx)
 
 
-def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipment_ref: str | None = None) -> None:
+    """``shipment_ref`` (issue 3): the channel's identity of the shipment, kept in the ledger."""
     assert isinstance(cmd, commands.ShipLine)
+    source, ref = (SHIPMENT_SOURCE, shipment_ref) if shipment_ref else ("ship", None)
     order = _locked_order(uow, cmd.order_id)
     line = order.line(cmd.line_no)
     assert line.id is not None
@@ -448,7 +451,7 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
         level.on_hand -= take
         from_held -= take
         records.append(
-            AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", "ship", None, now, line.id)
+            AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", source, ref, now, line.id)
         )
     if from_backorder:
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
@@ -462,8 +465,8 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> No
                 location,
                 from_backorder,
                 "ship_direct",
-                "ship",
-                "unallocated",
+                source,
+                ref or "unallocated",
                 now,
                 line.id,
             )
@@ -694,6 +697,9 @@ def ship_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> Non
     if cmd.quantity <= 0:
         raise InvalidQuantity(f"shipment of {cmd.sku} on {cmd.order_id}: quantity must be positive")
     order = _locked_order(uow, cmd.order_id)
+    # Under the order's SKU locks: a replay of the same shipment waits here and then sees it.
+    if cmd.shipment_ref and uow.orders.shipment_recorded(order.id, cmd.shipment_ref):
+        raise DuplicateShipment(order.id, cmd.shipment_ref)
     left = cmd.quantity
     for line in sorted(order.lines, key=lambda x: x.line_no):
         if left == 0:
@@ -702,7 +708,7 @@ def ship_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> Non
             continue
         take = min(left, line.quantity - line.shipped)
         if take > 0:
-            ship_line(commands.ShipLine(order.id, line.line_no, take, cmd.location), uow, ctx)
+            ship_line(commands.ShipLine(order.id, line.line_no, take, cmd.location), uow, ctx, cmd.shipment_ref)
             left -= take
     if left == cmd.quantity:
         raise DomainError(f"order {cmd.order_id} has no open line of {cmd.sku} to ship")
@@ -792,3 +798,131 @@ def substitute_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext)
 HANDLERS[commands.EditDraftPurchaseOrderLine] = edit_draft_purchase_order_line
 HANDLERS[commands.ShipAvailableNow] = ship_available_now
 HANDLERS[commands.SubstituteLine] = substitute_line
+
+
+# --- issue 3 (channels): order edits ----------------------------------------------------------
+
+
+def reduce_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ReduceLine)
+    if cmd.new_quantity < 0:
+        raise InvalidQuantity(f"order {cmd.order_id} line {cmd.line_no}: quantity cannot be negative")
+    order = _locked_order(uow, cmd.order_id)
+    line = order.line(cmd.line_no)
+    if not line.is_open or cmd.new_quantity == line.quantity:
+        return
+    if cmd.new_quantity > line.quantity:
+        raise InvalidQuantity(
+            f"order {order.id} line {line.line_no}: cannot raise {line.quantity} to {cmd.new_quantity} (add a line)"
+        )
+    if cmd.new_quantity <= line.shipped:  # nothing left to wait for: the rest is cancelled
+        cancel_order(commands.CancelOrder(order.id, (line.line_no,), reason=cmd.reason), uow, ctx)
+        return
+    assert line.id is not None
+    cut = line.quantity - cmd.new_quantity
+    from_backorder = min(cut, line.backordered)
+    release = cut - from_backorder
+    levels = uow.stock.levels([line.sku])
+    now = ctx.clock.now()
+    records: list[AllocationRecord] = []
+    held = uow.orders.held_at(line.id)
+    left = release
+    for location in reversed(list(held)):  # the least preferred location gives back first
+        take = min(held[location], left)
+        if take <= 0:
+            continue
+        _level(levels, line.sku, location).allocated -= take
+        left -= take
+        records.append(
+            AllocationRecord(
+                order.id, line.line_no, line.sku, location, -take, "release", "reduce", cmd.reason, now, line.id
+            )
+        )
+    assert left == 0, f"line {line.id} holds less than its unshipped allocation"
+    line.backordered -= from_backorder
+    line.allocated -= release
+    line.quantity = cmd.new_quantity
+    if line.backordered == 0:
+        line.eta = None
+    uow.orders.save_lines([line])
+    uow.orders.save_quantities([line])
+    uow.stock.save_levels(levels.values())
+    uow.orders.record_allocations(records)
+    uow.record(
+        events.BackorderCancelled(
+            order.id, order.channel, cmd.reason, (events.CancelledLine(line.line_no, line.sku, cut),)
+        )
+    )
+    if release:
+        uow.record(events.StockLevelChanged(line.sku))
+        scope = {line.sku} | ({x.sku for x in order.lines if x.is_open} if order.ship_complete else set())
+        allocate_waiting(uow, scope, ctx, "release", f"reduce:{order.id}")
+    refresh_etas(uow, [line.sku], ctx)
+
+
+def _view(lines: Iterable[commands.NewLine]) -> dict[str, int]:
+    units: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line.quantity < 0:
+            raise InvalidQuantity(f"quantity of {line.sku} cannot be negative")
+        units[line.sku] += line.quantity
+    return dict(units)
+
+
+def channel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
+    assert isinstance(cmd, commands.ChannelOrder)
+    placed = cmd.order
+    view = _view(placed.lines)
+    if uow.orders.get(placed.order_id) is None:
+        place_order(placed, uow, ctx)  # DuplicateOrder if another transaction placed it meanwhile
+        uow.orders.save_channel_view(placed.order_id, view)
+        return
+    order = _locked_order(uow, placed.order_id)
+    before = uow.orders.channel_view(order.id)
+    if before == view:
+        return
+    uow.orders.save_channel_view(order.id, view)
+    if before is None:
+        return  # held from before views were kept: nothing to compare with, the view is kept now
+    added = {sku: n - before.get(sku, 0) for sku, n in sorted(view.items()) if n > before.get(sku, 0)}
+    removed = {sku: n - view.get(sku, 0) for sku, n in sorted(before.items()) if n > view.get(sku, 0)}
+    _require_skus(uow, added)
+    uow.stock.lock_skus(added)
+    for sku, cut in removed.items():
+        for line in sorted(order.lines, key=lambda x: -x.line_no):  # the latest line gives back first
+            if cut <= 0:
+                break
+            if line.sku != sku or not line.is_open:
+                continue
+            take = min(cut, line.quantity - line.shipped)
+            reduce_line(commands.ReduceLine(order.id, line.line_no, line.quantity - take, cmd.reason), uow, ctx)
+            cut -= take
+    if not added:
+        return
+    fresh = uow.orders.get(order.id)
+    assert fresh is not None
+    next_no = max(x.line_no for x in fresh.lines) + 1
+    new_nos = []
+    for offset, (sku, units) in enumerate(added.items()):
+        line = OrderLine(order.id, next_no + offset, sku, units, backordered=units)
+        uow.orders.add_line(fresh, line)
+        new_nos.append(line.line_no)
+    # By the contract, at the order's rank; a ship-complete order is judged whole again.
+    scope = set(added) | ({x.sku for x in fresh.lines if x.is_open} if order.ship_complete else set())
+    allocate_waiting(uow, scope, ctx, "arrival", f"amend:{order.id}", quiet_orders=frozenset({order.id}))
+    after = uow.orders.get(order.id)
+    assert after is not None
+    waiting = [after.line(no) for no in new_nos if after.line(no).backordered > 0]
+    if waiting:
+        uow.record(
+            events.BackorderCreated(
+                order.id,
+                order.channel,
+                tuple(events.BackorderedLine(x.line_no, x.sku, x.backordered, x.eta) for x in waiting),
+            )
+        )
+    check_thresholds(uow, added, ctx)
+
+
+HANDLERS[commands.ReduceLine] = reduce_line
+HANDLERS[commands.ChannelOrder] = channel_order

@@ -223,6 +223,27 @@ class OrderRepository(abc.ABC):
         channel). Returns the ids of the orders changed."""
         raise NotImplementedError
 
+    # --- issue 3 (channels): order edits ---
+    def save_quantities(self, lines: Iterable[OrderLine]) -> None:
+        """Store each line's ``quantity`` (an edit lowered it; ``save_lines`` stores the rest)."""
+        raise NotImplementedError
+
+    def channel_view(self, order_id: str) -> dict[str, int] | None:
+        """Units per SKU of the channel's view of the order last applied (None: none recorded)."""
+        raise NotImplementedError
+
+    def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None:
+        raise NotImplementedError
+
+    # --- issue 3 (channels): exactly-once shipments ---
+    def shipment_recorded(self, order_id: str, shipment_ref: str) -> bool:
+        """Whether the ledger already holds a shipment of this order under ``shipment_ref``.
+        Stores answer this with one indexed query; this default reads the order's ledger."""
+        return any(
+            r.source == SHIPMENT_SOURCE and r.source_ref == shipment_ref and r.kind in ("ship", "ship_direct")
+            for r in self.ledger(order_id)
+        )
+
     # --- issue 5 (staff, self-service): a customer's accepted substitute ---
     def add_line(self, order: Order, line: OrderLine) -> None:
         """Store a new line of an existing order (ranking keys copied from ``order``); sets ``line.id``."""
@@ -349,3 +370,9 @@ def grant_records(
         )
         for g in grants
     ]
+
+
+# --- issue 3 (channels) ---------------------------------------------------------------------
+
+SHIPMENT_SOURCE = "shipment"
+"""Ledger ``source`` of a shipment the channel identified (``source_ref`` = its ``shipment_ref``)."""

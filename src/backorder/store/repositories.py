@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ from backorder.domain.model import (
     SupplierItem,
 )
 from backorder.services.ports import (
+    SHIPMENT_SOURCE,
     AllocationRecord,
     CatalogRepository,
     OrderRepository,
@@ -551,6 +552,38 @@ class SqlOrders(OrderRepository):
                 .values(customer_email=None, customer_phone=None, customer_name=None)
             )
         return ids
+
+    # --- issue 3 (channels): order edits ---
+    def save_quantities(self, lines: Iterable[OrderLine]) -> None:
+        rows = [{"b_id": line.id, "quantity": line.quantity} for line in lines]
+        if rows:
+            self.conn.execute(update(t.order_lines).where(t.order_lines.c.id == bindparam("b_id")), rows)
+
+    def channel_view(self, order_id: str) -> dict[str, int] | None:
+        v = t.order_channel_views.c
+        found = self.conn.execute(select(v.units).where(v.order_id == order_id)).scalar()
+        return {str(k): int(n) for k, n in found.items()} if found is not None else None
+
+    def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None:
+        v = t.order_channel_views.c
+        now = self._now()
+        done = self.conn.execute(
+            update(t.order_channel_views).where(v.order_id == order_id).values(units=dict(units), updated_at=now)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(
+                insert(t.order_channel_views).values(order_id=order_id, units=dict(units), updated_at=now)
+            )
+
+    # --- issue 3 (channels): exactly-once shipments (index ux_allocation_ledger_shipment) ---
+    def shipment_recorded(self, order_id: str, shipment_ref: str) -> bool:
+        a = t.allocation_ledger.c
+        found = self.conn.execute(
+            select(a.id)
+            .where(a.order_id == order_id, a.source == SHIPMENT_SOURCE, a.source_ref == shipment_ref)
+            .limit(1)
+        ).first()
+        return found is not None
 
 
 class SqlPurchasing(PurchasingRepository):

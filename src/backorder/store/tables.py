@@ -348,6 +348,30 @@ stock_push_pending = Table(
     Index("ix_stock_push_pending_due_at", "due_at"),
 )
 
+order_channel_views = Table(
+    "order_channel_views",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("units", JSON, nullable=False),  # {sku: units} as the channel last showed the order
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""The channel's view of each order we last applied: an order edit is the difference to it."""
+
+# A shipment the channel identified (ShipSku.shipment_ref) is recorded once per order, line,
+# location and kind: a replayed webhook cannot ship it twice (the handler checks first, under the
+# order's SKU locks; this index is the backstop).
+Index(
+    "ux_allocation_ledger_shipment",
+    allocation_ledger.c.order_id,
+    allocation_ledger.c.source_ref,
+    allocation_ledger.c.line_no,
+    allocation_ledger.c.location,
+    allocation_ledger.c.kind,
+    unique=True,
+    sqlite_where=text("source = 'shipment'"),
+    postgresql_where=text("source = 'shipment'"),
+)
+
 # --- customer and staff messaging: consent, suppressions, delivery status (issue 4) ----------
 # (tables for notifications go here; migration 0003_messaging creates them)
 
@@ -402,6 +426,16 @@ eta_notices = Table(
     Column("notified_at", UtcDateTime(), nullable=False),
 )
 """The ETA each customer was last told, per order line (ETA-change debounce)."""
+
+eta_slots = Table(
+    "eta_slots",
+    metadata,
+    Column("order_id", String(128), primary_key=True),
+    Column("outbox_id", Id, nullable=False),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+)
+"""Per order, the ETA-change message that holds the current interval: claimed with a conditional
+UPDATE (or the primary key on INSERT), so two concurrent ETA messages cannot both go out."""
 
 # --- staff users, sessions, API keys, audit log, self-service (issue 5) ------------------------
 # (tables for the dashboard and API go here; migration 0004_staff creates them)

@@ -28,6 +28,9 @@ from backorder.connectors.sendgrid.mapping import event_updates as sendgrid_upda
 from backorder.connectors.twilio.mapping import is_opt_in, is_opt_out, status_update
 
 log = logging.getLogger(__name__)
+# Statuses (and SendGrid's ``dropped``: it drops mail to addresses on its own bounce, spam-report
+# or invalid lists) that suppress the address; a bounce or a drop also falls back to SMS.
+_SUPPRESS_REASON = {"bounced": "bounce", "complained": "complaint", "dropped": "dropped"}
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -106,9 +109,10 @@ def build_router(application: Application) -> APIRouter:
         record = state.find_message(message_id=message_id) if message_id else state.find_message(provider_ref=ref)
         if record is not None:
             state.update_status(record.message_id, status, f"{source} {kind}", now)
-        if status in ("bounced", "complained") and address:
-            state.suppress(address, "email", "bounce" if status == "bounced" else "complaint", source, now)
-        if status == "bounced" and record is not None:
+        reason = _SUPPRESS_REASON.get(status) or _SUPPRESS_REASON.get(kind)
+        if reason and address:
+            state.suppress(address, "email", reason, source, now)
+        if reason in ("bounce", "dropped") and record is not None:
             app.dispatcher.fallback_to_sms(record.message_id)
 
     @router.post("/sendgrid/events")

@@ -152,7 +152,17 @@ INBOUND = [
         "fulfillments-create",
         "fulfillments/create",
         FULFILLMENT_OK,
-        _expect_exact([ShipSku(f"{CHANNEL}-450789469", "IPOD2008GREEN", 1, None)]),
+        _expect_exact(
+            [
+                ShipSku(
+                    f"{CHANNEL}-450789469",
+                    "IPOD2008GREEN",
+                    1,
+                    None,
+                    shipment_ref="shopify:fulfillment:255858046:466157049",
+                )
+            ]
+        ),
     ),
     _sample("inventory-levels-update-untracked", "inventory_levels/update", INVENTORY, _expect_exact([])),
     _sample(

@@ -7,8 +7,8 @@ from tests.fakes import START, make_bus, seed_catalog
 
 from backorder.domain import commands
 from backorder.domain.commands import NewLine
-from backorder.domain.errors import DomainError, UnknownOrder
-from backorder.domain.model import Sku
+from backorder.domain.errors import DomainError, DuplicateShipment, UnknownOrder
+from backorder.domain.model import LineStatus, Sku
 
 
 @pytest.fixture
@@ -65,3 +65,34 @@ def test_redacting_a_whole_shop_clears_every_order_of_the_channel(world) -> None
     bus.handle(commands.RedactCustomer("web"))
     assert uow.state.orders["web-1"].customer_email is None
     assert uow.state.orders["pos-1"].customer_email == "b@x.test"
+
+
+def test_a_shipment_already_recorded_under_its_ref_ships_nothing_more(world) -> None:  # type: ignore[no-untyped-def]
+    bus, uow = world
+    _order(bus, "web-1", "web", "a@x.test", (NewLine(1, "INK", 2), NewLine(2, "INK", 3)))
+    ref = "shopify:fulfillment:9:1"
+    bus.handle(commands.ShipSku("web-1", "INK", 3, "main", shipment_ref=ref))
+    before = [(line.shipped, line.status) for line in uow.state.orders["web-1"].lines]
+    levels = dict(uow.state.levels)
+    with pytest.raises(DuplicateShipment):
+        bus.handle(commands.ShipSku("web-1", "INK", 3, "main", shipment_ref=ref))
+    assert (
+        [(line.shipped, line.status) for line in uow.state.orders["web-1"].lines]
+        == before
+        == [
+            (2, LineStatus.SHIPPED),
+            (1, LineStatus.OPEN),
+        ]
+    )
+    assert uow.state.levels == levels
+    shipped = [r for r in uow.state.ledger if r.kind in ("ship", "ship_direct")]
+    assert {(r.source, r.source_ref) for r in shipped} == {("shipment", ref)}
+
+
+def test_another_shipment_of_the_same_sku_under_a_new_ref_ships_again(world) -> None:  # type: ignore[no-untyped-def]
+    bus, uow = world
+    _order(bus, "web-1", "web", "a@x.test", (NewLine(1, "INK", 4),))
+    bus.handle(commands.ShipSku("web-1", "INK", 1, "main", shipment_ref="shopify:fulfillment:9:1"))
+    bus.handle(commands.ShipSku("web-1", "INK", 2, "main", shipment_ref="shopify:fulfillment:10:1"))
+    bus.handle(commands.ShipSku("web-1", "INK", 1, "main"))  # no ref: applied as it comes
+    assert uow.state.orders["web-1"].lines[0].shipped == 4

@@ -43,6 +43,8 @@ def event_updates(events: list[dict[str, Any]]) -> list[tuple[str | None, str | 
     for event in events:
         kind = str(event.get("event", ""))
         status = EVENT_STATUS.get(kind)
+        if kind == "bounce" and event.get("type") == "blocked":
+            kind, status = "blocked", "failed"  # the receiving server refused the sender, not the address
         if status is None:
             continue
         ref = event.get("sg_message_id")

@@ -121,15 +121,25 @@ def fulfillment_commands(
     if status in ("cancelled", "error", "failure"):
         return []
     location = location_map.get(str(data.get("location_id"))) if data.get("location_id") is not None else None
-    shipped: dict[str, int] = {}
-    for item in data.get("line_items") or []:
+    fulfillment = gid_number(data.get("admin_graphql_api_id")) or _digits(data.get("id"))
+    order_id = order_id_for(channel, str(order))
+    found: list[commands.Command] = []
+    for position, item in enumerate(data.get("line_items") or []):
         sku = (item.get("sku") or "").strip() if isinstance(item, dict) else ""
         quantity = item.get("quantity") if isinstance(item, dict) else None
         if not sku or not isinstance(quantity, int) or quantity <= 0:
             continue
-        shipped[sku] = shipped.get(sku, 0) + quantity
-    order_id = order_id_for(channel, str(order))
-    return [commands.ShipSku(order_id, sku, qty, location) for sku, qty in sorted(shipped.items())]
+        assert isinstance(item, dict)
+        line = gid_number(item.get("admin_graphql_api_id")) or _digits(item.get("id")) or f"#{position}"
+        # The platform's identity of this shipment: a replay of the webhook (a new event id, or the
+        # same row processed again) finds it in the ledger and ships nothing more.
+        ref = f"shopify:fulfillment:{fulfillment}:{line}" if fulfillment else None
+        found.append(commands.ShipSku(order_id, sku, quantity, location, shipment_ref=ref))
+    return found
+
+
+def _digits(value: Any) -> str | None:
+    return str(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
 def inventory_item_id(data: Mapping[str, Any]) -> str:

@@ -62,9 +62,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("stock_push_pending", schema=None) as batch_op:
         batch_op.create_index("ix_stock_push_pending_due_at", ["due_at"], unique=False)
+    op.create_table(
+        "order_channel_views",
+        sa.Column("order_id", sa.String(length=128), nullable=False),
+        sa.Column("units", sa.JSON(), nullable=False),
+        sa.Column("updated_at", _UTC(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("order_id", name=op.f("pk_order_channel_views")),
+    )
+    op.create_index(
+        "ux_allocation_ledger_shipment",
+        "allocation_ledger",
+        ["order_id", "source_ref", "line_no", "location", "kind"],
+        unique=True,
+        sqlite_where=sa.text("source = 'shipment'"),
+        postgresql_where=sa.text("source = 'shipment'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ux_allocation_ledger_shipment", table_name="allocation_ledger")
+    op.drop_table("order_channel_views")
     op.drop_table("stock_push_pending")
     op.drop_table("channel_sync")
     op.drop_table("channel_orders")

@@ -70,9 +70,17 @@ def upgrade() -> None:
         sa.Column("notified_at", _UTC(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("order_id", "line_no", name=op.f("pk_eta_notices")),
     )
+    op.create_table(
+        "eta_slots",
+        sa.Column("order_id", sa.String(length=128), nullable=False),
+        sa.Column("outbox_id", _ID, nullable=False),
+        sa.Column("claimed_at", _UTC(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("order_id", name=op.f("pk_eta_slots")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("eta_slots")
     op.drop_table("eta_notices")
     with op.batch_alter_table("message_status", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_message_status_provider_ref"))
