@@ -246,7 +246,8 @@ def test_when_the_inbox_cannot_commit_the_sender_gets_no_200(
     monkeypatch.setattr(app.channel_services.inbox, "record_many", broken)
     with TestClient(create_app(app), raise_server_exceptions=False) as failing:
         response = post_order(failing, 1001, "e-1")
-    assert response.status_code == 500
+    assert response.status_code == 503  # the platform retries; nothing was acknowledged
+    assert response.headers["Retry-After"] == "30"
     assert inbox(app) == []
 
 

@@ -10,6 +10,7 @@ rejections store nothing but a counter. Processing happens later, from the inbox
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,8 @@ from fastapi.responses import JSONResponse
 from backorder.bootstrap import Application
 from backorder.connectors.base import InboundRequest
 from backorder.connectors.errors import WebhookRejected
+
+log = logging.getLogger(__name__)
 
 _DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -48,7 +51,16 @@ def build_router(application: Application) -> APIRouter:
         services.metrics.rejected.labels(platform, reason).inc()
         return JSONResponse({"error": message}, status_code=status)
 
-    @router.post("/webhooks/{platform}/{channel_id}", summary="Receive a signed channel webhook")
+    @router.post(
+        "/webhooks/{platform}/{channel_id}",
+        summary="Receive a signed channel webhook",
+        responses={
+            401: {"description": "Signature missing, wrong, or its timestamp stale; nothing stored"},
+            404: {"description": "No channel with this id and platform; nothing stored"},
+            413: {"description": "Body over the configured limit; not read whole, nothing stored"},
+            503: {"description": "The inbox could not be written; the platform should retry"},
+        },
+    )
     async def receive(platform: str, channel_id: str, request: Request) -> Any:
         settings = services.settings.get(channel_id)
         receiver = services.receivers.get(channel_id)
@@ -65,9 +77,17 @@ def build_router(application: Application) -> APIRouter:
         except WebhookRejected as exc:
             return _reject(platform, type(exc).__name__, exc.status_code, exc.reason)
         identity = receiver.identify(inbound)
-        row_id, created = await services.writer.record(
-            (platform, channel_id, identity.event_key, identity.topic, headers, body, inbound.received_at)
-        )
+        try:
+            row_id, created = await services.writer.record(
+                (platform, channel_id, identity.event_key, identity.topic, headers, body, inbound.received_at)
+            )
+        except Exception:  # not committed: not acknowledged either, so the platform retries
+            log.exception("inbox commit failed for a %s webhook on channel %s", platform, channel_id)
+            return JSONResponse(
+                {"status": "unavailable", "detail": "the inbox could not be written; retry later"},
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
         counter = services.metrics.accepted if created else services.metrics.duplicates
         counter.labels(platform, channel_id).inc()
         return JSONResponse({"status": "accepted" if created else "duplicate", "inbox_id": row_id})
