@@ -1,6 +1,6 @@
 """Shared by the sales-channel connectors: the map between our SKUs and a platform's items,
-and strict JSON body loading for webhooks. (Connectors never import each other; what they
-share lives here.)"""
+strict JSON body loading for webhooks, and the plumbing of a channel connector that calls a
+platform's HTTP API. (Connectors never import each other; what they share lives here.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
+
+from backorder.connectors.base import Connector, ConnectorDeps, ConnectorSettings
 from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.http import HttpSettings, ProviderClient
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,34 @@ def load_json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedPayload("body is not a JSON object")
     return data
+
+
+class HttpChannelConnector(Connector):
+    """A sales channel reached over HTTP: its channel id, item directory and lazily built
+    client through the shared outbound layer. Subclasses set ``provider`` and give
+    ``settings`` an ``api_base()``, ``allowed_hosts`` and ``rate_per_second``."""
+
+    provider: str = ""
+
+    def __init__(self, name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> None:
+        super().__init__(name, settings)
+        self.channel = name.removeprefix("channels.")
+        self.rate_per_second = float(getattr(settings, "rate_per_second", 0.0))
+        self.directory: ItemDirectory = deps.extras.get("item_directory") or MemoryDirectory()
+        factory = deps.http_client_factory
+        self._client_factory = (lambda: factory(name)) if factory else self._default_client
+        self._http: ProviderClient | None = None
+
+    def _default_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.settings.api_base())  # type: ignore[attr-defined]
+
+    def bind_directory(self, directory: ItemDirectory) -> None:
+        self.directory = directory
+
+    def _client(self) -> ProviderClient:
+        if self._http is None:
+            hosts = list(getattr(self.settings, "allowed_hosts", ()))
+            self._http = ProviderClient(
+                self._client_factory(), HttpSettings(allowed_hosts=hosts), provider=self.provider
+            )
+        return self._http

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from backorder.connectors.base import (
     Connector,
     ConnectorDeps,
@@ -29,7 +27,7 @@ from backorder.connectors.base import (
     TagsOrders,
 )
 from backorder.connectors.errors import FatalError, NotConfigured, RateLimited, RetryableError
-from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.items import HttpChannelConnector
 from backorder.connectors.shopify import mapping
 from backorder.connectors.shopify.inbound import ShopifyInbound
 from backorder.connectors.shopify.settings import ShopifySettings
@@ -162,37 +160,14 @@ def _gid(kind: str, number: str) -> str:
     return number if number.startswith("gid://") else f"gid://shopify/{kind}/{number}"
 
 
-class ShopifyConnector(ShopifyInbound, Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, SyncsStock, TagsOrders):
     settings: ShopifySettings
-
-    def __init__(self, name: str, settings: ShopifySettings, deps: ConnectorDeps) -> None:
-        Connector.__init__(self, name, settings)
-        self.channel = name.removeprefix("channels.")
-        self.rate_per_second = settings.rate_per_second
-        self.directory: mapping.ItemDirectory = deps.extras.get("item_directory") or mapping.MemoryDirectory()
-        factory = deps.http_client_factory
-        self._client_factory = (lambda: factory(name)) if factory else self._default_client
-        self._http: ProviderClient | None = None
-
-    def _default_client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.settings.api_base())
-
-    def bind_directory(self, directory: mapping.ItemDirectory) -> None:
-        self.directory = directory
+    provider = "shopify"
 
     def rate_limit_key(self, payload: Any) -> str | None:
         return f"shopify:{self.settings.shop_domain or self.settings.base_url}"
 
     # --- transport -------------------------------------------------------------------------
-
-    def _client(self) -> ProviderClient:
-        if self._http is None:
-            self._http = ProviderClient(
-                self._client_factory(),
-                HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)),
-                provider="shopify",
-            )
-        return self._http
 
     def graphql(self, document: str, variables: dict[str, Any], *, idempotent: bool = False) -> dict[str, Any]:
         token = self.settings.access_token

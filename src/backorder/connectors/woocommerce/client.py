@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from backorder.connectors.base import (
     Connector,
     ConnectorDeps,
@@ -26,7 +24,7 @@ from backorder.connectors.base import (
     TagsOrders,
 )
 from backorder.connectors.errors import FatalError, NotConfigured
-from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.items import HttpChannelConnector
 from backorder.connectors.woocommerce import mapping
 from backorder.connectors.woocommerce.inbound import WooInbound
 from backorder.connectors.woocommerce.settings import WooCommerceSettings
@@ -37,35 +35,12 @@ MAX_PAGES = 40
 PER_PAGE = 50
 
 
-class WooCommerceConnector(WooInbound, Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
+class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, SyncsStock, TagsOrders):
     settings: WooCommerceSettings
-
-    def __init__(self, name: str, settings: WooCommerceSettings, deps: ConnectorDeps) -> None:
-        Connector.__init__(self, name, settings)
-        self.channel = name.removeprefix("channels.")
-        self.rate_per_second = settings.rate_per_second
-        self.directory: mapping.ItemDirectory = deps.extras.get("item_directory") or mapping.MemoryDirectory()
-        factory = deps.http_client_factory
-        self._client_factory = (lambda: factory(name)) if factory else self._default_client
-        self._http: ProviderClient | None = None
-
-    def _default_client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.settings.api_base())
-
-    def bind_directory(self, directory: mapping.ItemDirectory) -> None:
-        self.directory = directory
+    provider = "woocommerce"
 
     def rate_limit_key(self, payload: Any) -> str | None:
         return f"woocommerce:{self.settings.api_base()}"
-
-    def _client(self) -> ProviderClient:
-        if self._http is None:
-            self._http = ProviderClient(
-                self._client_factory(),
-                HttpSettings(allowed_hosts=list(self.settings.allowed_hosts)),
-                provider="woocommerce",
-            )
-        return self._http
 
     def _call(
         self,
