@@ -486,8 +486,8 @@ class SqlBulkAllocation(BulkAllocation):
 
     def _events(self, pos: npt.NDArray[np.int64], quantity: npt.NDArray[np.int64], source: str) -> list[events.Event]:
         """One BackorderAllocated per order (lines by number; ready when none of the order's
-        lines still waits), in order-id order, then one StockLevelChanged per SKU — what the
-        walk records for the same grants."""
+        lines still waits), in order-id order — what ``apply_grants`` records for the same
+        grants. (The handler records StockLevelChanged for the SKUs it touched.)"""
         w = self._waiting
         assert w is not None
         left = w.wanted.copy()
@@ -518,8 +518,6 @@ class SqlBulkAllocation(BulkAllocation):
             allocated(oid, channel, source, tuple(lines[a:b]), oid not in still_waiting)
             for oid, channel, a, b in zip(order_names, channel_names, starts.tolist(), ends, strict=True)
         ]
-        touched = np.unique(sku_of).tolist()
-        result.extend(events.StockLevelChanged(skus[s]) for s in sorted(touched, key=skus.__getitem__))
         return result
 
 
