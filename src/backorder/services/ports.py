@@ -217,23 +217,23 @@ class OrderRepository(abc.ABC):
         """Unshipped units a line holds, by location."""
 
     # --- issue 3 (channels): privacy redaction ---
+    @abc.abstractmethod
     def redact_customer(self, channel: str, email: str | None, order_ids: Sequence[str]) -> list[str]:
         """Remove the customer's email, phone and name from this channel's orders that carry
         ``email`` or are named in ``order_ids`` (``email=None`` and no ids: every order of the
         channel). Returns the ids of the orders changed."""
-        raise NotImplementedError
 
     # --- issue 3 (channels): order edits ---
+    @abc.abstractmethod
     def save_quantities(self, lines: Iterable[OrderLine]) -> None:
         """Store each line's ``quantity`` (an edit lowered it; ``save_lines`` stores the rest)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def channel_view(self, order_id: str) -> dict[str, int] | None:
         """Units per SKU of the channel's view of the order last applied (None: none recorded)."""
-        raise NotImplementedError
 
-    def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None: ...
 
     # --- issue 3 (channels): exactly-once shipments ---
     def shipment_recorded(self, order_id: str, shipment_ref: str) -> bool:
@@ -245,9 +245,9 @@ class OrderRepository(abc.ABC):
         )
 
     # --- issue 5 (staff, self-service): a customer's accepted substitute ---
+    @abc.abstractmethod
     def add_line(self, order: Order, line: OrderLine) -> None:
         """Store a new line of an existing order (ranking keys copied from ``order``); sets ``line.id``."""
-        raise NotImplementedError
 
 
 class PurchasingRepository(abc.ABC):

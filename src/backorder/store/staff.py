@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from backorder.store import tables as t
 from backorder.store.engine import READ_ONLY
@@ -203,7 +204,7 @@ class StaffStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(t.app_secrets).values(name=name, value=make(), created_at=now))
-        except Exception:  # another process created it first: read theirs below
+        except IntegrityError:  # another process created it first: read theirs below
             pass
         with self.engine.connect() as conn:
             return str(conn.execute(select(s.value).where(s.name == name)).scalar_one())
