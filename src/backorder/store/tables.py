@@ -96,6 +96,7 @@ supplier_items = Table(
     Column("lead_time_days", Integer, nullable=True),
     Column("moq", Integer, nullable=False, server_default="1"),
     Column("case_pack", Integer, nullable=False, server_default="1"),
+    Index("ix_supplier_items_sku", "sku"),  # lookups by SKU; the key leads with supplier
 )
 
 locations = Table(

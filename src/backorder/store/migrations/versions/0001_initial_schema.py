@@ -253,6 +253,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["supplier"], ["suppliers.code"], name=op.f("fk_supplier_items_supplier_suppliers")),
         sa.PrimaryKeyConstraint("supplier", "sku", name=op.f("pk_supplier_items")),
     )
+    with op.batch_alter_table("supplier_items", schema=None) as batch_op:
+        batch_op.create_index("ix_supplier_items_sku", ["sku"], unique=False)
+
     op.create_table(
         "line_holdings",
         sa.Column("line_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -296,6 +299,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_line_holdings_sku_location")
 
     op.drop_table("line_holdings")
+    with op.batch_alter_table("supplier_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_supplier_items_sku")
+
     op.drop_table("supplier_items")
     op.drop_table("stock_levels")
     op.drop_table("receipts")
