@@ -425,7 +425,6 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
     # the order's remaining lines too: a ship-complete order may now be coverable
     still_open = {line.sku for line in order.lines if line.is_open}
     allocate_waiting(uow, set(skus) | still_open, ctx, "release", f"cancel:{order.id}")
-    refresh_etas(uow, skus, ctx)
 
 
 def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipment_ref: str | None = None) -> None:
