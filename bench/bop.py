@@ -121,8 +121,24 @@ def _verify(conn: Any, claims: list[Any], pools: dict[str, dict[str, int]], scop
     return checks
 
 
-def child_run(url: str, sample_size: int, seed: int, profile: str | None, proposals: set[str]) -> dict[str, Any]:
+def _age_etas(url: str, days: int) -> None:
+    """Move every waiting line's ETA ``days`` back (untimed): the state a run meets on a later
+    day, when today + lead time has moved on and every ETA it refreshes changes."""
+    from backorder.store.engine import build_engine
+
+    engine = build_engine(url)
+    with engine.begin() as conn:
+        shift = f"date(eta, '-{days} day')" if conn.dialect.name == "sqlite" else f"eta - {days}"
+        conn.exec_driver_sql(f"UPDATE order_lines SET eta = {shift} WHERE status = 'open' AND backordered > 0")
+    engine.dispose()
+
+
+def child_run(
+    url: str, sample_size: int, seed: int, profile: str | None, proposals: set[str], stale_days: int = 0
+) -> dict[str, Any]:
     common.apply_proposals(proposals, url)
+    if stale_days:
+        _age_etas(url, stale_days)
     from backorder.bootstrap import bootstrap, read_config
     from backorder.domain.commands import RunBackorderProcessing
     from backorder.services import handlers
@@ -145,7 +161,14 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None, propos
     phases = common.Phases(counter)
     phases.wrap(SqlBulkAllocation, "load_queue", "load_queue")
     phases.wrap(handlers, "allocate_ranked_bulk", "allocate_ranked_bulk")
-    phases.wrap(SqlBulkAllocation, "apply", "apply (bulk writes + events)")
+    phases.wrap(SqlBulkAllocation, "walk_lines", "walk: lines from the scan")
+    phases.wrap(handlers, "allocate", "walk: allocate()")
+    phases.wrap(SqlBulkAllocation, "apply", "apply (bulk writes)")
+    phases.wrap(SqlBulkAllocation, "_events", "apply: events")
+    phases.wrap(handlers, "_refresh_etas_bulk", "etas (rest)")
+    phases.wrap(SqlBulkAllocation, "lead_times", "etas: lead_times")
+    phases.wrap(SqlBulkAllocation, "save_etas", "etas: save_etas")
+    # the per-SKU steps the full run used before (not called by it any more)
     phases.wrap(handlers, "allocate_waiting", "walk (allocate_waiting)")
     phases.wrap(handlers, "refresh_etas", "refresh_etas")
     phases.wrap(RuleSet, "actions", "rules → messages")
@@ -195,6 +218,7 @@ def child_run(url: str, sample_size: int, seed: int, profile: str | None, propos
         "cpu_seconds": round(cpu_seconds, 3),
         "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
         "proposals": sorted(proposals),
+        "stale_eta_days": stale_days,
         "rss_before_mb": round(rss_before, 1),
         "rss_peak_mb": round(rss_peak, 1),
         "ru_maxrss_mb": round(ru_maxrss, 1),
@@ -342,6 +366,8 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 "--proposals",
                 ",".join(sorted(proposals)),
             ]
+            if args.stale_etas:
+                child += ["--stale-etas", str(args.stale_etas)]
             if args.profile and i == 0:
                 child += ["--profile-out", str(common.OUT / f"bop-{db}-{label}.prof")]
             result = common.run_child(child)
@@ -452,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         "--variant",
         choices=["asis", "proposed", "both"],
         default="asis",
-        help="the code as it is, with the prototyped proposals applied, or both",
+        help="the code as it is, or with the prototyped proposals (all in the product now: the same code), or both",
     )
     parser.add_argument(
         "--proposals", default="all", help=f"with --variant proposed/both: all, or some of {','.join(common.PROPOSALS)}"
@@ -463,6 +489,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-skus", type=int, default=500, help="per-SKU commands in the baseline (0: none)")
     parser.add_argument("--baseline-batched", type=int, default=500, help="SKUs in the one batched baseline command")
     parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument(
+        "--stale-etas",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="before each timed run (untimed), age every waiting line's ETA by DAYS: a run on a later day",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the first timed run to bench/out/bop-<db>-<variant>.prof"
     )
@@ -478,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child_seed(args.db, args.url, args.lines, args.skus, args.seed, args.stock_share)))
         return
     if args.child == "run":
-        print(json.dumps(child_run(args.url, args.sample, args.seed, args.profile_out, child_proposals), default=str))
+        result = child_run(args.url, args.sample, args.seed, args.profile_out, child_proposals, args.stale_etas)
+        print(json.dumps(result, default=str))
         return
     if args.child == "baseline":
         print(

@@ -547,11 +547,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
 
 
-# --- prototypes of proposed changes to files this benchmark does not own --------------------
+# --- prototypes of proposed changes (all in the product now) --------------------------------
 #
-# These are NOT in the product. ``--proposals`` applies them to one timed run (monkeypatching
-# the process, and one index on the cloned database) so the report can say what each proposal
-# would buy. Each keeps the behaviour of the code it stands in for (same rows, same events).
+# ``--proposals`` once applied prototypes of changes to files the benchmarks did not own, so the
+# report could say what each would buy. All four are in the product now: the index on
+# ``supplier_items(sku)`` (a migration), batched ETA refreshes (``handlers.refresh_etas`` and the
+# full run's set-based ETAs), the per-class payload builders (``rules``) and the driver-level
+# outbox writes (``SqlOutbox.add``). The names are still accepted, and do nothing.
 
 PROPOSALS = ("index", "etas", "payload", "outbox")
 
@@ -560,169 +562,6 @@ def apply_proposals(names: set[str], url: str) -> None:
     unknown = names - set(PROPOSALS)
     if unknown:
         raise SystemExit(f"unknown proposals {sorted(unknown)}; known: {', '.join(PROPOSALS)}")
-    if "index" in names:
-        _proposal_index(url)
-    if "etas" in names:
-        _proposal_etas()
-    if "payload" in names:
-        _proposal_payload()
-    if "outbox" in names:
-        _proposal_outbox()
-
-
-def _proposal_index(url: str) -> None:
-    """tables.py / a migration: ``Index("ix_supplier_items_sku", supplier_items.c.sku)``.
-    ``SqlCatalog.supplier_items(skus)`` filters on ``sku`` alone while the primary key is
-    (supplier, sku), so every call scans the whole table."""
-    from backorder.store.engine import build_engine
-
-    engine = build_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_supplier_items_sku ON supplier_items (sku)")
-    engine.dispose()
-
-
-def _proposal_etas() -> None:
-    """handlers.refresh_etas: the same computation as the current one, with two changes — the
-    waiting lines read with one ``orders.waiting(codes)`` (the port already takes many SKUs)
-    instead of one call per SKU, and ``purchasing.supply`` asked only for SKUs that have open
-    supply at all: one new port method, ``PurchasingRepository.skus_with_open_supply(skus)``,
-    prototyped here in SQL."""
-    from collections import defaultdict as _dd
-    from datetime import timedelta as _td
-
-    from backorder.domain import events as ev
-    from backorder.domain.eta import Supply, assign_etas
-    from backorder.domain.model import OPEN_PO_STATUSES
-    from backorder.services import handlers
-
-    statuses = ",".join(f"'{s.value}'" for s in OPEN_PO_STATUSES)
-    original = handlers.refresh_etas
-
-    def skus_with_open_supply(uow: Any, codes: list[str]) -> set[str]:
-        rows = uow.connection.exec_driver_sql(
-            "SELECT DISTINCT pl.sku FROM po_lines pl JOIN purchase_orders p ON p.id = pl.po_id "
-            f"WHERE pl.quantity > pl.received AND p.status IN ({statuses})"
-        )
-        wanted = set(codes)
-        return {r[0] for r in rows if r[0] in wanted}
-
-    def refresh_etas(uow: Any, skus: Any, ctx: Any, quiet_orders: frozenset[str] = frozenset()) -> dict[int, Any]:
-        today = ctx.clock.today()
-        all_etas: dict[int, Any] = {}
-        codes = sorted(set(skus))
-        if not codes:
-            return all_etas
-        lead_times = uow.catalog.lead_times(codes)
-        by_sku: dict[str, list[Any]] = _dd(list)
-        for w in uow.orders.waiting(codes):
-            by_sku[w.claim.sku].append(w)
-        with_supply = skus_with_open_supply(uow, sorted(by_sku))
-        changes: dict[tuple[str, str], list[Any]] = _dd(list)
-        updates: dict[int, Any] = {}
-        for sku in codes:
-            waiting = sorted(by_sku.get(sku, ()), key=lambda w: handlers._rank(w.claim))
-            if not waiting:
-                continue
-            found = lead_times.get(sku)
-            lead = ctx.policy.default_lead_time_days if found is None else found
-            supply = (
-                [
-                    Supply(max(s.expected_on, today), s.quantity)
-                    for s in uow.purchasing.supply(sku, today + _td(days=lead))
-                ]
-                if sku in with_supply
-                else []
-            )
-            etas = assign_etas([(w.claim.line_key, w.claim.wanted) for w in waiting], supply, today + _td(days=lead))
-            all_etas.update(etas)
-            for w in waiting:
-                new = etas[w.claim.line_key]
-                if new != w.eta:
-                    updates[w.claim.line_key] = new
-                    if w.claim.order_id not in quiet_orders:
-                        changes[(w.claim.order_id, w.channel)].append(ev.EtaChange(w.claim.line_no, sku, w.eta, new))
-        if updates:
-            uow.orders.save_etas(updates)
-        for (order_id, channel), moved in sorted(changes.items()):
-            uow.record(ev.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
-        return all_etas
-
-    refresh_etas.__doc__ = original.__doc__
-    handlers.refresh_etas = refresh_etas
-
-
-def _proposal_payload() -> None:
-    """rules.to_payload: the field names of each dataclass looked up once per class, and the
-    common leaf types (str, int, bool, None) returned without further checks."""
-    import dataclasses
-    from datetime import date as _date
-    from decimal import Decimal
-
-    from backorder.services import rules
-
-    names: dict[type, tuple[str, ...]] = {}
-    leaf = (str, int, float, bool, type(None))
-
-    def to_payload(value: Any) -> Any:
-        kind = type(value)
-        if kind in leaf:
-            return value
-        fields = names.get(kind)
-        if fields is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = names[kind] = tuple(f.name for f in dataclasses.fields(value))
-        if fields is not None:
-            return {name: to_payload(getattr(value, name)) for name in fields}
-        if isinstance(value, (list, tuple)):
-            return [to_payload(v) for v in value]
-        if isinstance(value, _date):  # datetime is a date
-            return value.isoformat()
-        if isinstance(value, Decimal):
-            return str(value)
-        return value
-
-    rules.to_payload = to_payload
-
-
-def _proposal_outbox() -> None:
-    """repositories.SqlOutbox.add: the JSON encoded once per payload object (the rules share one
-    payload between an event's actions) and the rows written with the driver's own
-    ``executemany`` (SQLite) or ``COPY`` (PostgreSQL) instead of Core's per-row bind processing."""
-    from backorder.store.repositories import SqlOutbox
-
-    def add(self: Any, messages: Any) -> None:
-        if not messages:
-            return
-        now = self._now()
-        encoded: dict[int, str] = {}
-
-        def payload(m: Any) -> str:
-            key = id(m.payload)
-            text = encoded.get(key)
-            if text is None:
-                text = encoded[key] = json.dumps(m.payload)
-            return text
-
-        if self.conn.dialect.name == "postgresql":
-            raw = self.conn.connection.driver_connection
-            with (
-                raw.cursor() as cur,
-                cur.copy(
-                    "COPY outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
-                    "FROM STDIN"
-                ) as copy,
-            ):
-                for m in messages:
-                    copy.write_row((m.action, m.target, payload(m), m.dedupe_key, "pending", 0, now, now, now))
-            return
-        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        self.conn.exec_driver_sql(
-            "INSERT INTO outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            [(m.action, m.target, payload(m), m.dedupe_key, stamp, stamp, stamp) for m in messages],
-        )
-
-    SqlOutbox.add = add  # type: ignore[method-assign]
 
 
 def vm_hwm_mb() -> float:

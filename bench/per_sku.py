@@ -4,14 +4,19 @@ through the bus (bootstrap → message bus → handlers → rules → outbox →
 to the next few lines in rank order. Reports median / p90 / p99 of the whole command.
 
     .venv/bin/python bench/per_sku.py --db sqlite
-    .venv/bin/python bench/per_sku.py --db both --variant both
+    .venv/bin/python bench/per_sku.py --db both --json bench/out/per_sku-final.json
+    .venv/bin/python bench/per_sku.py --other-lines 20000 --skus 5000 --no-baseline   # a quick look
 
 Each receipt brings ``--units`` units (default 5, about 2–3 lines' worth) and allocates them
 to the next lines in rank order; every 15 receipts the SKU's queue is put back as seeded
 (untimed), so every receipt lands on a queue of nearly the same length. The comparison baseline, in the same run: the same receipts on the same world with
 100 instead of 1,000 lines on that SKU — how the cost of one receipt grows with the queue it
-lands on. Each variant also reports where a receipt's time goes (mean per phase) and what one
-read of the SKU's queue costs through the repository and straight from the driver.
+lands on. Each world also reports where a receipt's time goes (mean per phase), what one
+read of the whole queue costs through the repository and straight from the driver (the
+command itself no longer reads it: it reads the queue's head only), and the floor: the same
+receipt on a SKU with no waiting line. ``--repeat N`` runs each world N times on fresh copies,
+interleaved, and pools their receipts. (The ``--variant proposed`` prototypes of earlier runs
+are all in the product now; ``bench/common.py``.)
 """
 
 from __future__ import annotations
@@ -44,58 +49,85 @@ def _reset(app: Any, hot: str) -> None:
     stock. Receipts only ever allocate to this SKU's ordinary lines (its ship-complete orders wait
     on SKUs without stock), and ledger, receipts and outbox rows only accumulate."""
     with app.engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"UPDATE order_lines SET allocated = 0, backordered = quantity WHERE sku = '{hot}' AND status = 'open'"
+        conn.exec_driver_sql(  # only the lines receipts changed: rewriting all would bloat PostgreSQL's indexes
+            "UPDATE order_lines SET allocated = 0, backordered = quantity "
+            f"WHERE sku = '{hot}' AND status = 'open' AND allocated <> 0"
         )
         conn.exec_driver_sql(f"DELETE FROM line_holdings WHERE sku = '{hot}'")
         conn.exec_driver_sql(f"UPDATE stock_levels SET on_hand = 0, allocated = 0 WHERE sku = '{hot}'")
 
 
 def child_run(
-    url: str, receipts: int, warmup: int, units: int, reset_every: int, proposals: set[str]
+    url: str, receipts: int, warmup: int, units: int, reset_every: int, phase_receipts: int
 ) -> dict[str, Any]:
-    common.apply_proposals(proposals, url)
     from backorder.bootstrap import bootstrap, read_config
     from backorder.domain.commands import ReceiveStock
     from backorder.services import handlers
     from backorder.services.rules import RuleSet
-    from backorder.store.repositories import SqlOrders, SqlOutbox
+    from backorder.store.repositories import SqlOrders, SqlOutbox, SqlStock
     from backorder.store.unit_of_work import SqlUnitOfWork
 
     app = bootstrap(read_config(None), database_url=url, sandbox_folder=False)
+    if app.engine.dialect.name == "postgresql":
+        # A steady state, as autovacuum keeps it: the bulk-loaded tables vacuumed (visibility
+        # map set, so index-only scans need no heap fetch) and analysed. Untimed.
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE)")
     counter = common.StatementCounter()
     counter.attach(app.engine)
-    phases = common.Phases(counter)
-    phases.wrap(SqlOrders, "waiting", "orders.waiting (read queue)")
-    phases.wrap(handlers, "allocate_waiting", "allocate_waiting (rest)")
-    phases.wrap(handlers, "refresh_etas", "refresh_etas (rest)")
-    phases.wrap(handlers, "check_thresholds", "check_thresholds")
-    phases.wrap(RuleSet, "actions", "rules → messages")
-    phases.wrap(SqlOutbox, "add", "outbox insert")
-    phases.wrap(SqlUnitOfWork, "commit", "commit")
     hot = common.sku_code(HOT)
-    times: list[float] = []
-    statements: list[int] = []
-    allocated_lines: list[int] = []
     with app.engine.connect() as conn:
         waiting_before = conn.exec_driver_sql(
             f"SELECT count(*) FROM order_lines WHERE sku = '{hot}' AND status = 'open' AND backordered > 0"
         ).scalar()
-    for i in range(warmup + receipts):
-        if i == warmup:
-            phases.seconds.clear()
-            phases.calls.clear()
-        if i > warmup and (i - warmup) % reset_every == 0:
-            with phases.phase("(reset, untimed)"):
-                _reset(app, hot)
-        before = counter.statements
-        started = time.perf_counter()
-        happened = app.bus.handle(ReceiveStock(hot, common.LOCATION, units, datetime.now(UTC)))
-        elapsed = time.perf_counter() - started
-        if i >= warmup:
-            times.append(elapsed)
-            statements.append(counter.statements - before)
-            allocated_lines.append(sum(len(e.lines) for e in happened if e.name == "BackorderAllocated"))
+
+    def run(n: int, phases: common.Phases | None) -> tuple[list[float], list[int], list[int]]:
+        """``n`` timed receipts after ``warmup`` untimed ones (the queue put back every
+        ``reset_every``, untimed); returns seconds, statements and lines allocated per receipt."""
+        times: list[float] = []
+        statements: list[int] = []
+        allocated_lines: list[int] = []
+        for i in range(warmup + n):
+            if phases is not None and i == warmup:
+                phases.seconds.clear()
+                phases.calls.clear()
+            if i > warmup and (i - warmup) % reset_every == 0:
+                _reset(app, hot)  # untimed; outside every phase
+            before = counter.statements
+            started = time.perf_counter()
+            happened = app.bus.handle(ReceiveStock(hot, common.LOCATION, units, datetime.now(UTC)))
+            elapsed = time.perf_counter() - started
+            if i >= warmup:
+                times.append(elapsed)
+                statements.append(counter.statements - before)
+                allocated_lines.append(sum(len(e.lines) for e in happened if e.name == "BackorderAllocated"))
+        return times, statements, allocated_lines
+
+    # The headline: receipts with nothing wrapped. Then, apart, where a receipt's time goes:
+    # the same receipts with the phases wrapped (the wrappers cost a little; not in the headline).
+    _reset(app, hot)
+    times, statements, allocated_lines = run(receipts, None)
+    phases = common.Phases(counter)
+    for owner, attr, name in (
+        (SqlOrders, "waiting", "orders.waiting (whole queue)"),
+        (SqlOrders, "ship_complete_scope", "ship-complete closure"),
+        (SqlStock, "lock_ship_complete_scope", "ship-complete closure (+ locks)"),
+        (SqlOrders, "waiting_page", "read queue head (waiting_page)"),
+        (SqlOrders, "waiting_of_orders", "ship-complete orders whole"),
+        (SqlOrders, "waiting_eta_not", "ETA check (waiting_eta_not)"),
+        (handlers, "apply_grants", "apply_grants"),
+        (handlers, "allocate_waiting", "allocate_waiting (rest)"),
+        (handlers, "_refresh_reached_etas", "ETA step (rest)"),
+        (handlers, "refresh_etas", "refresh_etas (rest)"),
+        (handlers, "check_thresholds", "check_thresholds"),
+        (RuleSet, "actions", "rules → messages"),
+        (SqlOutbox, "add", "outbox insert"),
+        (SqlUnitOfWork, "commit", "commit"),
+    ):
+        if hasattr(owner, attr):  # an older tree (a "before" run) lacks some of them
+            phases.wrap(owner, attr, name)
+    _reset(app, hot)
+    phase_times, _, _ = run(phase_receipts, phases)
     with app.engine.connect() as conn:
         row = conn.exec_driver_sql(
             f"SELECT on_hand, allocated FROM stock_levels WHERE sku = '{hot}' AND location = '{common.LOCATION}'"
@@ -106,14 +138,26 @@ def child_run(
         broken = conn.exec_driver_sql(
             "SELECT count(*) FROM order_lines WHERE allocated + backordered <> quantity"
         ).scalar()
-    ms = [t * 1000 for t in times]
-    per_receipt = {
-        name: round(p["seconds"] / max(receipts, 1) * 1000, 2)
-        for name, p in phases.as_dict().items()
-        if not name.startswith("(reset")
-    }
-    per_receipt["(rest: bus, handler, other statements)"] = round(sum(ms) / len(ms) - sum(per_receipt.values()), 2)
-    waiting_calls = phases.calls.get("orders.waiting (read queue)", 0)
+    phase_ms = [t * 1000 for t in phase_times]
+    per_receipt = {name: round(p["seconds"] / max(phase_receipts, 1) * 1000, 2) for name, p in phases.as_dict().items()}
+    per_receipt["(rest: bus, handler, other statements)"] = round(
+        sum(phase_ms) / len(phase_ms) - sum(per_receipt.values()), 2
+    )
+    waiting_calls = phases.calls.get("orders.waiting (whole queue)", 0)
+    head_calls = phases.calls.get("read queue head (waiting_page)", 0)
+    # The floor: the same receipt on a SKU with no waiting line (bus, PO lookup, receipt row,
+    # stock, closure and ETA check that find nothing, threshold check, outbox rows, commit).
+    with app.engine.connect() as conn:
+        idle = conn.exec_driver_sql(
+            "SELECT code FROM skus WHERE code NOT IN (SELECT sku FROM order_lines) ORDER BY code LIMIT 1"
+        ).scalar()
+    floor_ms = []
+    if idle is not None:
+        for i in range(warmup + 100):
+            started = time.perf_counter()
+            app.bus.handle(ReceiveStock(idle, common.LOCATION, units, datetime.now(UTC)))
+            if i >= warmup:
+                floor_ms.append((time.perf_counter() - started) * 1000)
     # Components: one read of the SKU's queue through the repository, and the same rows
     # straight from the driver (what the read costs without building domain objects).
     read_ms, raw_ms = [], []
@@ -132,10 +176,11 @@ def child_run(
     app.close()
     ms = [t * 1000 for t in times]
     return {
-        "proposals": sorted(proposals),
         "receipts": receipts,
         "units_per_receipt": units,
         "reset_every": reset_every,
+        "loadavg": Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else None,
+        "times_ms": [round(t, 3) for t in ms],
         "median_ms": round(common.median(ms), 2),
         "p90_ms": round(common.percentile(ms, 90), 2),
         "p99_ms": round(common.percentile(ms, 99), 2),
@@ -149,7 +194,14 @@ def child_run(
         "rss_peak_mb": round(common.vm_hwm_mb(), 1),
         "mean_ms": round(sum(ms) / len(ms), 2),
         "mean_ms_per_receipt_by_phase": per_receipt,
-        "waiting_calls_per_receipt": round(waiting_calls / max(receipts, 1), 1),
+        "phase_pass": {"receipts": phase_receipts, "median_ms": round(common.median(phase_ms), 2)},
+        "waiting_calls_per_receipt": round(waiting_calls / max(phase_receipts, 1), 1),
+        "head_page_reads_per_receipt": round(head_calls / max(phase_receipts, 1), 1),
+        "floor_receipt_without_waiting_lines": {
+            "sku": idle,
+            "median_ms": round(common.median(floor_ms), 2) if floor_ms else None,
+            "p90_ms": round(common.percentile(floor_ms, 90), 2) if floor_ms else None,
+        },
         "queue_read_ms_median": {
             "orders.waiting([sku])": round(common.median(read_ms), 2),
             "same rows, raw driver fetch": round(common.median(raw_ms), 2),
@@ -189,12 +241,6 @@ def _seeded(
 
 def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
     here = str(Path(__file__).resolve())
-    proposed = set(common.PROPOSALS) if args.proposals == "all" else {p for p in args.proposals.split(",") if p}
-    variants = {
-        "asis": [("as-is", set())],
-        "proposed": [("proposed", proposed)],
-        "both": [("as-is", set()), ("proposed", proposed)],
-    }[args.variant]
     worlds = {f"{args.hot_lines} lines on the SKU": (args.other_lines, args.skus, args.hot_lines)}
     if args.baseline:
         worlds[f"baseline: {args.baseline_hot_lines} lines on the SKU"] = (
@@ -203,11 +249,15 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
             args.baseline_hot_lines,
         )
     out: dict[str, Any] = {"db": db, "worlds": {}, "results": {}}
+    seeds: dict[str, str] = {}
     for world_label, (other_lines, skus, hot_lines) in worlds.items():
         name, summary = _seeded(db, args, here, other_lines, skus, hot_lines)
+        seeds[world_label] = name
         out["worlds"][world_label] = summary
         print(f"[{db}] {world_label}: {summary}", file=sys.stderr, flush=True)
-        for label, proposals in variants:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for repeat in range(args.repeat):  # worlds interleaved: the machine's noise falls on both alike
+        for world_label, name in seeds.items():
             url = common.clone_database(db, name, f"per_sku_{db}_run")
             result = common.run_child(
                 [
@@ -224,29 +274,60 @@ def run_database(db: str, args: argparse.Namespace) -> dict[str, Any]:
                     str(args.units),
                     "--reset-every",
                     str(args.reset_every),
-                    "--proposals",
-                    ",".join(sorted(proposals)),
+                    "--phase-receipts",
+                    str(args.phase_receipts),
                 ]
             )
             common.drop_database(db, f"per_sku_{db}_run")
-            out["results"][f"{world_label} / {label}"] = result
+            runs.setdefault(world_label, []).append(result)
             print(
-                f"[{db}] {world_label} / {label}: median {result['median_ms']} ms, p90 {result['p90_ms']}, "
-                f"p99 {result['p99_ms']}, {result['median_statements']} statements",
+                f"[{db}] run {repeat + 1}/{args.repeat} {world_label}: median {result['median_ms']} ms, "
+                f"p90 {result['p90_ms']}, p99 {result['p99_ms']}, {result['median_statements']} statements, "
+                f"floor {result['floor_receipt_without_waiting_lines']['median_ms']} ms",
                 file=sys.stderr,
                 flush=True,
             )
-        if not args.keep:
+    for key, results in runs.items():
+        out["results"][key] = _pooled(results)
+    if not args.keep:
+        for name in seeds.values():
             common.drop_database(db, name)
             (common.OUT / f"{name}.json").unlink(missing_ok=True)
-    full = {k: v for k, v in out["results"].items() if not k.startswith("baseline")}
-    base = {k: v for k, v in out["results"].items() if k.startswith("baseline")}
-    for key, value in full.items():
-        label = key.split(" / ")[1]
-        other = next((v for k, v in base.items() if k.endswith(label)), None)
-        if other:
-            value["ratio_vs_baseline"] = round(value["median_ms"] / other["median_ms"], 2)
+    base = next((v for k, v in out["results"].items() if k.startswith("baseline")), None)
+    for key, value in out["results"].items():
+        if base is not None and not key.startswith("baseline"):
+            value["ratio_vs_baseline"] = round(value["median_ms"] / base["median_ms"], 2)
     return out
+
+
+def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result over repeated runs: the first run's details, with median / p90 / p99 over every
+    receipt of every run, and each run's own median and floor."""
+    if len(results) == 1:
+        return results[0]
+    pooled = dict(results[0])
+    ms = [t for r in results for t in r["times_ms"]]
+    floors = [r["floor_receipt_without_waiting_lines"]["median_ms"] for r in results]
+    pooled.update(
+        {
+            "runs": len(results),
+            "receipts": len(ms),
+            "median_ms": round(common.median(ms), 2),
+            "p90_ms": round(common.percentile(ms, 90), 2),
+            "p99_ms": round(common.percentile(ms, 99), 2),
+            "min_ms": round(min(ms), 2),
+            "max_ms": round(max(ms), 2),
+            "mean_ms": round(sum(ms) / len(ms), 2),
+            "run_medians_ms": [r["median_ms"] for r in results],
+            "run_loadavg": [r["loadavg"] for r in results],
+            "times_ms": ms,
+        }
+    )
+    pooled["floor_receipt_without_waiting_lines"] = dict(
+        results[0]["floor_receipt_without_waiting_lines"], median_ms=round(common.median(floors), 2)
+    )
+    pooled["floor_run_medians_ms"] = floors
+    return pooled
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,11 +337,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--other-lines", type=int, default=200_000, help="waiting lines of the other SKUs")
     parser.add_argument("--skus", type=int, default=50_000)
     parser.add_argument("--receipts", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per world (fresh copies, worlds interleaved)")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--phase-receipts", type=int, default=60, help="receipts of the separate pass that attributes time to phases"
+    )
     parser.add_argument("--units", type=int, default=5)
     parser.add_argument("--reset-every", type=int, default=15, help="put the queue back as seeded every N receipts")
-    parser.add_argument("--variant", choices=["asis", "proposed", "both"], default="asis")
-    parser.add_argument("--proposals", default="all", help=f"all, or some of {','.join(common.PROPOSALS)}")
     parser.add_argument("--baseline-hot-lines", type=int, default=100, help="the baseline: the same, this many lines")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument("--seed", type=int, default=20261127)
@@ -274,8 +357,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child_seed(args.db, args.url, args.other_lines, args.skus, args.hot_lines, args.seed)))
         return
     if args.child == "run":
-        proposals = {p for p in args.proposals.split(",") if p} if args.proposals != "all" else set(common.PROPOSALS)
-        print(json.dumps(child_run(args.url, args.receipts, args.warmup, args.units, args.reset_every, proposals)))
+        print(
+            json.dumps(
+                child_run(args.url, args.receipts, args.warmup, args.units, args.reset_every, args.phase_receipts)
+            )
+        )
         return
     command = ".venv/bin/python bench/per_sku.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report: dict[str, Any] = {"command": command, "machine": common.machine(), "results": []}
@@ -286,11 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in result["results"].items():
             print(
                 f"{key:45s} median {value['median_ms']:7.2f} ms  p90 {value['p90_ms']:7.2f}  p99 {value['p99_ms']:7.2f}  "
-                f"statements {value['median_statements']:.0f}  lines/receipt {value['median_lines_allocated']:.0f}"
+                f"statements {value['median_statements']:.0f}  lines/receipt {value['median_lines_allocated']:.0f}  "
+                f"floor {value['floor_receipt_without_waiting_lines']['median_ms']} ms"
                 + (f"  ×{value['ratio_vs_baseline']} vs baseline" if "ratio_vs_baseline" in value else "")
             )
     common.OUT.mkdir(exist_ok=True)
-    target = args.json or common.OUT / f"per_sku-{args.db}-{args.variant}.json"
+    target = args.json or common.OUT / f"per_sku-{args.db}.json"
     target.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nresults: {target}")
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from backorder.domain import events
-from backorder.domain.allocation import Claim, Holding, claim_rank
+from backorder.domain.allocation import Claim, Grant, Holding, claim_rank
 from backorder.domain.model import (
     Order,
     OrderLine,
@@ -213,6 +213,12 @@ class FakeStock(StockRepository):
         self.state.receipts.append((receipt_id, sku, location, quantity, received_at, po_number))
         return receipt_id
 
+    # --- issue 2 per-receipt perf ---
+    def lock_ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        scope = FakeOrders(self.state).ship_complete_scope(skus)
+        self.lock_skus(scope)
+        return scope
+
 
 # --- orders -------------------------------------------------------------------------------
 
@@ -378,6 +384,25 @@ class FakeOrders(OrderRepository):
         self.state.next_line_id += 1
         stored.lines.append(_copy(line))
 
+    # --- issue 2 per-receipt perf: read a SKU's queue only as far as the stock reaches ---
+    def waiting_page(self, sku: str, offset: int, limit: int) -> list[WaitingLine]:
+        ranked = sorted(self.waiting([sku]), key=lambda w: claim_rank(w.claim))
+        return ranked[offset : offset + limit]
+
+    def waiting_of_orders(self, order_ids: Iterable[str]) -> list[WaitingLine]:
+        wanted = set(order_ids)
+        skus = {line.sku for o in wanted if o in self.state.orders for line in self.state.orders[o].lines}
+        return [w for w in self.waiting(skus) if w.claim.order_id in wanted]
+
+    def ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        scope = set(skus)
+        while partners := self.ship_complete_partner_skus(scope) - scope:
+            scope |= partners
+        return scope
+
+    def waiting_eta_not(self, etas: Mapping[str, date]) -> list[WaitingLine]:
+        return [w for w in self.waiting(etas) if w.eta != etas[w.claim.sku]]
+
 
 # --- purchasing ---------------------------------------------------------------------------
 
@@ -432,6 +457,17 @@ class FakePurchasing(PurchasingRepository):
         drafts = [po for po in self.state.purchase_orders.values() if po.status is PoStatus.DRAFT]
         drafts.sort(key=lambda po: (po.created_at, po.number))
         return [_copy(po) for po in drafts]
+
+    # --- issue 2 per-receipt perf ---
+    def skus_with_open_supply(self, skus: Iterable[str], *, dated_only: bool = False) -> set[str]:
+        wanted = set(skus)
+        return {
+            line.sku
+            for po in self.state.purchase_orders.values()
+            if po.is_open
+            for line in po.lines
+            if line.sku in wanted and line.outstanding > 0 and (line.expected_on is not None or not dated_only)
+        }
 
 
 class FakeOutbox(Outbox):
@@ -504,35 +540,97 @@ class FakeBulk(BulkAllocation):
             needs_walk=needs_walk,
         )
 
-    def apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
+    def _claims(self) -> list[tuple[Claim, str]]:
+        found = []
+        for order in self.state.orders.values():
+            for line in order.lines:
+                if line.is_open and line.backordered > 0:
+                    assert line.id is not None
+                    claim = Claim(
+                        line.id,
+                        order.id,
+                        line.line_no,
+                        line.sku,
+                        line.backordered,
+                        order.priority,
+                        order.placed_at,
+                        order.ship_complete,
+                    )
+                    found.append((claim, order.channel))
+        return found
+
+    def walk_lines(
+        self, queue: BopQueue, granted: npt.NDArray[np.int64]
+    ) -> tuple[list[WaitingLine], dict[str, dict[str, int]]]:
+        got = {int(i): int(q) for i, q in zip(queue.line_ids.tolist(), granted.tolist(), strict=True)}
+        taken: dict[str, int] = defaultdict(int)
+        for i, q in zip(queue.sku_index.tolist(), granted.tolist(), strict=True):
+            taken[queue.sku_codes[i]] += int(q)
+        claims = self._claims()
+        whole = {c.order_id for c, _ in claims if c.ship_complete and c.sku in queue.needs_walk}
+        lines: list[WaitingLine] = []
+        for claim, channel in claims:
+            if claim.sku in queue.needs_walk or claim.order_id in whole:
+                left = claim.wanted - got.get(claim.line_key, 0)
+                if left > 0:
+                    lines.append(WaitingLine(dataclasses.replace(claim, wanted=left), channel, None))
+        pools: dict[str, dict[str, int]] = {}
+        for sku in sorted({w.claim.sku for w in lines}):
+            used = taken.get(sku, 0)
+            pool: dict[str, int] = {}
+            for location, here in self._available_by_location(sku):
+                use = min(max(here, 0), used)
+                used -= use
+                pool[location] = here - use
+            pools[sku] = pool
+        return lines, pools
+
+    def apply(
+        self,
+        queue: BopQueue,
+        granted: npt.NDArray[np.int64],
+        at: datetime,
+        source: str,
+        walk: Sequence[Grant] = (),
+    ) -> list[events.Event]:
         index = self.state.line_index()
         per_order: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+
+        def hold(line_id: int, location: str, got: int) -> None:
+            order, line = index[line_id]
+            line.take(got)
+            if line.backordered == 0:
+                line.eta = None
+            level = self.state.levels[(line.sku, location)]
+            if level.available < got:
+                raise AssertionError(f"granted {got} of {line.sku} at {location} beyond what is available")
+            level.allocated += got
+            self.state.ledger.append(
+                AllocationRecord(order.id, line.line_no, line.sku, location, got, "allocate", source, None, at, line_id)
+            )
+            per_order[order.id][line.line_no] += got
+
         for line_id, sku_i, quantity in zip(
             queue.line_ids.tolist(), queue.sku_index.tolist(), granted.tolist(), strict=True
         ):
             if quantity <= 0:
                 continue
-            order, line = index[line_id]
             sku = queue.sku_codes[sku_i]
-            assert line.sku == sku
-            line.take(quantity)
-            if line.backordered == 0:
-                line.eta = None
+            assert index[line_id][1].sku == sku
             left = quantity
             for location, here in self._available_by_location(sku):
                 got = min(here, left)
                 if got <= 0:
                     continue
-                self.state.levels[(sku, location)].allocated += got
-                self.state.ledger.append(
-                    AllocationRecord(order.id, line.line_no, sku, location, got, "allocate", source, None, at, line_id)
-                )
+                hold(line_id, location, got)
                 left -= got
                 if left == 0:
                     break
             if left:
                 raise AssertionError(f"granted {quantity} of {sku} beyond what is available")
-            per_order[order.id][line.line_no] += quantity
+        for grant in walk:
+            assert index[grant.line_key][1].sku == grant.sku
+            hold(grant.line_key, grant.location, grant.quantity)
         happened: list[events.Event] = []
         for order_id in sorted(per_order):
             order = self.state.orders[order_id]
@@ -543,6 +641,47 @@ class FakeBulk(BulkAllocation):
             ready = all(line.backordered == 0 for line in order.lines if line.is_open)
             happened.append(events.BackorderAllocated(order_id, order.channel, source, lines, ready))
         return happened
+
+    def waiting_ranked(self, skus: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
+        wanted = set(skus)
+        by_sku: dict[str, list[Claim]] = defaultdict(list)
+        for claim, _ in self._claims():
+            if claim.sku in wanted:
+                by_sku[claim.sku].append(claim)
+        return {
+            sku: [(c.line_key, c.wanted) for c in sorted(claims, key=claim_rank)]
+            for sku, claims in sorted(by_sku.items())
+        }
+
+    def open_supply(self) -> dict[str, list[tuple[date | None, int]]]:
+        supply: dict[str, list[tuple[date | None, int]]] = defaultdict(list)
+        for po in self.state.purchase_orders.values():
+            if not po.is_open:
+                continue
+            for sku in dict.fromkeys(line.sku for line in po.lines):
+                line = po.line_for(sku)
+                if line is not None and line.outstanding > 0:
+                    supply[sku].append((line.expected_on, line.outstanding))
+        return dict(supply)
+
+    def lead_times(self, skus: Iterable[str]) -> dict[str, int | None]:
+        return FakeCatalog(self.state).lead_times(skus)
+
+    def save_etas(self, due_by_sku: Mapping[str, date], due_by_line: Mapping[int, date]) -> list[events.Event]:
+        moved: dict[tuple[str, str], list[events.EtaChange]] = defaultdict(list)
+        for order in self.state.orders.values():
+            for line in order.lines:
+                if not (line.is_open and line.backordered > 0):
+                    continue
+                assert line.id is not None
+                due = due_by_line.get(line.id, due_by_sku.get(line.sku))
+                if due is not None and due != line.eta:
+                    moved[(order.id, order.channel)].append(events.EtaChange(line.line_no, line.sku, line.eta, due))
+                    line.eta = due
+        return [
+            events.BackorderEtaChanged(o, c, tuple(sorted(changes, key=lambda change: change.line_no)))
+            for (o, c), changes in sorted(moved.items())
+        ]
 
 
 # --- unit of work -------------------------------------------------------------------------

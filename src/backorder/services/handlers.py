@@ -8,9 +8,11 @@ into outbox rows by the rules in that same transaction. Stock is touched only af
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+
+import numpy as np
 
 from backorder.domain import commands, events
 from backorder.domain.allocation import Claim, Grant, allocate, allocate_ranked_bulk, release_for_shrinkage
@@ -38,7 +40,14 @@ from backorder.domain.model import (
 )
 from backorder.domain.replenishment import is_breach, proposal_quantity
 from backorder.services.policy import EnginePolicy
-from backorder.services.ports import SHIPMENT_SOURCE, AllocationRecord, Clock, UnitOfWork, grant_records
+from backorder.services.ports import (
+    SHIPMENT_SOURCE,
+    AllocationRecord,
+    Clock,
+    UnitOfWork,
+    WaitingLine,
+    grant_records,
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,10 @@ def _level(levels: dict[tuple[str, str], StockLevel], sku: str, location: str) -
 
 
 def _pools(uow: UnitOfWork, levels: dict[tuple[str, str], StockLevel]) -> dict[str, dict[str, int]]:
-    order = {loc: i for i, loc in enumerate(uow.catalog.locations())}
+    skus = [sku for sku, _ in levels]
+    # the locations' preference order matters only to a SKU stocked at more than one
+    several = len(set(skus)) < len(skus)
+    order = {loc: i for i, loc in enumerate(uow.catalog.locations())} if several else {}
     pools: dict[str, dict[str, int]] = defaultdict(dict)
     for (sku, loc), level in sorted(levels.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1 << 30), kv[0][1])):
         pools[sku][loc] = level.available
@@ -85,36 +97,86 @@ def refresh_etas(
 ) -> dict[int, date]:
     """Recompute ETAs of every waiting line of ``skus``; record a BackorderEtaChanged per
     order whose lines moved (orders in ``quiet_orders`` are announced elsewhere). Returns the
-    ETA of every waiting line of those SKUs, by line id."""
+    ETA of every waiting line of those SKUs, by line id.
+
+    One read of all the SKUs' waiting lines; supply is asked only for SKUs with open supply."""
     today = ctx.clock.today()
     all_etas: dict[int, date] = {}
     codes = sorted(set(skus))
-    lead_times = uow.catalog.lead_times(codes)
-    changes: dict[tuple[str, str], list[events.EtaChange]] = defaultdict(list)
-    updates: dict[int, date | None] = {}
-    for sku in codes:
-        waiting = sorted(uow.orders.waiting([sku]), key=lambda w: _rank(w.claim))
-        if not waiting:
-            continue
-        found = lead_times.get(sku)
-        lead = ctx.policy.default_lead_time_days if found is None else found
-        supply = [
-            Supply(max(s.expected_on, today), s.quantity)  # overdue POs: expected any day, never in the past
-            for s in uow.purchasing.supply(sku, today + timedelta(days=lead))
-        ]
-        etas = assign_etas([(w.claim.line_key, w.claim.wanted) for w in waiting], supply, today + timedelta(days=lead))
+    if not codes:
+        return all_etas
+    by_sku: dict[str, list[WaitingLine]] = defaultdict(list)
+    for w in uow.orders.waiting(codes):
+        by_sku[w.claim.sku].append(w)
+    if not by_sku:
+        return all_etas
+    fallbacks = _fallback_etas(uow, by_sku, ctx)
+    with_supply = uow.purchasing.skus_with_open_supply(by_sku)
+    changes = _EtaChanges(quiet_orders)
+    for sku in sorted(by_sku):
+        waiting = sorted(by_sku[sku], key=lambda w: _rank(w.claim))
+        fallback = fallbacks[sku]
+        supply = _supply(uow, sku, fallback, today) if sku in with_supply else []
+        etas = assign_etas([(w.claim.line_key, w.claim.wanted) for w in waiting], supply, fallback)
         all_etas.update(etas)
         for w in waiting:
-            new = etas[w.claim.line_key]
-            if new != w.eta:
-                updates[w.claim.line_key] = new
-                if w.claim.order_id not in quiet_orders:
-                    changes[(w.claim.order_id, w.channel)].append(events.EtaChange(w.claim.line_no, sku, w.eta, new))
-    if updates:
-        uow.orders.save_etas(updates)
-    for (order_id, channel), moved in sorted(changes.items()):
-        uow.record(events.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
+            changes.note(w, etas[w.claim.line_key])
+    changes.save(uow)
     return all_etas
+
+
+class _EtaChanges:
+    """ETA updates and the BackorderEtaChanged events they cause (one per order)."""
+
+    def __init__(self, quiet_orders: frozenset[str]) -> None:
+        self.quiet_orders = quiet_orders
+        self.updates: dict[int, date | None] = {}
+        self.moved: dict[tuple[str, str], list[events.EtaChange]] = defaultdict(list)
+
+    def note(self, w: WaitingLine, new: date) -> None:
+        if new == w.eta:
+            return
+        claim = w.claim
+        self.updates[claim.line_key] = new
+        if claim.order_id not in self.quiet_orders:
+            self.moved[(claim.order_id, w.channel)].append(events.EtaChange(claim.line_no, claim.sku, w.eta, new))
+
+    def save(self, uow: UnitOfWork) -> None:
+        if self.updates:
+            uow.orders.save_etas(self.updates)
+        for (order_id, channel), moved in sorted(self.moved.items()):
+            uow.record(events.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
+
+
+def _fallback_etas(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) -> dict[str, date]:
+    """The ETA of a line no open PO covers: today plus the preferred supplier's lead time."""
+    codes = sorted(set(skus))
+    today = ctx.clock.today()
+    lead_times = uow.catalog.lead_times(codes)
+    default = ctx.policy.default_lead_time_days
+    result: dict[str, date] = {}
+    for sku in codes:
+        found = lead_times.get(sku)
+        result[sku] = today + timedelta(days=default if found is None else found)
+    return result
+
+
+def _effective_supply(supply: Sequence[Supply], fallback: date) -> list[Supply]:
+    """The lots ETAs depend on. When no lot is expected after the fallback date, lots expected
+    on it change nothing (a line they cover gets the fallback date, as does a line none covers):
+    ``assign_etas`` gives the same dates without them — and a SKU whose only supply is a draft
+    (counted as sent today) needs no walk at all."""
+    lots = [s for s in supply if s.quantity > 0]
+    if all(s.expected_on <= fallback for s in lots):
+        return [s for s in lots if s.expected_on < fallback]
+    return lots
+
+
+def _supply(uow: UnitOfWork, sku: str, fallback: date, today: date) -> list[Supply]:
+    return [
+        Supply(max(s.expected_on, today), s.quantity)  # overdue POs: expected any day, never in the past
+        for s in uow.purchasing.supply(sku, fallback)
+    ]
 
 
 def _rank(claim: Claim) -> tuple[int, datetime, str, int]:
@@ -166,28 +228,161 @@ def allocate_waiting(
     source: str,
     ref: str | None,
     quiet_orders: frozenset[str] = frozenset(),
+    *,
+    levels: dict[tuple[str, str], StockLevel] | None = None,
 ) -> set[str]:
     """Hand available stock of ``skus`` to their waiting lines by the contract. Ship-complete
-    orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed."""
-    scope = set(skus)
-    while True:
-        partners = uow.orders.ship_complete_partner_skus(scope) - scope
-        if not partners:
-            break
-        scope |= partners
-    uow.stock.lock_skus(scope)
-    waiting = uow.orders.waiting(scope)
-    if not waiting:
-        return set()
-    levels = uow.stock.levels(scope)
-    claims = [_with_locations(w.claim, w.channel, ctx) for w in waiting]
-    grants = allocate(claims, _pools(uow, levels))
-    apply_grants(uow, grants, levels, source, ref, ctx.clock.now())
+    orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed.
+
+    ``levels``: every stock level of some SKUs, as the caller read them under their locks and
+    changed them; used instead of reading them again, and saved here.
+
+    Each SKU's queue is read in rank order only as far as its stock can reach (see
+    :func:`reachable_claims`), and the ETA step reuses what was read (:func:`_refresh_reached_etas`)."""
+    scope = uow.stock.lock_ship_complete_scope(skus)
+    known = dict(levels or {})
+    unread = scope - {sku for sku, _ in known}
+    levels = {**(uow.stock.levels(unread) if unread else {}), **known}
+    pools = _pools(uow, levels)
+    reached = reachable_claims(uow, scope, pools, ctx)
+    grants = allocate(reached.claims, pools)
+    apply_grants(uow, grants, levels, source, ref, ctx.clock.now())  # saves every level when it grants
+    if known and not grants:
+        uow.stock.save_levels(known.values())
     touched = {g.sku for g in grants}
     for sku in sorted(touched):
         uow.record(events.StockLevelChanged(sku))
-    refresh_etas(uow, scope, ctx, quiet_orders)
+    _refresh_reached_etas(uow, scope, ctx, quiet_orders, reached, grants)
     return touched
+
+
+@dataclass
+class ReachedQueues:
+    """What :func:`reachable_claims` read: the claims to allocate, and per SKU the waiting lines
+    read in rank order from the head of its queue (``whole``: the entire queue)."""
+
+    claims: list[Claim]
+    heads: dict[str, list[WaitingLine]]
+    whole: set[str]
+
+
+def reachable_claims(
+    uow: UnitOfWork, scope: Iterable[str], pools: Mapping[str, Mapping[str, int]], ctx: HandlerContext
+) -> ReachedQueues:
+    """The waiting lines of ``scope`` that can get anything from ``pools``, by the contract.
+
+    A SKU's queue is read in rank order until the units wanted by ordinary lines able to draw
+    from every location that has stock reach the SKU's available units: each of those takes
+    min(what remains, what it wants), so nothing remains after the last of them and no later
+    line of that SKU can get any. A SKU without available stock is not read at all. Every
+    ship-complete order met is read whole (its lines of other SKUs too), so it is judged as a
+    whole at its rank. ``allocate`` over these claims grants exactly what it grants over every
+    waiting line of ``scope`` (tests/unit/test_reachable_claims.py)."""
+    claims: dict[int, Claim] = {}
+    heads: dict[str, list[WaitingLine]] = {}
+    whole: set[str] = set()
+    whole_orders: set[str] = set()
+    for sku in sorted(set(scope)):
+        pool = pools.get(sku, {})
+        stocked = {loc for loc, units in pool.items() if units > 0}
+        need = sum(pool[loc] for loc in stocked)
+        head: list[WaitingLine] = []
+        heads[sku] = head
+        if need <= 0:
+            continue
+        offset, page = 0, need + 8  # each line wants at least one unit
+        while need > 0:
+            got = uow.orders.waiting_page(sku, offset, page)
+            for w in got:
+                head.append(w)
+                claim = w.claim
+                if claim.ship_complete:
+                    whole_orders.add(claim.order_id)
+                    continue
+                claims[claim.line_key] = _with_locations(claim, w.channel, ctx)
+                locations = ctx.policy.locations_for(w.channel)
+                if locations is None or stocked.issubset(locations):
+                    need -= claim.wanted
+                    if need <= 0:
+                        break  # the stock runs out at this line
+            else:
+                if len(got) < page:
+                    whole.add(sku)
+                    break
+                offset, page = offset + page, page * 2
+    if whole_orders:
+        for w in uow.orders.waiting_of_orders(whole_orders):
+            claims[w.claim.line_key] = _with_locations(w.claim, w.channel, ctx)
+    return ReachedQueues(list(claims.values()), heads, whole)
+
+
+def _refresh_reached_etas(
+    uow: UnitOfWork,
+    scope: set[str],
+    ctx: HandlerContext,
+    quiet_orders: frozenset[str],
+    reached: ReachedQueues,
+    grants: Sequence[Grant],
+) -> None:
+    """What ``refresh_etas(scope)`` does after an allocation, reading little: a SKU without open
+    supply gives every waiting line the fallback date, so only lines not already on it are read;
+    a SKU with supply reads its queue (starting from the head already read, less what was just
+    granted) only until the supply is spoken for — every later line gets the fallback too."""
+    codes = sorted(scope)
+    if not codes:
+        return
+    today = ctx.clock.today()
+    fallbacks = _fallback_etas(uow, codes, ctx)
+    supplies: dict[str, list[Supply]] = {}
+    # Undated supply (a draft) is expected on the fallback date itself: alone, it moves no ETA.
+    for sku in sorted(uow.purchasing.skus_with_open_supply(codes, dated_only=True)):
+        supply = _effective_supply(_supply(uow, sku, fallbacks[sku], today), fallbacks[sku])
+        if supply:
+            supplies[sku] = supply
+    changes = _EtaChanges(quiet_orders)
+    plain = {sku: fallbacks[sku] for sku in codes if sku not in supplies}
+    if plain:
+        for w in uow.orders.waiting_eta_not(plain):
+            changes.note(w, plain[w.claim.sku])
+    granted: dict[int, int] = defaultdict(int)
+    for g in grants:
+        granted[g.line_key] += g.quantity
+    for sku, supply in supplies.items():
+        fallback = fallbacks[sku]
+        units = sum(s.quantity for s in supply)
+        covered: list[WaitingLine] = []
+        wanted: list[int] = []
+        read_all = sku in reached.whole
+        for w in reached.heads.get(sku, []):  # the head already read, as it waits now
+            left = w.claim.wanted - granted.get(w.claim.line_key, 0)
+            if left > 0:
+                covered.append(w)
+                wanted.append(left)
+        total = sum(wanted)
+        offset, page = len(covered), max(units - total, 0) + 8
+        while total < units and not read_all:
+            got = uow.orders.waiting_page(sku, offset, page)
+            for w in got:
+                covered.append(w)
+                wanted.append(w.claim.wanted)
+                total += w.claim.wanted
+            read_all = len(got) < page
+            offset, page = offset + len(got), page * 2
+        reach = 0  # the lines up to the one where the supply runs out; every later line gets the fallback
+        for units_wanted in wanted:
+            reach += 1
+            units -= units_wanted
+            if units <= 0:
+                break
+        etas = assign_etas(
+            [(w.claim.line_key, n) for w, n in zip(covered[:reach], wanted, strict=False)], supply, fallback
+        )
+        for w in covered[:reach]:
+            changes.note(w, etas[w.claim.line_key])
+        for w in uow.orders.waiting_eta_not({sku: fallback}):
+            if w.claim.line_key not in etas:
+                changes.note(w, fallback)
+    changes.save(uow)
 
 
 def _with_locations(claim: Claim, channel: str, ctx: HandlerContext) -> Claim:
@@ -248,11 +443,17 @@ def check_thresholds(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) 
     codes = sorted(set(skus))
     catalog = uow.catalog.get_skus(codes)
     positions = uow.stock.positions(codes)
-    items = uow.catalog.supplier_items(codes)
-    for code in codes:
-        sku, position = catalog.get(code), positions.get(code)
-        if sku is None or position is None or not is_breach(position, sku):
-            continue
+    breaches = [
+        (code, sku, position)
+        for code in codes
+        if (sku := catalog.get(code)) is not None
+        and (position := positions.get(code)) is not None
+        and is_breach(position, sku)
+    ]
+    if not breaches:
+        return
+    items = uow.catalog.supplier_items([code for code, _, _ in breaches])
+    for code, sku, position in breaches:
         uow.record(events.StockBelowThreshold(code, position.projected, sku.reorder_point, sku.preferred_supplier))
         if not sku.preferred_supplier:
             uow.record(
@@ -489,12 +690,15 @@ def _change_on_hand(
     uow: UnitOfWork, sku: str, location: str, delta: int, ctx: HandlerContext, source: str, ref: str | None
 ) -> None:
     levels = uow.stock.levels([sku])
+    if (sku, location) not in levels:
+        uow.catalog.ensure_location(location)  # a level there means the location exists
     _level(levels, sku, location).on_hand += delta
     withdrawn = withdraw_shrinkage(uow, sku, levels, ctx)
-    uow.stock.save_levels(levels.values())
     uow.record(events.StockLevelChanged(sku))
     if delta > 0 or withdrawn:  # withdrawn units may still be covered from another location
-        allocate_waiting(uow, [sku], ctx, source if delta > 0 else "adjustment", ref)
+        allocate_waiting(uow, [sku], ctx, source if delta > 0 else "adjustment", ref, levels=levels)  # saves them
+    else:
+        uow.stock.save_levels(levels.values())
     check_thresholds(uow, [sku], ctx)
 
 
@@ -503,8 +707,7 @@ def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
     if cmd.quantity <= 0:
         raise InvalidQuantity(f"receipt of {cmd.sku}: quantity must be positive, got {cmd.quantity}")
     _require_skus(uow, [cmd.sku])
-    uow.catalog.ensure_location(cmd.location)
-    uow.stock.lock_skus([cmd.sku])
+    uow.stock.lock_skus([cmd.sku])  # the location is ensured with the stock level (_change_on_hand)
     left = cmd.quantity
     if cmd.po_number:
         po = uow.purchasing.get(cmd.po_number)
@@ -593,22 +796,71 @@ def upsert_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> N
         )
 
 
+def _supply_etas(waiting: Sequence[tuple[int, int]], supply: Sequence[Supply], fallback: date) -> dict[int, date]:
+    """``assign_etas`` for one SKU with numpy: a line's ETA is the date of the lot that covers
+    its last unit (lots by expected date), ``fallback`` past the last lot. Same result."""
+    lots = sorted((s for s in supply if s.quantity > 0), key=lambda s: s.expected_on)
+    if not waiting:
+        return {}
+    keys = [key for key, _ in waiting]
+    need = np.fromiter((units for _, units in waiting), dtype=np.int64, count=len(waiting))
+    if not lots or np.any(need <= 0):
+        return assign_etas(waiting, supply, fallback)
+    covered = np.cumsum(np.fromiter((s.quantity for s in lots), dtype=np.int64, count=len(lots)))
+    lot = np.searchsorted(covered, np.cumsum(need), side="left").tolist()
+    dates = [s.expected_on for s in lots]
+    return {key: dates[i] if i < len(dates) else fallback for key, i in zip(keys, lot, strict=True)}
+
+
+def _refresh_etas_bulk(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) -> None:
+    """``refresh_etas`` for a full run: the same ETAs and events, with no per-SKU round trip.
+    A SKU without open supply gets today + lead time on every waiting line (one set-based
+    write of the ETAs that differ); a SKU with open supply walks its POs by expected date."""
+    codes = sorted(set(skus))
+    if not codes:
+        return
+    today = ctx.clock.today()
+    lead_times = uow.bulk.lead_times(codes)
+
+    def fallback(sku: str) -> date:
+        found = lead_times.get(sku)
+        return today + timedelta(days=ctx.policy.default_lead_time_days if found is None else found)
+
+    open_supply = uow.bulk.open_supply()
+    supplied = open_supply.keys() & set(codes)
+    due_by_sku = {sku: fallback(sku) for sku in codes if sku not in supplied}
+    due_by_line: dict[int, date] = {}
+    if supplied:
+        for sku, waiting in uow.bulk.waiting_ranked(supplied).items():
+            last = fallback(sku)
+            # a draft counts as if sent today; overdue POs are expected any day, never in the past
+            supply = [Supply(max(expected or last, today), units) for expected, units in open_supply[sku]]
+            due_by_line.update(_supply_etas(waiting, supply, last))
+    uow.record(*uow.bulk.save_etas(due_by_sku, due_by_line))
+
+
 def run_backorder_processing(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.RunBackorderProcessing)
     if cmd.skus:
         _require_skus(uow, cmd.skus)
         allocate_waiting(uow, cmd.skus, ctx, "bop", None)
         return
+    # The full run: queues without ship-complete orders or location limits get the
+    # vectorised contract; the rest get the general walk, in memory, over what the queues'
+    # grants leave; both are written at once, then ETAs of every SKU involved are refreshed.
     queue = uow.bulk.load_queue(ctx.policy.restricted_channels)
     granted = allocate_ranked_bulk(queue.sku_index, queue.wanted, queue.available)
-    for event in uow.bulk.apply(queue, granted, ctx.clock.now(), "bop"):
-        uow.record(event)
+    walk: list[Grant] = []
+    scope = {queue.sku_codes[i] for i in set(queue.sku_index[granted > 0].tolist())}
     if queue.needs_walk:
-        allocate_waiting(uow, queue.needs_walk, ctx, "bop", None)
-    touched = {queue.sku_codes[i] for i in set(queue.sku_index[granted > 0].tolist())}
+        lines, pools = uow.bulk.walk_lines(queue, granted)
+        walk = allocate([_with_locations(w.claim, w.channel, ctx) for w in lines], pools)
+        scope |= queue.needs_walk | {w.claim.sku for w in lines}
+    uow.record(*uow.bulk.apply(queue, granted, ctx.clock.now(), "bop", walk))
+    touched = {queue.sku_codes[i] for i in set(queue.sku_index[granted > 0].tolist())} | {g.sku for g in walk}
     for sku in sorted(touched):
         uow.record(events.StockLevelChanged(sku))
-    refresh_etas(uow, touched, ctx)
+    _refresh_etas_bulk(uow, scope, ctx)
 
 
 def recompute_etas(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:

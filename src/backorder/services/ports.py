@@ -172,6 +172,12 @@ class StockRepository(abc.ABC):
     ) -> int:
         """Store a receipt; returns its id (allocations name it as their source)."""
 
+    # --- issue 2 per-receipt perf ---
+    @abc.abstractmethod
+    def lock_ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        """Lock, as :meth:`lock_skus` does, ``OrderRepository.ship_complete_scope(skus)`` and
+        return it. Stores find and lock it in one statement where they can."""
+
 
 class OrderRepository(abc.ABC):
     @abc.abstractmethod
@@ -249,6 +255,27 @@ class OrderRepository(abc.ABC):
     def add_line(self, order: Order, line: OrderLine) -> None:
         """Store a new line of an existing order (ranking keys copied from ``order``); sets ``line.id``."""
 
+    # --- issue 2 per-receipt perf: read a SKU's queue only as far as the stock reaches ---
+    @abc.abstractmethod
+    def waiting_page(self, sku: str, offset: int, limit: int) -> list[WaitingLine]:
+        """Open lines of ``sku`` with units backordered in rank order (order priority
+        descending, ``placed_at``, order id, line number): ``limit`` of them after skipping
+        ``offset``. Stores read this from the ranking index without sorting."""
+
+    @abc.abstractmethod
+    def waiting_of_orders(self, order_ids: Iterable[str]) -> list[WaitingLine]:
+        """Open lines with units backordered of these orders, whatever their SKU (any order)."""
+
+    @abc.abstractmethod
+    def ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        """``skus`` and every SKU reached from them through open ship-complete orders waiting on
+        them, transitively (:meth:`ship_complete_partner_skus` to a fixed point; one query)."""
+
+    @abc.abstractmethod
+    def waiting_eta_not(self, etas: Mapping[str, date]) -> list[WaitingLine]:
+        """Open lines with units backordered of the SKUs in ``etas`` whose ETA is not that
+        SKU's date (no ETA counts as different), in any order."""
+
 
 class PurchasingRepository(abc.ABC):
     @abc.abstractmethod
@@ -272,6 +299,14 @@ class PurchasingRepository(abc.ABC):
 
     @abc.abstractmethod
     def drafts(self) -> list[PurchaseOrder]: ...
+
+    # --- issue 2 per-receipt perf ---
+    @abc.abstractmethod
+    def skus_with_open_supply(self, skus: Iterable[str], *, dated_only: bool = False) -> set[str]:
+        """The SKUs among ``skus`` with units outstanding on an open PO (drafts included): a
+        SKU not returned has an empty :meth:`supply`. With ``dated_only``, only lines with an
+        expected date count: a SKU not returned then has no supply but what :meth:`supply`
+        dates ``draft_expected_on``. Stores answer in one query."""
 
     def supply(self, sku: str, draft_expected_on: date) -> list[Supply]:
         """Outstanding units for ``sku`` on open POs; a draft counts as if sent today."""
@@ -312,8 +347,53 @@ class BulkAllocation(abc.ABC):
     def load_queue(self, walk_channels: set[str]) -> BopQueue: ...
 
     @abc.abstractmethod
-    def apply(self, queue: BopQueue, granted: npt.NDArray[np.int64], at: datetime, source: str) -> list[events.Event]:
-        """Persist grants (lines, stock, ledger) and return the events they cause."""
+    def apply(
+        self,
+        queue: BopQueue,
+        granted: npt.NDArray[np.int64],
+        at: datetime,
+        source: str,
+        walk: Sequence[Grant] = (),
+    ) -> list[events.Event]:
+        """Persist the queue's grants and the general walk's grants ``walk`` (lines, stock,
+        holdings, ledger) in one write, and return the events they cause: one
+        BackorderAllocated per order, in order-id order."""
+
+    # --- issue 2 perf: the rest of the full run without per-SKU round trips ---
+
+    @abc.abstractmethod
+    def walk_lines(
+        self, queue: BopQueue, granted: npt.NDArray[np.int64]
+    ) -> tuple[list[WaitingLine], dict[str, dict[str, int]]]:
+        """What the general walk must judge, after the queue's ``granted``: the waiting lines
+        of the SKUs in ``queue.needs_walk`` (a store may leave out lines that cannot get
+        anything: not ship-complete and ranked after ordinary lines that want all the stock),
+        plus every other waiting line of the ship-complete orders among them (so each such
+        order is judged whole), with the units each still wants; and the pools they draw from
+        (available units by SKU, then by location in preference order, net of ``granted``)."""
+
+    @abc.abstractmethod
+    def waiting_ranked(self, skus: Iterable[str]) -> dict[str, list[tuple[int, int]]]:
+        """After ``apply``: each SKU's waiting lines as (line id, units still backordered) in
+        rank order (SKUs with no waiting line are left out)."""
+
+    @abc.abstractmethod
+    def open_supply(self) -> dict[str, list[tuple[date | None, int]]]:
+        """Units outstanding on open purchase orders (draft, sent, acknowledged), by SKU, as
+        ``PurchasingRepository.supply`` counts them: (expected date, None where the line has
+        none yet; units) per PO. SKUs with nothing outstanding are left out."""
+
+    @abc.abstractmethod
+    def lead_times(self, skus: Iterable[str]) -> dict[str, int | None]:
+        """``CatalogRepository.lead_times`` for many SKUs at once (a full run's thousands)."""
+
+    @abc.abstractmethod
+    def save_etas(self, due_by_sku: Mapping[str, date], due_by_line: Mapping[int, date]) -> list[events.Event]:
+        """Set the ETA of every waiting line of the SKUs in ``due_by_sku`` to that SKU's date
+        and of the lines in ``due_by_line`` to theirs, writing only the ETAs that change; return
+        one BackorderEtaChanged per (order, channel) whose lines moved (lines by number), in
+        (order id, channel) order. The run's last step: a store may let go of what
+        ``load_queue`` read (the rules and the outbox still have a million messages to build)."""
 
 
 class UnitOfWork(abc.ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -49,12 +49,47 @@ DEFAULT_RULES: dict[str, tuple[Action, ...]] = {
 }
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_CONVERTERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
+"""A payload builder per dataclass, made once per class: a full run builds hundreds of
+thousands of payloads, and reading the fields' names for each costs more than the rest."""
+
+
+def _converter(kind: type, head: Mapping[str, Any] | None = None) -> Callable[[Any], dict[str, Any]]:
+    """A function building ``{**head, field: to_payload(value.field), ...}`` for this class."""
+    names = [f.name for f in dataclasses.fields(kind)]
+    first = "".join(f"{key!r}: {value!r}, " for key, value in (head or {}).items())
+    values = ", ".join(f"{name!r}: v{i} if type(v{i}) in leaves else convert(v{i})" for i, name in enumerate(names))
+    reads = "".join(f"    v{i} = value.{name}\n" for i, name in enumerate(names))
+    scope: dict[str, Any] = {"leaves": _LEAVES, "convert": to_payload}
+    exec(f"def build(value):\n{reads}    return {{{first}{values}}}\n", scope)  # our own dataclasses' fields only
+    built: Callable[[Any], dict[str, Any]] = scope["build"]
+    return built
+
+
+_EVENT_PAYLOADS: dict[tuple[type, str], Callable[[Any], dict[str, Any]]] = {}
+
+
+def _event_payload(kind: type, name: str) -> Callable[[Any], dict[str, Any]]:
+    """The builder of ``{"event": name, **to_payload(event)}`` for one event class (made once)."""
+    build = _EVENT_PAYLOADS.get((kind, name))
+    if build is None:
+        build = _EVENT_PAYLOADS[(kind, name)] = _converter(kind, {"event": name})
+    return build
+
+
 def to_payload(value: Any) -> Any:
     """Events as JSON-ready data (dates ISO, Decimals as strings)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_payload(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    build = _CONVERTERS.get(kind)
+    if build is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        build = _CONVERTERS[kind] = _converter(kind)
+    if build is not None:
+        return build(value)
     if isinstance(value, (list, tuple)):
-        return [to_payload(v) for v in value]
+        return [v if type(v) in _LEAVES else to_payload(v) for v in value]
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -69,18 +104,29 @@ class RuleSet:
     """Actions nothing is configured to perform (e.g. push_stock with no channel API)."""
 
     def actions(self, happened: Sequence[events.Event]) -> list[OutboxMessage]:
+        """One message per event and enabled action; an event's actions share one payload."""
         messages: list[OutboxMessage] = []
         pushed: set[str] = set()
+        routes: dict[type, tuple[Callable[[Any], dict[str, Any]], tuple[tuple[str, str], ...]]] = {}
+        message = OutboxMessage
         for event in happened:
             if isinstance(event, events.StockLevelChanged):
                 if event.sku in pushed:
                     continue  # one push per SKU per transaction
                 pushed.add(event.sku)
-            payload: dict[str, Any] | None = None
-            for action in self.by_event.get(event.name, ()):
-                if action in self.disabled:
-                    continue
-                if payload is None:
-                    payload = {"event": event.name, **to_payload(event)}
-                messages.append(OutboxMessage(action.value, ACTION_TARGETS[action], payload))
+            route = routes.get(type(event))
+            if route is None:
+                name = event.name
+                enabled = tuple(
+                    (action.value, ACTION_TARGETS[action])
+                    for action in self.by_event.get(name, ())
+                    if action not in self.disabled
+                )
+                route = routes[type(event)] = (_event_payload(type(event), name), enabled)
+            build, enabled = route
+            if not enabled:
+                continue
+            payload = build(event)  # {"event": name, **to_payload(event)}
+            for action, target in enabled:
+                messages.append(message(action, target, payload))
         return messages

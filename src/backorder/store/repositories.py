@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,8 +13,8 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backorder.domain.allocation import Claim, Holding
+from backorder.domain.eta import Supply
 from backorder.domain.model import (
-    OPEN_PO_STATUSES,
     LineStatus,
     Order,
     OrderLine,
@@ -79,13 +80,14 @@ class SqlCatalog(CatalogRepository):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._locations: list[str] | None = None
+        self._skus: dict[str, Sku] = {}  # read or written in this transaction (Sku is immutable)
 
     def get_skus(self, codes: Iterable[str]) -> dict[str, Sku]:
-        wanted = sorted(set(codes))
-        found: dict[str, Sku] = {}
-        for chunk in _chunks(wanted):
+        wanted = set(codes)
+        found = {code: self._skus[code] for code in wanted if code in self._skus}
+        for chunk in _chunks(sorted(wanted - set(found))):
             for row in self.conn.execute(statements.skus_by_code(), {"keys": list(chunk)}):
-                found[row.code] = _sku_from_row(row)
+                found[row.code] = self._skus[row.code] = _sku_from_row(row)
         return found
 
     def all_skus(self) -> list[Sku]:
@@ -101,6 +103,7 @@ class SqlCatalog(CatalogRepository):
         return result
 
     def upsert_sku(self, sku: Sku) -> None:
+        self._skus.pop(sku.code, None)
         upsert(
             self.conn,
             t.skus,
@@ -172,11 +175,7 @@ class SqlCatalog(CatalogRepository):
 
     def locations(self) -> list[str]:
         if self._locations is None:
-            self._locations = list(
-                self.conn.execute(
-                    select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)
-                ).scalars()
-            )
+            self._locations = list(self.conn.execute(statements.location_codes()).scalars())
         return list(self._locations)
 
     def ensure_location(self, code: str) -> None:
@@ -199,11 +198,13 @@ def apply_location_order(conn: Connection, codes: Sequence[str]) -> None:
 class SqlStock(StockRepository):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._locked: set[str] = set()  # SKUs this transaction has locked
 
     def lock_skus(self, skus: Iterable[str]) -> None:
-        codes = sorted(set(skus))
+        codes = sorted(set(skus) - self._locked)
         if self.conn.dialect.name != "postgresql" or not codes:
             return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
+        self._locked.update(codes)  # held until the transaction ends: taking them again changes nothing
         for chunk in _chunks(codes):
             self.conn.execute(
                 select(t.skus.c.code).where(t.skus.c.code.in_(chunk)).order_by(t.skus.c.code).with_for_update()
@@ -217,10 +218,25 @@ class SqlStock(StockRepository):
         return found
 
     def save_levels(self, levels: Iterable[StockLevel]) -> None:
+        latest = {(lv.sku, lv.location): lv for lv in levels}  # one row per key, the last given
+        if not latest:
+            return
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(
+                statements.PG_SAVE_LEVELS,
+                {
+                    "sku": [lv.sku for lv in latest.values()],
+                    "location": [lv.location for lv in latest.values()],
+                    "on_hand": [lv.on_hand for lv in latest.values()],
+                    "allocated": [lv.allocated for lv in latest.values()],
+                },
+            )
+            return
         rows = [
-            {"sku": lv.sku, "location": lv.location, "on_hand": lv.on_hand, "allocated": lv.allocated} for lv in levels
+            {"sku": lv.sku, "location": lv.location, "on_hand": lv.on_hand, "allocated": lv.allocated}
+            for lv in latest.values()
         ]
-        upsert(self.conn, t.stock_levels, rows, ["sku", "location"])
+        self.conn.execute(statements.upsert_stock_levels(self.conn.dialect.name), rows)
 
     def last_observed(self, sku: str, location: str) -> datetime | None:
         return self.conn.execute(
@@ -242,20 +258,25 @@ class SqlStock(StockRepository):
 
     def positions(self, skus: Iterable[str]) -> dict[str, StockPosition]:
         codes = sorted(set(skus))
-        on_hand: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        incoming: dict[str, int] = defaultdict(int)
-        backordered: dict[str, int] = defaultdict(int)
+        found: dict[str, StockPosition] = {}
+        query = statements.positions(self.conn.dialect.name)
         for chunk in _chunks(codes):
-            for r in self.conn.execute(statements.on_hand_totals(), {"keys": list(chunk)}):
-                on_hand[r[0]] = [int(r[1] or 0), int(r[2] or 0)]
-            for r in self.conn.execute(statements.incoming_totals(), {"keys": list(chunk)}):
-                incoming[r[0]] = int(r[1] or 0)
-            for r in self.conn.execute(statements.backordered_totals(), {"keys": list(chunk)}):
-                backordered[r[0]] = int(r[1] or 0)
-        return {
-            code: StockPosition(code, on_hand[code][0], on_hand[code][1], incoming[code], backordered[code])
-            for code in codes
-        }
+            for code, on_hand, allocated, incoming, backordered in self.conn.execute(query, {"keys": list(chunk)}):
+                found[code] = StockPosition(
+                    code, int(on_hand or 0), int(allocated or 0), int(incoming or 0), int(backordered or 0)
+                )
+        return {code: found.get(code) or StockPosition(code, 0, 0, 0, 0) for code in codes}
+
+    # --- issue 2 per-receipt perf ---
+    def lock_ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        codes = sorted(set(skus))
+        if self.conn.dialect.name != "postgresql" or not codes or len(codes) > 900:
+            scope = _ship_complete_scope(self.conn, codes)
+            self.lock_skus(scope)
+            return scope
+        locked = set(self.conn.execute(statements.lock_ship_complete_scope(), {"keys": codes}).scalars())
+        self._locked.update(locked)
+        return set(codes) | locked
 
     def record_receipt(
         self, sku: str, location: str, quantity: int, received_at: datetime, po_number: str | None
@@ -266,6 +287,16 @@ class SqlStock(StockRepository):
             )
         )
         return int(result.inserted_primary_key[0])
+
+
+def _ship_complete_scope(conn: Connection, skus: Iterable[str]) -> set[str]:
+    """``skus`` and, transitively, the SKUs of open ship-complete orders waiting on them. What is
+    reached from a set is the union of what is reached from its parts: chunks need no second pass."""
+    scope = set(skus)
+    query = statements.ship_complete_scope(conn.dialect.name)
+    for chunk in _chunks(sorted(scope)):
+        scope.update(conn.execute(query, {"keys": list(chunk)}).scalars())
+    return scope
 
 
 def _line_from_row(r: Any) -> OrderLine:
@@ -305,6 +336,26 @@ class SqlOrders(OrderRepository):
                 )
             for r in self.conn.execute(statements.lines_by_order(), {"keys": list(chunk)}):
                 found[r.order_id].lines.append(_line_from_row(r))
+        return found
+
+    def _orders_of_lines(self, line_ids: Sequence[int]) -> dict[str, Order]:
+        """The orders these lines belong to, with all their lines, in one statement."""
+        found: dict[str, Order] = {}
+        for r in self.conn.execute(statements.orders_with_lines_of_lines(), {"keys": list(line_ids)}):
+            order = found.get(r.order_id)
+            if order is None:
+                order = found[r.order_id] = Order(
+                    r.order_id,
+                    r.o_channel,
+                    r.o_placed_at,
+                    r.o_priority,
+                    bool(r.o_ship_complete),
+                    r.customer_email,
+                    r.customer_phone,
+                    r.customer_name,
+                    [],
+                )
+            order.lines.append(_line_from_row(r))
         return found
 
     def get(self, order_id: str) -> Order | None:
@@ -351,6 +402,21 @@ class SqlOrders(OrderRepository):
             line.id = int(ids[line.line_no])
 
     def save_lines(self, lines: Iterable[OrderLine]) -> None:
+        if self.conn.dialect.name == "postgresql":
+            latest = {line.id: line for line in lines}  # one row per line, the last given
+            if latest:
+                self.conn.exec_driver_sql(
+                    statements.PG_SAVE_LINES,
+                    {
+                        "id": list(latest),
+                        "allocated": [x.allocated for x in latest.values()],
+                        "shipped": [x.shipped for x in latest.values()],
+                        "backordered": [x.backordered for x in latest.values()],
+                        "status": [x.status.value for x in latest.values()],
+                        "eta": [x.eta for x in latest.values()],
+                    },
+                )
+            return
         rows = [
             {
                 "b_id": line.id,
@@ -370,6 +436,10 @@ class SqlOrders(OrderRepository):
         self.conn.execute(update(t.order_lines).where(t.order_lines.c.order_id == order_id).values(priority=priority))
 
     def save_etas(self, etas: dict[int, date | None]) -> None:
+        if self.conn.dialect.name == "postgresql":
+            if etas:
+                self.conn.exec_driver_sql(statements.PG_SAVE_ETAS, {"id": list(etas), "eta": list(etas.values())})
+            return
         rows = [{"b_id": line_id, "eta": eta} for line_id, eta in etas.items()]
         if rows:
             self.conn.execute(update(t.order_lines).where(t.order_lines.c.id == bindparam("b_id")), rows)
@@ -377,33 +447,14 @@ class SqlOrders(OrderRepository):
     def waiting(self, skus: Iterable[str]) -> list[WaitingLine]:
         result: list[WaitingLine] = []
         for chunk in _chunks(sorted(set(skus))):
-            for r in self.conn.execute(statements.waiting_by_sku(), {"keys": list(chunk)}):
-                result.append(
-                    WaitingLine(
-                        Claim(
-                            r.id,
-                            r.order_id,
-                            r.line_no,
-                            r.sku,
-                            r.backordered,
-                            r.priority,
-                            r.placed_at,
-                            bool(r.ship_complete),
-                        ),
-                        r.channel,
-                        r.eta,
-                    )
-                )
+            result.extend(_waiting_lines(self.conn.execute(statements.waiting_by_sku(), {"keys": list(chunk)})))
         return result
 
     def lines_by_id(self, line_ids: Iterable[int]) -> dict[int, tuple[Order, OrderLine]]:
         ids = sorted(set(line_ids))
-        order_ids: set[str] = set()
+        orders: dict[str, Order] = {}
         for chunk in _chunks(ids):
-            order_ids.update(
-                self.conn.execute(select(t.order_lines.c.order_id).where(t.order_lines.c.id.in_(chunk))).scalars()
-            )
-        orders = self._orders(sorted(order_ids))
+            orders.update(self._orders_of_lines(chunk))
         wanted = set(ids)
         return {line.id: (order, line) for order in orders.values() for line in order.lines if line.id in wanted}  # type: ignore[misc]
 
@@ -439,6 +490,37 @@ class SqlOrders(OrderRepository):
     def record_allocations(self, records: Sequence[AllocationRecord]) -> None:
         if not records:
             return
+        held_delta: dict[tuple[int | None, str, int, str, str], int] = defaultdict(int)
+        for r in records:
+            sign = {"allocate": 1, "release": 1, "withdraw": 1, "ship": -1}.get(r.kind)
+            if sign is not None:
+                held_delta[(r.line_id, r.order_id, r.line_no, r.sku, r.location)] += sign * r.quantity
+        missing = sorted({(o, n) for (i, o, n, _, _) in held_delta if i is None})
+        ids = self._line_ids(missing) if missing else {}
+        held: dict[tuple[int, str], tuple[str, int]] = {}  # (line id, location) → (sku, change)
+        for (line_id, order_id, line_no, sku, location), delta in held_delta.items():
+            key = (line_id if line_id is not None else ids[(order_id, line_no)], location)
+            held[key] = (sku, held.get(key, (sku, 0))[1] + delta)
+        if self.conn.dialect.name == "postgresql":  # ledger and holdings in one statement
+            self.conn.exec_driver_sql(
+                statements.PG_LEDGER_AND_HOLDINGS,
+                {
+                    "order_id": [r.order_id for r in records],
+                    "line_no": [r.line_no for r in records],
+                    "sku": [r.sku for r in records],
+                    "location": [r.location for r in records],
+                    "quantity": [r.quantity for r in records],
+                    "kind": [r.kind for r in records],
+                    "source": [r.source for r in records],
+                    "source_ref": [r.source_ref for r in records],
+                    "at": [r.at for r in records],
+                    "h_line_id": [line_id for line_id, _ in held],
+                    "h_location": [location for _, location in held],
+                    "h_sku": [sku for sku, _ in held.values()],
+                    "h_quantity": [change for _, change in held.values()],
+                },
+            )
+            return
         self.conn.execute(
             insert(t.allocation_ledger),
             [
@@ -456,32 +538,12 @@ class SqlOrders(OrderRepository):
                 for r in records
             ],
         )
-        held_delta: dict[tuple[int | None, str, int, str, str], int] = defaultdict(int)
-        for r in records:
-            sign = {"allocate": 1, "release": 1, "withdraw": 1, "ship": -1}.get(r.kind)
-            if sign is not None:
-                held_delta[(r.line_id, r.order_id, r.line_no, r.sku, r.location)] += sign * r.quantity
-        if not held_delta:
-            return
-        missing = sorted({(o, n) for (i, o, n, _, _) in held_delta if i is None})
-        ids = self._line_ids(missing) if missing else {}
-        rows = [
-            {
-                "line_id": line_id if line_id is not None else ids[(order_id, line_no)],
-                "location": location,
-                "sku": sku,
-                "quantity": delta,
-            }
-            for (line_id, order_id, line_no, sku, location), delta in held_delta.items()
-        ]
-        ins = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(t.line_holdings)
-        self.conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=["line_id", "location"],
-                set_={"quantity": t.line_holdings.c.quantity + ins.excluded.quantity},
-            ),
-            rows,
-        )
+        if held:
+            rows = [
+                {"line_id": line_id, "location": location, "sku": sku, "quantity": change}
+                for (line_id, location), (sku, change) in held.items()
+            ]
+            self.conn.execute(statements.add_to_holdings(self.conn.dialect.name), rows)
 
     def _line_ids(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         c = t.order_lines.c
@@ -575,6 +637,31 @@ class SqlOrders(OrderRepository):
                 insert(t.order_channel_views).values(order_id=order_id, units=dict(units), updated_at=now)
             )
 
+    # --- issue 2 per-receipt perf: read a SKU's queue only as far as the stock reaches ---
+    def waiting_page(self, sku: str, offset: int, limit: int) -> list[WaitingLine]:
+        params = {"sku": sku, "limit": limit, "offset": offset}
+        return _waiting_lines(self.conn.execute(statements.waiting_page(), params))
+
+    def waiting_of_orders(self, order_ids: Iterable[str]) -> list[WaitingLine]:
+        result: list[WaitingLine] = []
+        for chunk in _chunks(sorted(set(order_ids))):
+            result.extend(_waiting_lines(self.conn.execute(statements.waiting_of_orders(), {"keys": list(chunk)})))
+        return result
+
+    def ship_complete_scope(self, skus: Iterable[str]) -> set[str]:
+        return _ship_complete_scope(self.conn, skus)
+
+    def waiting_eta_not(self, etas: Mapping[str, date]) -> list[WaitingLine]:
+        by_date: dict[date, list[str]] = defaultdict(list)
+        for sku, eta in sorted(etas.items()):
+            by_date[eta].append(sku)
+        result: list[WaitingLine] = []
+        for eta, skus in sorted(by_date.items()):
+            for chunk in _chunks(skus):
+                params = {"keys": list(chunk), "eta": eta}
+                result.extend(_waiting_lines(self.conn.execute(statements.waiting_eta_not(), params)))
+        return result
+
     # --- issue 3 (channels): exactly-once shipments (index ux_allocation_ledger_shipment) ---
     def shipment_recorded(self, order_id: str, shipment_ref: str) -> bool:
         a = t.allocation_ledger.c
@@ -592,21 +679,25 @@ class SqlPurchasing(PurchasingRepository):
         self._stored: dict[int, tuple[Any, ...]] = {}  # po line id → values as last read or written
 
     def _load(self, where: Any, order_by: Any = None) -> list[PurchaseOrder]:
-        p = t.purchase_orders.c
-        q = select(t.purchase_orders).where(where).order_by(order_by if order_by is not None else p.id)
-        pos = [
-            PurchaseOrder(r.number, r.supplier, r.created_at, PoStatus(r.status), r.sent_at, [], r.id)
-            for r in self.conn.execute(q)
-        ]
-        by_id = {po.id: po for po in pos}
-        for chunk in _chunks(sorted(by_id)):  # type: ignore[type-var]
-            for r in self.conn.execute(
-                select(t.po_lines).where(t.po_lines.c.po_id.in_(chunk)).order_by(t.po_lines.c.id)
-            ):
-                line = PurchaseOrderLine(r.sku, r.quantity, Decimal(r.unit_cost), r.received, r.expected_on, r.id)
-                by_id[r.po_id].lines.append(line)
-                self._stored[r.id] = _po_line_values(line)
-        return pos
+        """The POs ``where`` selects (by ``order_by``, else id) with their lines by id: one statement."""
+        p, pl = t.purchase_orders.c, t.po_lines.c
+        query = statements.pos_with_lines().where(where)
+        first = order_by if order_by is not None else p.id
+        return self._from_rows(self.conn.execute(query.order_by(first, p.id, pl.id)))
+
+    def _from_rows(self, rows: Iterable[Any]) -> list[PurchaseOrder]:
+        pos: dict[int, PurchaseOrder] = {}
+        for r in rows:
+            po = pos.get(r.id)
+            if po is None:
+                po = pos[r.id] = PurchaseOrder(
+                    r.number, r.supplier, r.created_at, PoStatus(r.status), r.sent_at, [], r.id
+                )
+            if r.line_id is not None:
+                line = PurchaseOrderLine(r.sku, r.quantity, Decimal(r.unit_cost), r.received, r.expected_on, r.line_id)
+                po.lines.append(line)
+                self._stored[r.line_id] = _po_line_values(line)
+        return list(pos.values())
 
     def get(self, number: str) -> PurchaseOrder | None:
         found = self._load(t.purchase_orders.c.number == number)
@@ -670,9 +761,7 @@ class SqlPurchasing(PurchasingRepository):
         return f"PO-{at:%Y%m%d}-{value:05d}"
 
     def open_for_sku(self, sku: str) -> list[PurchaseOrder]:
-        p, pl = t.purchase_orders.c, t.po_lines.c
-        ids = select(pl.po_id).where(pl.sku == sku, pl.quantity > pl.received).scalar_subquery()
-        pos = self._load(and_(p.id.in_(ids), p.status.in_([s.value for s in OPEN_PO_STATUSES])))
+        pos = self._from_rows(self.conn.execute(statements.open_pos_of_sku(), {"sku": sku}))
 
         def expected(po: PurchaseOrder) -> tuple[date, int]:
             line = po.line_for(sku)
@@ -683,12 +772,42 @@ class SqlPurchasing(PurchasingRepository):
     def drafts(self) -> list[PurchaseOrder]:
         return self._load(t.purchase_orders.c.status == PoStatus.DRAFT.value)
 
+    # --- issue 2 per-receipt perf ---
+    def supply(self, sku: str, draft_expected_on: date) -> list[Supply]:
+        """As the port's, in one query and without building the POs."""
+        return [
+            Supply(expected if expected is not None else draft_expected_on, int(units))
+            for units, expected in self.conn.execute(statements.supply_of_sku(), {"sku": sku})
+        ]
+
+    def skus_with_open_supply(self, skus: Iterable[str], *, dated_only: bool = False) -> set[str]:
+        found: set[str] = set()
+        query = statements.skus_with_open_supply(dated_only)
+        for chunk in _chunks(sorted(set(skus))):
+            found.update(self.conn.execute(query, {"keys": list(chunk)}).scalars())
+        return found
+
+
+def _waiting_lines(rows: Iterable[Any]) -> list[WaitingLine]:
+    """Rows of the waiting-line statements (``statements._waiting_columns``) as WaitingLines."""
+    return [
+        WaitingLine(Claim(key, order_id, line_no, sku, wanted, priority, placed_at, bool(whole)), channel, eta)
+        for key, order_id, line_no, sku, wanted, priority, placed_at, whole, channel, eta in rows
+    ]
+
 
 def _po_line_values(line: PurchaseOrderLine) -> tuple[Any, ...]:
     return (line.sku, line.quantity, line.received, line.unit_cost, line.expected_on)
 
 
 class SqlOutbox(Outbox):
+    """Outbox rows written with the driver's own ``executemany`` (SQLite) or ``COPY``
+    (PostgreSQL), in blocks: a full run writes hundreds of thousands. Each payload is encoded
+    once for the actions that share it (the rules give an event's actions one payload), as the
+    JSON column would encode it."""
+
+    _BLOCK = 20000
+
     def __init__(self, conn: Connection, clock_now: Any) -> None:
         self.conn = conn
         self._now = clock_now
@@ -697,20 +816,56 @@ class SqlOutbox(Outbox):
         if not messages:
             return
         now = self._now()
-        self.conn.execute(
-            insert(t.outbox),
-            [
-                {
-                    "action": m.action,
-                    "target": m.target,
-                    "payload": m.payload,
-                    "dedupe_key": m.dedupe_key,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for m in messages
-            ],
-        )
+        last: list[Any] = [None, ""]  # the payload last encoded and its text (kept alive by ``messages``)
+
+        def payload(m: OutboxMessage) -> str:
+            if m.payload is not last[0]:
+                last[0], last[1] = m.payload, _encode(m.payload)
+            text: str = last[1]
+            return text
+
+        if self.conn.dialect.name == "postgresql":
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            stamp = now.astimezone(UTC).isoformat(sep=" ", timespec="microseconds")
+            tail = f"\tpending\t0\t{stamp}\t{stamp}\t{stamp}\n"
+            with (
+                raw.cursor() as cur,
+                cur.copy(
+                    "COPY outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, "
+                    "created_at, updated_at) FROM STDIN"
+                ) as copy,
+            ):
+                block: list[str] = []
+                for m in messages:
+                    dedupe = "\\N" if m.dedupe_key is None else _copy_text(m.dedupe_key)
+                    block.append(
+                        f"{_copy_text(m.action)}\t{_copy_text(m.target)}\t{_copy_text(payload(m))}\t{dedupe}{tail}"
+                    )
+                    if len(block) == self._BLOCK:
+                        copy.write("".join(block))
+                        block.clear()
+                if block:
+                    copy.write("".join(block))
+            return
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        for i in range(0, len(messages), self._BLOCK):
+            self.conn.exec_driver_sql(
+                "INSERT INTO outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                [
+                    (m.action, m.target, payload(m), m.dedupe_key, stamp, stamp, stamp)
+                    for m in messages[i : i + self._BLOCK]
+                ],
+            )
+
+
+_encode = json.JSONEncoder(check_circular=False).encode
+"""``json.dumps`` as the JSON column encodes (payloads are trees: no cycle check)."""
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A value in PostgreSQL's COPY text format."""
+    return value.translate(_COPY_ESCAPES)

@@ -5,8 +5,10 @@ expanding parameter ``keys``."""
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy import Date, Select, TextClause, and_, bindparam, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from backorder.domain.model import OPEN_PO_STATUSES
 from backorder.store import tables as t
@@ -88,3 +90,264 @@ def waiting_by_sku() -> Select:  # type: ignore[type-arg]
     return select(
         c.id, c.order_id, c.line_no, c.sku, c.backordered, c.priority, c.placed_at, c.ship_complete, c.channel, c.eta
     ).where(c.sku.in_(_keys()), c.status == "open", c.backordered > 0)
+
+
+# --- issue 2 per-receipt perf ---------------------------------------------------------------
+
+WAITING = "status = 'open' AND backordered > 0"
+"""The predicate of the partial index ``ix_order_lines_waiting_rank``, written literally: with a
+bound parameter instead (or a generic plan on PostgreSQL) the planner cannot use that index."""
+
+
+def _waiting_columns():  # type: ignore[no-untyped-def]
+    c = t.order_lines.c
+    return (
+        c.id,
+        c.order_id,
+        c.line_no,
+        c.sku,
+        c.backordered,
+        c.priority,
+        c.placed_at,
+        c.ship_complete,
+        c.channel,
+        c.eta,
+    )
+
+
+@cache
+def waiting_page() -> Select:  # type: ignore[type-arg]
+    """One SKU's waiting lines in rank order, a page at a time (``sku``, ``limit``, ``offset``)."""
+    c = t.order_lines.c
+    return (
+        select(*_waiting_columns())
+        .where(c.sku == bindparam("sku"), text(WAITING))
+        .order_by(c.priority.desc(), c.placed_at, c.order_id, c.line_no)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@cache
+def waiting_of_orders() -> Select:  # type: ignore[type-arg]
+    c = t.order_lines.c
+    return select(*_waiting_columns()).where(c.order_id.in_(_keys()), text(WAITING))
+
+
+@cache
+def waiting_eta_not() -> Select:  # type: ignore[type-arg]
+    """Waiting lines of the SKUs ``keys`` whose ETA is not ``eta``."""
+    c = t.order_lines.c
+    return select(*_waiting_columns()).where(
+        c.sku.in_(_keys()), text(WAITING), or_(c.eta.is_(None), c.eta != bindparam("eta", type_=Date()))
+    )
+
+
+@cache
+def skus_with_open_supply(dated_only: bool) -> Select:  # type: ignore[type-arg]
+    pl, p = t.po_lines.c, t.purchase_orders.c
+    query = (
+        select(pl.sku)
+        .join(t.purchase_orders, p.id == pl.po_id)
+        .where(pl.sku.in_(_keys()), pl.quantity > pl.received, p.status.in_([s.value for s in OPEN_PO_STATUSES]))
+        .distinct()
+    )
+    return query.where(pl.expected_on.is_not(None)) if dated_only else query
+
+
+def _rank_index(dialect: str) -> str:
+    """SQLite's planner prefers ``ix_order_lines_sku_status`` (two equalities) and then reads
+    every row; the partial ranking index covers these reads. PostgreSQL chooses by statistics."""
+    return " INDEXED BY ix_order_lines_waiting_rank" if dialect == "sqlite" else ""
+
+
+def _closure(dialect: str) -> str:
+    """``WITH RECURSIVE scope(sku)``: the SKUs ``keys`` and, transitively, the SKUs of open
+    ship-complete orders waiting on them."""
+    return (
+        "WITH RECURSIVE scope(sku) AS ("
+        " SELECT code FROM skus WHERE code IN :keys"
+        " UNION"
+        " SELECT l2.sku FROM scope"
+        f" JOIN order_lines AS l1{_rank_index(dialect)} ON l1.sku = scope.sku"
+        " AND l1.status = 'open' AND l1.backordered > 0 AND l1.ship_complete"
+        " JOIN order_lines AS l2 ON l2.order_id = l1.order_id AND l2.status = 'open' AND l2.backordered > 0"
+        ")"
+    )
+
+
+@cache
+def ship_complete_scope(dialect: str) -> TextClause:
+    """``keys`` and, transitively, the SKUs of open ship-complete orders waiting on them."""
+    return text(f"{_closure(dialect)} SELECT sku FROM scope").bindparams(bindparam("keys", expanding=True))
+
+
+@cache
+def lock_ship_complete_scope() -> TextClause:
+    """PostgreSQL: :func:`ship_complete_scope`, its SKU rows locked in code order (as
+    ``SqlStock.lock_skus`` locks them) by the same statement."""
+    return text(
+        f"{_closure('postgresql')} SELECT code FROM skus WHERE code IN (SELECT sku FROM scope)"
+        " ORDER BY code FOR UPDATE OF skus"
+    ).bindparams(bindparam("keys", expanding=True))
+
+
+@cache
+def backordered_totals_ranked(dialect: str) -> TextClause:
+    """:func:`backordered_totals` from the ranking index alone (it carries ``backordered``)."""
+    return text(
+        f"SELECT sku, sum(backordered) FROM order_lines{_rank_index(dialect)}"
+        f" WHERE sku IN :keys AND {WAITING} GROUP BY sku"
+    ).bindparams(bindparam("keys", expanding=True))
+
+
+@cache
+def supply_of_sku() -> Select:  # type: ignore[type-arg]
+    """Outstanding units and expected date of ``sku`` on open POs: per PO, its first line of the
+    SKU (what ``PurchaseOrder.line_for`` answers), when that line has units outstanding."""
+    pl, p = t.po_lines.c, t.purchase_orders.c
+    first = t.po_lines.alias("first")
+    first_id = select(func.min(first.c.id)).where(first.c.po_id == pl.po_id, first.c.sku == pl.sku).scalar_subquery()
+    return (
+        select(pl.quantity - pl.received, pl.expected_on)
+        .join(t.purchase_orders, p.id == pl.po_id)
+        .where(
+            pl.sku == bindparam("sku"),
+            pl.quantity > pl.received,
+            p.status.in_([s.value for s in OPEN_PO_STATUSES]),
+            pl.id == first_id,
+        )
+    )
+
+
+@cache
+def upsert_stock_levels(dialect: str) -> Any:
+    """``repositories.upsert`` of stock levels (on hand, allocated), built once per dialect."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.stock_levels)
+    return ins.on_conflict_do_update(
+        index_elements=["sku", "location"], set_={"on_hand": ins.excluded.on_hand, "allocated": ins.excluded.allocated}
+    )
+
+
+@cache
+def add_to_holdings(dialect: str) -> Any:
+    """Add ``quantity`` to a line's holding at a location (inserted at zero when missing)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.line_holdings)
+    return ins.on_conflict_do_update(
+        index_elements=["line_id", "location"], set_={"quantity": t.line_holdings.c.quantity + ins.excluded.quantity}
+    )
+
+
+@cache
+def orders_with_lines_of_lines() -> Select:  # type: ignore[type-arg]
+    """Every line of the orders the lines ``keys`` belong to, each with its order's columns
+    (``o_…`` where the names clash), by order and line number."""
+    c, o, x = t.order_lines.c, t.orders.c, t.order_lines.alias("x").c
+    return (
+        select(
+            t.order_lines,
+            o.channel.label("o_channel"),
+            o.placed_at.label("o_placed_at"),
+            o.priority.label("o_priority"),
+            o.ship_complete.label("o_ship_complete"),
+            o.customer_email,
+            o.customer_phone,
+            o.customer_name,
+        )
+        .join(t.orders, o.id == c.order_id)
+        .where(c.order_id.in_(select(x.order_id).where(x.id.in_(_keys()))))
+        .order_by(c.order_id, c.line_no)
+    )
+
+
+@cache
+def positions(dialect: str) -> TextClause:
+    """On hand, allocated, incoming (open POs, drafts included) and backordered of each SKU of
+    ``keys`` that exists, in one statement."""
+    statuses = ", ".join(f"'{s.value}'" for s in OPEN_PO_STATUSES)
+    return text(
+        "SELECT k.code,"
+        " (SELECT sum(s.on_hand) FROM stock_levels AS s WHERE s.sku = k.code),"
+        " (SELECT sum(s.allocated) FROM stock_levels AS s WHERE s.sku = k.code),"
+        " (SELECT sum(pl.quantity - pl.received) FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
+        f"  WHERE pl.sku = k.code AND p.status IN ({statuses})),"
+        f" (SELECT sum(o.backordered) FROM order_lines AS o{_rank_index(dialect)}"
+        "  WHERE o.sku = k.code AND o.status = 'open' AND o.backordered > 0)"
+        " FROM skus AS k WHERE k.code IN :keys"
+    ).bindparams(bindparam("keys", expanding=True))
+
+
+@cache
+def location_codes() -> Select:  # type: ignore[type-arg]
+    return select(t.locations.c.code).order_by(t.locations.c.position, t.locations.c.code)
+
+
+def pos_with_lines() -> Select:  # type: ignore[type-arg]
+    """Purchase orders joined with their lines (none: one row with no line); add a WHERE, and an
+    ORDER BY that keeps each PO's rows together (its lines then come by id)."""
+    return _pos_with_lines()
+
+
+@cache
+def _pos_with_lines() -> Select:  # type: ignore[type-arg]
+    p, pl = t.purchase_orders.c, t.po_lines.c
+    return select(
+        p.id,
+        p.number,
+        p.supplier,
+        p.status,
+        p.created_at,
+        p.sent_at,
+        pl.id.label("line_id"),
+        pl.sku,
+        pl.quantity,
+        pl.unit_cost,
+        pl.received,
+        pl.expected_on,
+    ).select_from(t.purchase_orders.outerjoin(t.po_lines, pl.po_id == p.id))
+
+
+@cache
+def open_pos_of_sku() -> Select:  # type: ignore[type-arg]
+    """Open POs with units outstanding for ``sku``, with all their lines, by PO id."""
+    p, pl, x = t.purchase_orders.c, t.po_lines.c, t.po_lines.alias("x").c
+    outstanding = select(x.po_id).where(x.sku == bindparam("sku"), x.quantity > x.received)
+    return (
+        _pos_with_lines()
+        .where(p.id.in_(outstanding), p.status.in_([s.value for s in OPEN_PO_STATUSES]))
+        .order_by(p.id, pl.id)
+    )
+
+
+# PostgreSQL: many rows in one statement (arrays unnested), where psycopg's executemany would
+# send one query per row. Raw driver SQL (``exec_driver_sql``); names as in the tables.
+
+PG_SAVE_LINES = (
+    "UPDATE order_lines AS o SET allocated = v.allocated, shipped = v.shipped, backordered = v.backordered,"
+    " status = v.status, eta = v.eta"
+    " FROM unnest(%(id)s::bigint[], %(allocated)s::int[], %(shipped)s::int[], %(backordered)s::int[],"
+    " %(status)s::text[], %(eta)s::date[]) AS v(id, allocated, shipped, backordered, status, eta)"
+    " WHERE o.id = v.id"
+)
+
+PG_SAVE_ETAS = (
+    "UPDATE order_lines AS o SET eta = v.eta FROM unnest(%(id)s::bigint[], %(eta)s::date[]) AS v(id, eta)"
+    " WHERE o.id = v.id"
+)
+
+PG_SAVE_LEVELS = (
+    "INSERT INTO stock_levels (sku, location, on_hand, allocated)"
+    " SELECT * FROM unnest(%(sku)s::text[], %(location)s::text[], %(on_hand)s::bigint[], %(allocated)s::bigint[])"
+    " ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated"
+)
+
+PG_LEDGER_AND_HOLDINGS = (
+    "WITH ledger AS ("
+    " INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at)"
+    " SELECT * FROM unnest(%(order_id)s::text[], %(line_no)s::int[], %(sku)s::text[], %(location)s::text[],"
+    " %(quantity)s::int[], %(kind)s::text[], %(source)s::text[], %(source_ref)s::text[], %(at)s::timestamptz[])"
+    ")"
+    " INSERT INTO line_holdings (line_id, location, sku, quantity)"
+    " SELECT * FROM unnest(%(h_line_id)s::bigint[], %(h_location)s::text[], %(h_sku)s::text[], %(h_quantity)s::int[])"
+    " ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
+)
