@@ -6,15 +6,23 @@ config and database), with the load generator in another process (``python bench
 
 1. **Throughput** (closed loop, C connections, N requests): the webhook ingress with
    ``--no-worker`` (each 200 follows a committed inbox row) beside a no-op ASGI app served by
-   the same uvicorn with the same log level, in the same run.
+   the same uvicorn with the same settings (http/loop "auto", access log at info), in the same
+   run, and the "app floor" (the server answering 404 for an unknown channel). ``--repeat R``
+   alternates the servers R times and keeps the median; each row also has the server process's
+   CPU time per request (user + system, all threads, from /proc), steadier than throughput on a
+   shared machine.
 2. **Latency at 1,000 requests/s** (open loop: requests are sent on a fixed schedule and latency
    is measured from the scheduled time, so a stall is not hidden by the generator waiting).
-3. **Webhook → backorder recorded** at 200 orders/s, the server with ``--no-worker`` and one
-   ``backorder worker`` process beside it (the second core):
+3. **Webhook → backorder recorded** at 200 orders/s (and 25/s), the server with ``--no-worker``
+   and ``--workers`` ``backorder worker`` processes beside it, started and ready before the load:
    from the send time to ``orders.created_at`` written by the processor (same machine clock).
 
-Usage: ``python bench/ingest.py [--db sqlite|postgres] [--quick]``; results go to
-``bench/out/ingest-<db>.json`` and are printed as a Markdown table.
+A one-row commit probe (the durable-commit latency right now) and the load average are recorded
+at the start and the end.
+
+Usage: ``python bench/ingest.py [--db sqlite|postgres] [--quick] [--repeat 3] [--only tp,rate,e2e]
+[--workers 1] [--logs DIR]``; results go to ``bench/out/ingest-<db>.json`` and are printed as a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -73,10 +81,29 @@ async def noop_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _resolved(kind: str) -> str:
+    """What uvicorn's "auto" picks here (``backorder serve`` leaves both on "auto")."""
+    import importlib.util
+
+    if kind == "http":
+        return "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
+SERVER_SETTINGS = {
+    "server": "uvicorn, 1 process",
+    "http": _resolved("http"),
+    "loop": _resolved("loop"),
+    "log_level": "info",
+    "access_log": True,
+}
+
+
 def serve_noop(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(noop_app, host="127.0.0.1", port=port, log_level="info")  # the same log level as `backorder serve`
+    # the same server and settings as `backorder serve` (cli.py _serve): auto http/loop, access log at info
+    uvicorn.run(noop_app, host="127.0.0.1", port=port, log_level="info", http="auto", loop="auto", access_log=True)
 
 
 # --- the load generator (run in its own process) -----------------------------------------------
@@ -247,6 +274,12 @@ def wait_http(port: int, path: str, process: subprocess.Popen[bytes], timeout: f
     raise RuntimeError("server did not come up")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(
     port: int,
     path: str,
@@ -397,62 +430,177 @@ reconcile_minutes = 0
         return out
 
 
-def bench(db: str, quick: bool) -> dict[str, Any]:
+def measured(server: Server, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """run_load, plus the server's CPU time per request and the load average after it."""
+    assert server.process is not None
+    before = cpu_seconds(server.process.pid)
+    out = run_load(server.port, *args, **kwargs)
+    used = cpu_seconds(server.process.pid) - before
+    out["server_cpu_us_per_request"] = round(used / out["requests"] * 1e6, 1)
+    out["load"] = _load()
+    return out
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, e2e_workers: int = 1) -> dict[str, Any]:
     n_tp = 3000 if quick else 10000
     n_rate = 5000 if quick else 15000
     n_e2e = 1000 if quick else 3000
     result: dict[str, Any] = {
         "db": db,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_start": _load(),
+        "server": SERVER_SETTINGS,
     }
     path = "/webhooks/shopify/web"
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for connections in (8, 32):
+        work = logs or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        sys.path.insert(0, str(HERE.parent / "src"))
+        result["commit_probe_start"] = commit_probe(db, work)
+        if "tp" in only:
+            for connections in (8, 32):
+                runs: dict[str, list[dict[str, Any]]] = {"noop": [], "ingress": [], "floor": []}
+                for r in range(repeat):  # alternate, so drift in the machine's load hits both alike
+                    with Server("noop", db, False, work) as noop:
+                        run_load(noop.port, path, 1000, connections, None, f"warm{r}")
+                        runs["noop"].append(measured(noop, path, n_tp, connections, None, f"noop{r}"))
+                    with Server("backorder", db, False, work) as srv:
+                        run_load(srv.port, path, 1000, connections, None, f"warm{r}")
+                        one = measured(srv, path, n_tp, connections, None, f"tp{connections}-{r}")
+                        one["inbox_rows"] = srv.count("SELECT count(*) FROM inbox")
+                        runs["ingress"].append(one)
+                        runs["floor"].append(
+                            measured(
+                                srv,
+                                "/webhooks/shopify/no-such-channel",
+                                n_tp,
+                                connections,
+                                None,
+                                f"floor{connections}-{r}",
+                                expect=404,
+                            )
+                        )
+                for name, key in (("noop", "noop"), ("ingress", "ingress"), ("floor", "app_floor_404")):
+                    result[f"{key}_closed_c{connections}"] = _median(runs[name])
+                ratios = [i["rps"] / n["rps"] for i, n in zip(runs["ingress"], runs["noop"], strict=True)]
+                cpu = [
+                    n["server_cpu_us_per_request"] / i["server_cpu_us_per_request"]
+                    for i, n in zip(runs["ingress"], runs["noop"], strict=True)
+                ]
+                result[f"ratio_c{connections}"] = {
+                    "throughput_each": [round(x, 3) for x in ratios],
+                    "throughput_median": statistics.median(ratios),
+                    "cpu_per_request_each": [round(x, 3) for x in cpu],
+                    "cpu_per_request_median": statistics.median(cpu),
+                }
+        if "rate" in only:
             with Server("noop", db, False, work) as noop:
-                run_load(noop.port, path, 1000, connections, None, "warm")
-                result[f"noop_closed_c{connections}"] = run_load(noop.port, path, n_tp, connections, None, "noop")
+                result["noop_open_1000rps"] = measured(noop, path, n_rate, 64, 1000, "noop-rate")
             with Server("backorder", db, False, work) as srv:
-                run_load(srv.port, path, 1000, connections, None, "warm")
-                result[f"ingress_closed_c{connections}"] = run_load(
-                    srv.port, path, n_tp, connections, None, f"tp{connections}"
-                )
-                result[f"ingress_closed_c{connections}"]["inbox_rows"] = srv.count("SELECT count(*) FROM inbox")
-                result[f"app_floor_404_closed_c{connections}"] = run_load(
-                    srv.port,
-                    "/webhooks/shopify/no-such-channel",
-                    n_tp,
-                    connections,
-                    None,
-                    f"floor{connections}",
-                    expect=404,
-                )
-        with Server("noop", db, False, work) as noop:
-            result["noop_open_1000rps"] = run_load(noop.port, path, n_rate, 64, 1000, "noop-rate")
-        with Server("backorder", db, False, work) as srv:
-            result["ingress_open_1000rps"] = run_load(srv.port, path, n_rate, 64, 1000, "rate")
-            result["ingress_open_1000rps"]["inbox_rows"] = srv.count("SELECT count(*) FROM inbox")
-        for rate, count in ((200, n_e2e), (25, 300)):
-            result[f"webhook_to_backorder_{rate}rps"] = _to_backorder(db, work, path, rate, count)
+                result["ingress_open_1000rps"] = measured(srv, path, n_rate, 64, 1000, "rate")
+                result["ingress_open_1000rps"]["inbox_rows"] = srv.count("SELECT count(*) FROM inbox")
+        if "e2e" in only:
+            for rate, count in ((200, n_e2e), (25, 300)):
+                result[f"webhook_to_backorder_{rate}rps"] = _to_backorder(db, work, path, rate, count, e2e_workers)
+        result["commit_probe_end"] = commit_probe(db, work)
+    result["load_average_end"] = _load()
     return result
 
 
-def _to_backorder(db: str, work: Path, path: str, rate: int, count: int) -> dict[str, Any]:
+def commit_probe(db: str, work: Path, n: int = 300) -> dict[str, float]:
+    """Latency of a one-row durable commit on this database right now: the floor under every
+    inbox commit (on a shared machine it moves with other people's load)."""
+    times: list[float] = []
+    if db == "sqlite":
+        import sqlite3
+
+        probe = sqlite3.connect(work / f"probe-{uuid.uuid4().hex[:8]}.db", isolation_level=None)
+        probe.execute("PRAGMA journal_mode=WAL")
+        probe.execute("PRAGMA synchronous=FULL")  # as the inbox writer commits (store/inbox.py)
+        probe.execute("CREATE TABLE probe (a INTEGER)")
+        for _ in range(n):
+            began = time.perf_counter()
+            probe.execute("INSERT INTO probe VALUES (1)")
+            times.append(time.perf_counter() - began)
+        probe.close()
+        return _percentiles(times)
+    from sqlalchemy import create_engine
+
+    name = f"bench_ingest_probe_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = create_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")  # synchronous_commit on, as served
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE probe (a INTEGER)")
+        for _ in range(n):
+            began = time.perf_counter()
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+            times.append(time.perf_counter() - began)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    return _percentiles(times)
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (its own latencies), and every run's throughput."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    middle = dict(ordered[(len(ordered) - 1) // 2])
+    middle["rps_each"] = [round(r["rps"]) for r in runs]
+    middle["p99_each"] = [round(r["p99_ms"], 1) for r in runs]
+    middle["runs"] = len(runs)
+    return middle
+
+
+def _to_backorder(db: str, work: Path, path: str, rate: int, count: int, workers: int = 1) -> dict[str, Any]:
     with Server("backorder", db, False, work) as srv:
-        worker = subprocess.Popen(
-            [str(BACKORDER), "--config", str(srv.config), "worker"],
-            cwd=work,
-            stdout=(work / f"worker-{rate}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        procs: list[tuple[subprocess.Popen[bytes], Path]] = []
         try:
+            for k in range(workers):
+                log = work / f"worker-{rate}-{srv.port}-{k}.log"
+                procs.append(
+                    (
+                        subprocess.Popen(
+                            [str(BACKORDER), "--config", str(srv.config), "worker"],
+                            cwd=work,
+                            stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                        ),
+                        log,
+                    )
+                )
+            ready = time.monotonic() + 60  # measure the workers, not their start-up (imports, bootstrap)
+            for proc, log in procs:
+                while b"worker running" not in log.read_bytes() and time.monotonic() < ready:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"worker exited with {proc.returncode}")
+                    time.sleep(0.05)
             load = run_load(srv.port, path, count, 16, rate, f"e2e{rate}", keep_sent=True)
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and srv.count("SELECT count(*) FROM orders") < count:
                 time.sleep(0.25)
+            load["load"] = _load()
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            for proc, _ in procs:
+                proc.terminate()
+            for proc, _ in procs:
+                proc.wait(timeout=30)
+        load["workers"] = workers
+        load["inbox_status"] = {
+            status: srv.count(f"SELECT count(*) FROM inbox WHERE status = '{status}'")
+            for status in ("processed", "ignored", "failed", "received", "processing")
+        }
         sent = {f"web-{10_000_000 + int(n)}": t for n, t in load.pop("sent_at").items()}
         created = srv.created_at()
         lags = sorted(created[o] - s for o, s in sent.items() if o in created)
@@ -469,21 +617,34 @@ def _to_backorder(db: str, work: Path, path: str, rate: int, count: int) -> dict
 
 
 def table(r: dict[str, Any]) -> str:
-    rows = ["| measurement | requests | errors | throughput (req/s) | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| measurement | requests | errors | throughput (req/s) | p50 ms | p99 ms | server CPU µs/req |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, value in r.items():
         if not isinstance(value, dict) or "requests" not in value:
             continue
         rps = value.get("rps") or value.get("achieved_rps")
         rows.append(
-            f"| {key} | {value['requests']} | {value['errors']} | {rps:.0f} | {value['p50_ms']:.1f} | {value['p99_ms']:.1f} |"
+            f"| {key} | {value['requests']} | {value['errors']} | {rps:.0f} | {value['p50_ms']:.1f} "
+            f"| {value['p99_ms']:.1f} | {value.get('server_cpu_us_per_request', '')} |"
         )
+    for key in ("commit_probe_start", "commit_probe_end"):
+        if key in r:
+            rows.append(
+                f"{key}: p50 {r[key]['p50_ms']:.2f} ms, p99 {r[key]['p99_ms']:.2f} ms, max {r[key]['max_ms']:.2f} ms"
+            )
+    rows.append(f"load average: start {r.get('load_average_start')}, end {r.get('load_average_end')}")
+    for key, value in r.items():
+        if key.startswith("ratio_"):
+            rows.append(f"{key}: {json.dumps(value)}")
     for rate in (200, 25):
         e2e = r.get(f"webhook_to_backorder_{rate}rps") or {}
         if e2e and e2e.get("orders_recorded"):
             rows.append("")
             rows.append(
                 f"webhook → backorder recorded at {rate} orders/s offered ({e2e['orders_recorded']} orders, "
-                f"worker processed {e2e['processed_per_second'] or 0:.0f}/s): p50 {e2e['backorder_p50_ms']:.0f} ms, "
+                f"{e2e.get('workers', 1)} worker(s) processed {e2e['processed_per_second'] or 0:.0f}/s): p50 {e2e['backorder_p50_ms']:.0f} ms, "
                 f"p99 {e2e['backorder_p99_ms']:.0f} ms, max {e2e['backorder_max_ms']:.0f} ms"
             )
     return "\n".join(rows)
@@ -503,6 +664,10 @@ def main() -> None:
     parser.add_argument("--run", default="r")
     parser.add_argument("--keep-sent", action="store_true")
     parser.add_argument("--expect", type=int, default=200)
+    parser.add_argument("--only", default="tp,rate,e2e", help="which parts: tp (closed loop), rate, e2e")
+    parser.add_argument("--repeat", type=int, default=1, help="closed-loop runs per server (medians)")
+    parser.add_argument("--logs", type=Path, help="keep server/worker logs in this folder")
+    parser.add_argument("--workers", type=int, default=1, help="`backorder worker` processes in the e2e part")
     args = parser.parse_args()
     if args.serve_noop:
         serve_noop(args.serve_noop)
@@ -511,7 +676,7 @@ def main() -> None:
         load_main(args)
         return
     random.seed(1)
-    result = bench(args.db, args.quick)
+    result = bench(args.db, args.quick, set(args.only.split(",")), args.repeat, args.logs, args.workers)
     OUT.mkdir(exist_ok=True)
     (OUT / f"ingest-{args.db}.json").write_text(json.dumps(result, indent=2))
     print(table(result))

@@ -77,6 +77,9 @@ class Application:
     # --- issue 3 (channels) fields below this line, with defaults ---
     channel_services: Any = None
     """backorder.channels.services.ChannelServices: inbox, processor, stock sync, reconciliation."""
+    webhook_registrations: Any = None
+    """Connector name (``channels.<id>``) → what `backorder connect` registered for it, as text
+    (None: not a sales channel); the dashboard's connectors page shows it."""
     # --- issue 4 (messaging) fields below this line, with defaults ---
     messaging: MessagingState | None = None
     signer: LinkSigner | None = None
@@ -163,6 +166,7 @@ def bootstrap(
     from backorder.channels.services import build_channel_services
 
     application.channel_services = build_channel_services(application)
+    application.webhook_registrations = application.channel_services.webhook_registrations
     # --- issue 4 (messaging) wiring ---
     dispatcher = application.dispatcher  # issue 3 may have wrapped it (ChannelDispatcher.wrap)
     install_pii_redaction()

@@ -404,8 +404,16 @@ def _serve(app: Application, host: str | None, port: int | None, with_worker: bo
     if with_worker:
         _, stop = start_in_thread(app)
     try:
+        # http/loop "auto": httptools and uvloop (dependencies) when importable, else h11/asyncio.
+        # One access-log line per request at info (bench/ingest.py serves its no-op the same way).
         uvicorn.run(
-            create_app(app), host=host or app.config.server.host, port=port or app.config.server.port, log_level="info"
+            create_app(app),
+            host=host or app.config.server.host,
+            port=port or app.config.server.port,
+            log_level="info",
+            http="auto",
+            loop="auto",
+            access_log=True,
         )
     finally:
         if stop is not None:
@@ -447,6 +455,7 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
                 else ("webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way")
             )
             last, _watermark = services.store.sync_state(cid)
+            registered = services.registrations.for_channel(cid) if services.registrations is not None else []
             rows.append(
                 {
                     "channel": cid,
@@ -454,14 +463,32 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
                     "state": state,
                     "webhook_url": f"{app.config.server.public_url.rstrip('/')}/webhooks/{settings.kind}/{cid}",
                     "last_reconciled_at": last.isoformat() if last else None,
+                    "webhooks": services.webhook_registrations(f"channels.{cid}"),
+                    "registrations": [
+                        {
+                            "topic": r.topic,
+                            "address": r.address,
+                            "provider_id": r.provider_ref,
+                            "registered_at": r.registered_at.isoformat(),
+                            "error": r.error,
+                        }
+                        for r in registered
+                    ],
                 }
             )
         if as_json:
             out.print_json(json.dumps(rows))
             return
-        table = Table("channel", "platform", "state", "webhook URL", "last reconciled")
+        table = Table("channel", "platform", "state", "webhook URL", "webhooks", "last reconciled")
         for r in rows:
-            table.add_row(r["channel"], r["platform"], r["state"], r["webhook_url"], r["last_reconciled_at"] or "never")
+            table.add_row(
+                r["channel"],
+                r["platform"],
+                r["state"],
+                r["webhook_url"],
+                r["webhooks"] or "not known",
+                r["last_reconciled_at"] or "never",
+            )
         out.print(table)
 
 
@@ -522,33 +549,106 @@ def connect(
         if settings is None or settings.kind != platform:
             raise fail(f"no channel {channel!r} with platform {platform!r} in the config")
         connector = app.routes.channels.get(channel)
-        if connector is None or not hasattr(connector, "connect"):
+        if connector is None or not hasattr(connector, "register_webhooks"):
             raise fail(f"{platform} channels cannot be connected from here")
         missing = settings.missing_credentials()
         if missing:
             raise fail(f"channels.{channel} lacks {', '.join(missing)}; connect needs API credentials")
+        services = app.channel_services
+        done: list[dict[str, Any]] = []
+        failure: str | None = None
         try:
-            done = connector.connect(app.config.server.public_url)
+            connector.register_webhooks(app.config.server.public_url, into=done)
         except ConnectorError as exc:
-            raise fail(exc.detail) from None
-        for line in done:
-            out.print(line)
+            failure = exc.detail
+        rows = services.record_registrations(channel, platform, done, app.clock.now(), failure)
+        for reg in rows:
+            state = f"registered (id {reg.provider_ref})" if reg.ok and reg.provider_ref else "registered"
+            if reg.ok and not reg.provider_ref and platform == "shopify":
+                state = "already registered"
+            out.print(f"{reg.topic} → {reg.address}: {state if reg.ok else 'FAILED: ' + (reg.error or '')}")
+        if failure is not None or not all(r.ok for r in rows):
+            raise fail("some webhook subscriptions were not made; see above (recorded for `backorder channels`)")
+        if hasattr(connector, "map_items"):
+            try:
+                mapped = connector.map_items()
+            except ConnectorError as exc:
+                raise fail(exc.detail) from None
+            out.print(f"{mapped} variant(s) mapped by SKU")
 
 
 @cli.command("reconcile")
 def reconcile(channel: Annotated[str | None, typer.Argument(help="One channel (default: all due).")] = None) -> None:
-    """Pull recent orders from channel APIs into the inbox now, then process the inbox."""
+    """Pull recent orders (and, for stock-source channels, stock levels) from channel APIs into
+    the inbox now, then process the inbox."""
     with application(sandbox_folder=False) as app:
         services = app.channel_services
         now = app.clock.now()
         if channel:
-            if channel not in app.routes.channels:
-                raise fail(f"no connected channel {channel!r}")
-            results = {channel: services.reconciler.reconcile(channel, now)}
+            connector = app.routes.channels.get(channel)
+            if connector is None or not hasattr(connector, "recent_orders"):
+                raise fail(f"no connected channel {channel!r} that can be reconciled")
+            results = {channel: services.reconciler.reconcile_channel(channel, now)}
         else:
-            results = {cid: services.reconciler.reconcile(cid, now) for cid in services.reconciler.due(now)}
+            results = {cid: services.reconciler.reconcile_channel(cid, now) for cid in services.reconciler.due(now)}
         handled = services.processor.drain()
         out.print_json(json.dumps({"channels": results, "inbox_rows_processed": handled}))
+
+
+class _HttpIngress:
+    """The demo's webhooks and POS/B2B orders sent through the real HTTP routes of the app, in
+    process (``POST /webhooks/<platform>/<channel>``, ``POST /api/v1/orders``): signature check,
+    size limit, inbox commit and answer exactly as in production, with no port opened."""
+
+    def __init__(self, app: Any) -> None:
+        import asyncio
+
+        import httpx
+
+        from backorder.web.app import create_app
+
+        self.loop = asyncio.new_event_loop()
+        transport = httpx.ASGITransport(app=create_app(app))
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://demo.invalid")
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        response = self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
+        return int(response.status_code)
+
+    def webhook(self, platform: str, channel: str, headers: dict[str, str], body: bytes) -> int:
+        return self._post(f"/webhooks/{platform}/{channel}", body, headers)
+
+    def api_order(self, api_key: str, idempotency_key: str, body: bytes) -> int:
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Idempotency-Key": idempotency_key,
+            "Content-Type": "application/json",
+        }
+        return self._post("/api/v1/orders", body, headers)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+def _print_channels(data: dict[str, Any]) -> None:
+    """The demo summary's sales channels: orders per channel and platform, and what went out."""
+    channels = data.get("channels") or {}
+    if not channels:
+        return
+    table = Table(
+        "channel", "platform", "orders", "came in as", "inbox", "sent to the platform", title="Sales channels"
+    )
+    for cid, entry in channels.items():
+        inbox = ", ".join(f"{k} {v}" for k, v in entry.get("inbox", {}).items())
+        calls = entry.get("platform_calls") or {}
+        sent = (
+            f"{entry.get('outbound', '')}: {calls.get('skus_set', 0)} stock level(s) set"
+            if "outbound" in entry
+            else "—"
+        )
+        table.add_row(cid, entry["platform"], str(entry["orders"]), entry["ingress"], inbox, sent)
+    out.print(table)
 
 
 # --- messaging (issue 4) --------------------------------------------------------------------
@@ -681,7 +781,7 @@ def demo(
                 )
             bar.update(tasks[stage], completed=done, total=total)
 
-        app, summary = run_demo(folder, orders=orders, seed=seed, progress=report)
+        app, summary = run_demo(folder, orders=orders, seed=seed, progress=report, ingress=_HttpIngress)
     try:
         if as_json:
             sys.stdout.write(dumps(summary.as_json()) + "\n")
@@ -713,6 +813,7 @@ def _print_summary(s: Any) -> None:
     ):
         t.add_row(key.replace("_", " "), str(data[key]))
     out.print(t)
+    _print_channels(data)  # issue 3
     t = Table("supplier", "POs", "lines", "units", title="Purchase orders (consolidated per supplier)")
     for supplier, v in sorted(data["purchase_orders_by_supplier"].items()):
         t.add_row(supplier, str(v["purchase_orders"]), str(v["lines"]), str(v["units"]))

@@ -53,6 +53,28 @@ def test_the_demo_json_reports_what_the_issue_asks_for(demo: dict[str, object]) 
     assert demo["allocated_from_receipts"] > 0
 
 
+def test_the_demo_runs_a_shopify_and_a_woocommerce_channel_side_by_side(demo: dict[str, object]) -> None:
+    by_platform = demo["orders_by_platform"]
+    assert isinstance(by_platform, dict)
+    assert by_platform["shopify"] > 0 and by_platform["woocommerce"] > 0  # both platforms' orders arrived
+    assert sum(by_platform.values()) == demo["orders"]
+    channels = demo["channels"]
+    assert isinstance(channels, dict)
+    for cid, platform, topic in (("web", "shopify", "orders/create"), ("wholesale", "woocommerce", "order.created")):
+        entry = channels[cid]
+        assert entry["platform"] == platform and entry["ingress"] == "signed webhooks"
+        # every order came through the webhook route into the inbox and was processed there
+        assert entry["topics"][topic] == entry["orders"] and entry["refused"] == 0
+        assert set(entry["inbox"]) == {"processed"}
+        # and the sellable quantity went back to the platform (the demo's in-process sandbox)
+        assert entry["outbound"] == "demo platform sandbox (in process)"
+        assert entry["platform_calls"]["skus_set"] > 0
+    # shipments came back as platform events: Shopify fulfilments, WooCommerce completions
+    assert channels["web"]["topics"].get("fulfillments/create", 0) > 0
+    assert channels["wholesale"]["topics"].get("order.updated", 0) > 0
+    assert channels["pos"]["ingress"] == "order API" and channels["pos"]["orders"] > 0
+
+
 def test_the_demo_consolidates_purchase_orders_per_supplier(demo: dict[str, object]) -> None:
     by_supplier = demo["purchase_orders_by_supplier"]
     assert isinstance(by_supplier, dict) and by_supplier

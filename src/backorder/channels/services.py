@@ -16,8 +16,10 @@ from backorder.channels.reconcile import Reconciler
 from backorder.channels.sync import StockSync
 from backorder.connectors.base import ApiChannelSettings, ConnectorSettings
 from backorder.connectors.items import ItemRef
+from backorder.connectors.shopify.client import SUBSCRIBED_TOPICS as SHOPIFY_TOPICS
+from backorder.connectors.woocommerce.client import WEBHOOK_TOPICS as WOO_TOPICS
 from backorder.services.ports import Clock
-from backorder.store.inbox import ChannelItem, ChannelStore, InboxStore
+from backorder.store.inbox import ChannelItem, ChannelStore, InboxStore, Registration, RegistrationStore
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class ChannelServices:
     Webhooks receiver of a POS/B2B channel)."""
     settings: dict[str, ConnectorSettings] = field(default_factory=dict)
     process_limit: int = 200
+    registrations: RegistrationStore | None = None
+    """What `backorder connect` registered on each platform."""
 
     def tick(self, now: datetime) -> int:
         """One worker round: process received webhooks, flush due stock pushes, reconcile."""
@@ -77,6 +81,45 @@ class ChannelServices:
             if s.kind not in API_KINDS and s.missing_credentials()
         }
 
+    def record_registrations(
+        self, channel: str, platform: str, done: list[dict[str, Any]], now: datetime, failure: str | None = None
+    ) -> list[Registration]:
+        """Keep what ``connector.register_webhooks`` reported (and, when it stopped on an error,
+        that error for the topics it did not reach)."""
+        rows = [
+            Registration(channel, platform, d["topic"], d["address"], d.get("provider_ref"), now, d.get("error"))
+            for d in done
+        ]
+        if failure is not None:
+            reached = {d["topic"] for d in done}
+            address = done[0]["address"] if done else ""
+            rows += [
+                Registration(channel, platform, topic, address, None, now, failure)
+                for topic in WEBHOOK_TOPICS.get(platform, ())
+                if topic not in reached
+            ]
+        if self.registrations is not None:
+            self.registrations.save(rows)
+        return rows
+
+    def webhook_registrations(self, name: str) -> str | None:
+        """What the dashboard's connectors page shows for a connector (``channels.<id>``): the
+        webhook subscriptions `backorder connect` made, when, and any refusal."""
+        if not name.startswith("channels."):
+            return None
+        channel = name.removeprefix("channels.")
+        settings = self.settings.get(channel)
+        if settings is None:
+            return None
+        if settings.kind in API_KINDS:
+            return "none needed: orders come through POST /api/v1/orders"
+        rows = self.registrations.for_channel(channel) if self.registrations is not None else []
+        if not rows:
+            if settings.kind in WEBHOOK_TOPICS:
+                return f"not registered by `backorder connect {settings.kind} {channel}` yet"
+            return "registered in the platform by its module/job (not by `backorder connect`)"
+        return describe_registrations(rows)
+
     def api_channel_for_key(self, presented: str) -> str | None:
         import hmac
 
@@ -86,6 +129,23 @@ class ChannelServices:
             if key is not None and hmac.compare_digest(key.get_secret_value().encode(), presented.encode()):
                 match = cid
         return match
+
+
+WEBHOOK_TOPICS: dict[str, tuple[str, ...]] = {
+    "shopify": tuple(SHOPIFY_TOPICS),
+    "woocommerce": tuple(WOO_TOPICS),
+}
+"""The topics `backorder connect` registers per platform (the connectors' own lists)."""
+
+
+def describe_registrations(rows: Sequence[Registration]) -> str:
+    ok = [r for r in rows if r.ok]
+    latest = max(r.registered_at for r in rows)
+    text = f"{len(ok)} of {len(rows)} topic(s) registered to {rows[0].address} ({latest:%Y-%m-%d %H:%M} UTC)"
+    refused = [r for r in rows if not r.ok]
+    if refused:
+        text += "; refused: " + "; ".join(f"{r.topic}: {(r.error or '')[:120]}" for r in refused)
+    return text
 
 
 def build_channel_services(app: Any) -> ChannelServices:
@@ -118,4 +178,5 @@ def build_channel_services(app: Any) -> ChannelServices:
         writer=InboxWriter(inbox),
         receivers=receivers,
         settings=dict(app.config.channels),
+        registrations=RegistrationStore(engine),
     )

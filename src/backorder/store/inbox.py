@@ -16,6 +16,8 @@ one), the reconciliation watermark, and the coalescing queue of stock pushes.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
 
 from backorder.store import tables as t
 
@@ -65,6 +68,8 @@ def _row(r: Any) -> InboxRow:
 class InboxStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._raw: _RawInbox | None = None
+        self._raw_lock = threading.Lock()
 
     def record(
         self,
@@ -107,38 +112,31 @@ class InboxStore:
         self, items: Sequence[tuple[str, str, str, str, Mapping[str, str], bytes, datetime]]
     ) -> list[tuple[int | None, bool]]:
         """Commit several events in ONE transaction (group commit); results in the same order.
-        All or nothing: if the commit fails, none of them is stored."""
-        i = t.inbox.c
-        results: list[tuple[int | None, bool]] = []
-        with self.engine.begin() as conn:
-            stmt = (
-                _insert(conn, t.inbox)
-                .on_conflict_do_nothing(index_elements=["platform", "channel", "event_key"])
-                .returning(i.id)
-            )
-            for platform, channel, event_key, topic, headers, body, now in items:
-                new_id = conn.execute(
-                    stmt,
-                    {
-                        "platform": platform,
-                        "channel": channel,
-                        "event_key": event_key[:200],
-                        "topic": topic[:80],
-                        "headers": dict(headers),
-                        "body": body,
-                        "status": "received",
-                        "attempts": 0,
-                        "received_at": now,
-                    },
-                ).scalar()
-                if new_id is not None:
-                    results.append((int(new_id), True))
-                    continue
-                existing = conn.execute(
-                    select(i.id).where(i.platform == platform, i.channel == channel, i.event_key == event_key[:200])
-                ).scalar()
-                results.append(((int(existing) if existing is not None else None), False))
-        return results
+        All or nothing: if the commit fails, none of them is stored.
+
+        The ingress's hot path: one multi-row ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` on a
+        DBAPI connection this store keeps open (no pool checkout, ping or statement compilation
+        per batch; values go through the columns' own SQLAlchemy bind processors, so they are
+        stored exactly as the Core path stores them). The keys it did not insert (duplicates,
+        from before or within the batch) are looked up afterwards, in the same transaction."""
+        if not items:
+            return []
+        with self._raw_lock:
+            if self._raw is None:
+                self._raw = _RawInbox(self.engine)
+            try:
+                return self._raw.record_many(items)
+            except BaseException:
+                self._raw.discard()  # a broken connection is not reused; the next batch opens one
+                self._raw = None
+                raise
+
+    def close(self) -> None:
+        """Release the connection :meth:`record_many` keeps."""
+        with self._raw_lock:
+            if self._raw is not None:
+                self._raw.discard()
+                self._raw = None
 
     def claim(self, now: datetime, limit: int, lease: timedelta = timedelta(minutes=5)) -> list[InboxRow]:
         i = t.inbox.c
@@ -191,6 +189,24 @@ class InboxStore:
             if order_version is not None:
                 advance_order_version(conn, *order_version, now)
 
+    def finish_many(
+        self,
+        outcomes: Sequence[tuple[int, str, str | None, tuple[str, str, str, datetime | None] | None]],
+        now: datetime,
+    ) -> None:
+        """:meth:`finish` for several rows ``(id, status, error, order_version)``, in ONE
+        transaction."""
+        if not outcomes:
+            return
+        i = t.inbox.c
+        with self.engine.begin() as conn:
+            by_outcome: dict[tuple[str, str | None], list[int]] = {}
+            for row_id, status, error, _ in outcomes:
+                by_outcome.setdefault((status, (error or None) and error[:4000]), []).append(row_id)
+            for (status, error), ids in by_outcome.items():
+                conn.execute(update(t.inbox).where(i.id.in_(ids)).values(status=status, error=error, processed_at=now))
+            _advance_order_versions(conn, [v for _, _, _, v in outcomes if v is not None], now)
+
     def reprocess(self, row_id: int) -> bool:
         """Put a failed (or ignored) row back to ``received``."""
         i = t.inbox.c
@@ -238,6 +254,112 @@ class InboxStore:
             return {r[0]: int(r[1]) for r in conn.execute(select(i.status, func.count()).group_by(i.status))}
 
 
+_CHUNK = 3000  # rows per INSERT statement (SQLite allows 32,766 parameters, PostgreSQL 65,535; 9 a row)
+_INBOX_COLUMNS = ("platform", "channel", "event_key", "topic", "headers", "body", "status", "attempts", "received_at")
+
+
+class _RawInbox:
+    """The group-commit insert on one DBAPI connection (SQLite or psycopg), in autocommit mode:
+    a batch is ONE ``INSERT .. RETURNING`` statement, which is its own transaction (one round
+    trip, no BEGIN/COMMIT); a batch too big for one statement is wrapped in BEGIN/COMMIT. The
+    duplicates' ids are looked up after the commit (rows are never deleted meanwhile)."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self.sqlite = dialect.name == "sqlite"
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        processors = []
+        for name in _INBOX_COLUMNS:
+            column = t.inbox.c[name]
+            processors.append(column.type._cached_bind_processor(dialect))
+        self.processors: list[Any] = processors
+        self.row = "(" + ", ".join([self.mark] * len(_INBOX_COLUMNS)) + ")"
+        self.head = f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)}) VALUES "
+        self.tail = " ON CONFLICT (platform, channel, event_key) DO NOTHING RETURNING id, platform, channel, event_key"
+        self.statements: dict[int, str] = {}
+        # An in-memory SQLite database lives in its one shared connection: never close that one.
+        self.shared = isinstance(engine.pool, StaticPool)
+        self.fairy: Any = engine.raw_connection()  # not returned to the pool (unless shared): see discard()
+        connection: Any = self.fairy.dbapi_connection
+        if self.sqlite:
+            connection.isolation_level = None  # (the engine sets it too) statements autocommit
+            # The engine's synchronous=NORMAL lets a commit be lost to a power cut; a 200 tells
+            # the platform never to send the event again, so the inbox fsyncs each (group) commit.
+            connection.execute("PRAGMA synchronous=FULL")
+        else:
+            connection.autocommit = True
+        self.connection = connection
+
+    def record_many(
+        self, items: Sequence[tuple[str, str, str, str, Mapping[str, str], bytes, datetime]]
+    ) -> list[tuple[int | None, bool]]:
+        processors = self.processors
+        values: list[Any] = []
+        keys: list[tuple[str, str, str]] = []
+        for platform, channel, event_key, topic, headers, body, now in items:
+            key = (platform, channel, event_key[:200])
+            keys.append(key)
+            row = (*key, topic[:80], dict(headers), body, "received", 0, now)
+            values.extend(
+                value if process is None else process(value) for value, process in zip(row, processors, strict=True)
+            )
+        width = len(_INBOX_COLUMNS)
+        several = len(keys) > _CHUNK
+        cursor = self.connection.cursor()
+        try:
+            inserted: dict[tuple[str, str, str], int] = {}
+            if several:
+                cursor.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN")
+            try:
+                for start in range(0, len(keys), _CHUNK):
+                    n = min(_CHUNK, len(keys) - start)
+                    sql = self.statements.get(n)
+                    if sql is None:
+                        sql = self.statements[n] = self.head + ", ".join([self.row] * n) + self.tail
+                    cursor.execute(sql, values[start * width : (start + n) * width])
+                    inserted.update({(r[1], r[2], r[3]): int(r[0]) for r in cursor.fetchall()})
+                if several:
+                    cursor.execute("COMMIT")
+            except BaseException:
+                if several:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                raise
+            existing: dict[tuple[str, str, str], int] = {}
+            missing = {key for key in keys if key not in inserted}
+            for platform, channel in {(k[0], k[1]) for k in missing}:
+                wanted = sorted(k[2] for k in missing if k[0] == platform and k[1] == channel)
+                marks = ", ".join([self.mark] * len(wanted))
+                cursor.execute(
+                    f"SELECT id, event_key FROM inbox WHERE platform = {self.mark} AND channel = {self.mark} "
+                    f"AND event_key IN ({marks})",
+                    [platform, channel, *wanted],
+                )
+                for row_id, event_key in cursor.fetchall():
+                    existing[(platform, channel, event_key)] = int(row_id)
+        finally:
+            cursor.close()
+        results: list[tuple[int | None, bool]] = []
+        claimed: set[tuple[str, str, str]] = set()
+        for key in keys:
+            if key in inserted and key not in claimed:
+                claimed.add(key)  # a second copy of the key in this batch is its duplicate
+                results.append((inserted[key], True))
+            else:
+                results.append((inserted.get(key) or existing.get(key), False))
+        return results
+
+    def discard(self) -> None:
+        """Close the connection for good: its settings (autocommit, synchronous=FULL) are not
+        for others, so it never goes back to the pool (an in-memory database's only connection
+        is handed back instead)."""
+        with contextlib.suppress(Exception):  # already broken: nothing more to release
+            if self.shared:
+                self.fairy.close()
+            else:
+                self.fairy.invalidate()
+
+
 def advance_order_version(
     conn: Connection, channel: str, external_id: str, order_id: str, version: datetime | None, now: datetime
 ) -> bool:
@@ -254,6 +376,50 @@ def advance_order_version(
         .values(version=version, updated_at=now)
     )
     return done.rowcount == 1
+
+
+def _advance_order_versions(
+    conn: Connection, versions: Sequence[tuple[str, str, str, datetime | None]], now: datetime
+) -> None:
+    """:func:`advance_order_version` for several orders: one multi-row insert of the new ones,
+    then an update of each one recorded before (only where the version is newer)."""
+    if not versions:
+        return
+    if len(versions) == 1:
+        advance_order_version(conn, *versions[0], now)
+        return
+    newest: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+    for channel, external_id, order_id, version in versions:  # the newest of each order wins
+        key = (channel, external_id)
+        if key not in newest:
+            newest[key] = (order_id, version)
+            continue
+        first_order_id, kept = newest[key]
+        if version is not None and (kept is None or version > kept):
+            newest[key] = (first_order_id, version)
+    c = t.channel_orders.c
+    stmt = (
+        _insert(conn, t.channel_orders)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(c.channel, c.external_id)
+    )
+    rows = [
+        {"channel": ch, "external_id": ext, "order_id": order_id, "version": version, "updated_at": now}
+        for (ch, ext), (order_id, version) in newest.items()
+    ]
+    inserted = {(r.channel, r.external_id) for r in conn.execute(stmt, rows)}
+    for (channel, external_id), (_, version) in newest.items():
+        if (channel, external_id) in inserted or version is None:
+            continue
+        conn.execute(
+            update(t.channel_orders)
+            .where(
+                c.channel == channel,
+                c.external_id == external_id,
+                or_(c.version.is_(None), c.version < version),
+            )
+            .values(version=version, updated_at=now)
+        )
 
 
 @dataclass(frozen=True)
@@ -329,10 +495,37 @@ class ChannelStore:
 
     # --- order versions --------------------------------------------------------------------
 
+    def order_views(self, order_ids: Sequence[str]) -> dict[str, dict[str, int] | None]:
+        """For each order of ``order_ids`` that we hold: the channel's view last applied to it
+        (``{sku: units}``), or None when none was kept. Orders we do not hold are absent."""
+        if not order_ids:
+            return {}
+        o, v = t.orders.c, t.order_channel_views.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(o.id, v.units)
+                .select_from(t.orders.outerjoin(t.order_channel_views, v.order_id == o.id))
+                .where(o.id.in_(sorted(set(order_ids))))
+            ).all()
+        return {r.id: ({str(k): int(n) for k, n in r.units.items()} if r.units is not None else None) for r in rows}
+
     def order_version(self, channel: str, external_id: str) -> datetime | None:
         c = t.channel_orders.c
         with self.engine.connect() as conn:
             return conn.execute(select(c.version).where(c.channel == channel, c.external_id == external_id)).scalar()
+
+    def order_versions(self, channel: str, external_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """:meth:`order_version` of several orders of a channel (absent: none recorded)."""
+        c = t.channel_orders.c
+        found: dict[str, datetime | None] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(external_ids), 500):
+                chunk = list(external_ids[start : start + 500])
+                for r in conn.execute(
+                    select(c.external_id, c.version).where(c.channel == channel, c.external_id.in_(chunk))
+                ):
+                    found[r.external_id] = r.version
+        return found
 
     def advance_order_version(
         self, channel: str, external_id: str, order_id: str, version: datetime | None, now: datetime
@@ -425,3 +618,62 @@ class ChannelStore:
         p = t.stock_push_pending.c
         with self.engine.connect() as conn:
             return [(r.channel, r.sku, r.due_at) for r in conn.execute(select(p.channel, p.sku, p.due_at))]
+
+
+# --- webhook registrations (issue 3: `backorder connect`) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One webhook subscription `backorder connect` asked a platform for, and the answer."""
+
+    channel: str
+    platform: str
+    topic: str
+    address: str
+    provider_ref: str | None
+    registered_at: datetime
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class RegistrationStore:
+    """What was registered where: one row per (channel, topic), replaced by each `connect`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def save(self, registrations: Sequence[Registration]) -> None:
+        if not registrations:
+            return
+        r = t.channel_registrations.c
+        with self.engine.begin() as conn:
+            for reg in registrations:
+                values = {
+                    "platform": reg.platform,
+                    "address": reg.address[:500],
+                    "provider_ref": reg.provider_ref[:200] if reg.provider_ref else None,
+                    "registered_at": reg.registered_at,
+                    "error": reg.error,
+                }
+                changed = conn.execute(
+                    update(t.channel_registrations)
+                    .where(r.channel == reg.channel, r.topic == reg.topic[:80])
+                    .values(**values)
+                ).rowcount
+                if not changed:
+                    conn.execute(
+                        insert(t.channel_registrations).values(channel=reg.channel, topic=reg.topic[:80], **values)
+                    )
+
+    def for_channel(self, channel: str) -> list[Registration]:
+        r = t.channel_registrations.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.channel_registrations).where(r.channel == channel).order_by(r.topic)).all()
+        return [
+            Registration(x.channel, x.platform, x.topic, x.address, x.provider_ref, x.registered_at, x.error)
+            for x in rows
+        ]

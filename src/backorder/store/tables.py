@@ -373,6 +373,19 @@ Index(
     postgresql_where=text("source = 'shipment'"),
 )
 
+channel_registrations = Table(
+    "channel_registrations",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("topic", String(80), primary_key=True),
+    Column("platform", String(40), nullable=False),
+    Column("address", String(500), nullable=False),  # the webhook URL registered
+    Column("provider_ref", String(200), nullable=True),  # the platform's id of the subscription
+    Column("registered_at", UtcDateTime(), nullable=False),  # when `backorder connect` last tried
+    Column("error", Text, nullable=True),  # why the platform refused it (None: registered)
+)
+"""What `backorder connect` registered on each platform (migration 0005_channel_registrations)."""
+
 # --- customer and staff messaging: consent, suppressions, delivery status (issue 4) ----------
 # (tables for notifications go here; migration 0003_messaging creates them)
 

@@ -26,7 +26,7 @@ import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from backorder.connectors.base import OrderTag, StockUpdate
+from backorder.connectors.base import DeliveryReceipt, OrderTag, StockUpdate
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel, ShipLine
 from tests.contract.framework import NOW, ContractCase, InboundSample, OutboundCall
@@ -141,6 +141,28 @@ def _answer(state: str):
     return answer
 
 
+def _answer_recent(request: httpx.Request) -> httpx.Response:
+    """``GET /V1/orders`` by updated_at: the module fixture's order as the REST API returns it
+    (sales-data-order-interface: the same fields, plus state and updated_at), and a cancelled one."""
+    order = json.loads((FIXTURES / "order.placed.json").read_bytes())["data"]
+    placed = {**order, "state": "processing", "status": "processing", "updated_at": "2026-11-27 09:40:00"}
+    cancelled = {
+        **order,
+        "entity_id": 43,
+        "increment_id": "000000043",
+        "state": "canceled",
+        "updated_at": "2026-11-27 09:45:00",
+    }
+    shipped = {
+        **order,
+        "entity_id": 44,
+        "increment_id": "000000044",
+        "state": "complete",
+        "updated_at": "2026-11-27 09:50:00",
+    }
+    return httpx.Response(200, json={"items": [placed, cancelled, shipped], "search_criteria": {}, "total_count": 3})
+
+
 # ---- inbound samples -------------------------------------------------------------------------
 
 
@@ -170,6 +192,16 @@ def _expect(expected: list[Command]):
         assert commands == expected
 
     return check
+
+
+def _recent_detail(connector: Any) -> str:
+    """The pulled orders go through the module's parser: the open one is placed, the cancelled
+    one cancelled, the complete one left out."""
+    found = connector.recent_orders(NOW)
+    parsed = [connector.parse(topic, {}, body) for _, body, _, topic in found]
+    assert [type(cmds[0]).__name__ for cmds in parsed] == ["PlaceOrder", "CancelOrder"], parsed
+    assert parsed[0][0].order_id == "contract.magento-000000042" and parsed[0][0].lines == PLACED.lines
+    return f"{len(found)} order(s)"
 
 
 PLACED = PlaceOrder(
@@ -229,6 +261,13 @@ CASE = ContractCase(
             ok_response=_answer("holded"),
             validate=validate_against_swagger,
             spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/orders, POST /V1/orders/{id}/unhold, /comments)",
+        ),
+        OutboundCall(
+            "recent_orders",
+            lambda c: DeliveryReceipt(detail=_recent_detail(c)),
+            ok_response=_answer_recent,
+            validate=validate_against_swagger,
+            spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/orders, searchCriteria)",
         ),
     ],
     inbound=[

@@ -18,14 +18,16 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import yaml
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from backorder.connectors.base import OrderTag, StockUpdate
+from backorder.connectors.base import DeliveryReceipt, OrderTag, StockUpdate
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel
 from tests.contract.framework import NOW, ContractCase, InboundSample, OutboundCall
@@ -112,6 +114,26 @@ def _answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(204)
 
 
+def _answer_recent(request: httpx.Request) -> httpx.Response:
+    """SCAPI ``GET .../orders``: the spec's own ``OrdersGet`` example, and a cancelled copy."""
+    if str(request.url).startswith(TOKEN_URL):
+        return _answer(request)
+    example = yaml.safe_load(Path(OAS).read_text(encoding="utf-8"))["components"]["examples"]["OrdersGet"]["value"]
+    order = example["data"][0]
+    cancelled = {**order, "orderNo": "00000411", "status": "cancelled"}
+    return httpx.Response(200, json={"data": [order, cancelled]})
+
+
+def _recent_detail(connector: Any) -> str:
+    found = connector.recent_orders(NOW)
+    parsed = [connector.parse(topic, {}, body) for _, body, _, topic in found]
+    assert [type(cmds[0]).__name__ for cmds in parsed] == ["PlaceOrder", "CancelOrder"], parsed
+    placed = parsed[0][0]
+    assert placed.order_id == f"{CHANNEL}-00000410" and placed.customer_email == "no-reply@salesforce.com"
+    assert placed.lines and all(line.quantity > 0 for line in placed.lines)
+    return f"{len(found)} order(s)"
+
+
 def _standard(msg_id: str):
     def sign(body: bytes) -> dict[str, str]:
         ts = int(NOW.timestamp())
@@ -173,6 +195,13 @@ CASE = ContractCase(
             ok_response=_answer,
             validate=validate,
             spec_source="shared/vendor/sfcc/orders-oas-v1-public.yaml (PUT export-status, PATCH order)",
+        ),
+        OutboundCall(
+            "recent_orders",
+            lambda c: DeliveryReceipt(detail=_recent_detail(c)),
+            ok_response=_answer_recent,
+            validate=validate,
+            spec_source="shared/vendor/sfcc/orders-oas-v1-public.yaml (GET orders, lastModifiedDateFrom)",
         ),
     ],
     inbound=[

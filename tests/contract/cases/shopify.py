@@ -82,6 +82,33 @@ CUSTOMERS_REDACT = {
 SHOP_REDACT = {"shop_id": 954889, "shop_domain": "example.myshopify.com"}
 DATA_REQUEST = {**CUSTOMERS_REDACT, "orders_requested": [299938], "data_request": {"id": 9999}}
 
+# Shopify's REST Refund resource as published in Shopify/shopify-api-ruby test/fixtures/refund.json
+# (commit 8899885d676708dcdcd1b0acd374451bd8d714ab, MIT; cited, not vendored: the fields we read),
+# for the vendored ruby order 450789469. ``refunds`` of an order carries these objects.
+RUBY_REFUND = {
+    "id": 509562969,
+    "order_id": 450789469,
+    "created_at": "2016-03-22T11:15:00-04:00",
+    "note": "it broke during shipping",
+    "restock": True,
+    "user_id": 799407056,
+    "refund_line_items": [
+        {
+            "id": 709875399,
+            "quantity": 1,
+            "line_item_id": 466157049,
+            "line_item": {"id": 466157049, "variant_id": 39072856, "quantity": 1, "sku": "IPOD2008GREEN"},
+        }
+    ],
+    "transactions": [],
+    "order_adjustments": [],
+}
+# modified copy: the vendored ruby order (API before 2024-01: no current_quantity) with 2 units of
+# its line and the refund above; the view is the ordered units minus the refunded ones
+RUBY_ORDER_REFUNDED = copy.deepcopy(RUBY_ORDER)
+RUBY_ORDER_REFUNDED["line_items"][0]["quantity"] = 2
+RUBY_ORDER_REFUNDED["refunds"] = [RUBY_REFUND]
+
 DIRECTORY = MemoryDirectory()
 DIRECTORY.remember([ItemRef("SKU2006-001", "271878346596884015", "1")])
 
@@ -130,6 +157,12 @@ def _expect_ruby_order(got: list[Command]) -> None:
     assert order.order_id == f"{CHANNEL}-450789469"
     assert order.customer_email == "bob.norman@hostmail.com"
     assert [line.sku for line in order.lines] == [i["sku"] for i in RUBY_ORDER["line_items"] if i.get("sku")]
+
+
+def _expect_refunded(got: list[Command]) -> None:
+    (order,) = got
+    assert isinstance(order, PlaceOrder)
+    assert [(line.sku, line.quantity) for line in order.lines if line.sku == "IPOD2008GREEN"] == [("IPOD2008GREEN", 1)]
 
 
 INBOUND = [
@@ -190,6 +223,10 @@ INBOUND = [
         ),
     ),
     _sample("shop-redact", "shop/redact", SHOP_REDACT, _expect_exact([RedactCustomer(CHANNEL)])),
+    _sample("orders-updated-partial-refund", "orders/updated", RUBY_ORDER_REFUNDED, _expect_refunded),
+    # refunds reach us through orders/updated (current_quantity, or refunds as above): refunds/create
+    # changes nothing by itself, so the same refund is never cut twice
+    _sample("refunds-create", "refunds/create", RUBY_REFUND, _expect_exact([])),
     _sample("customers-data-request", "customers/data_request", DATA_REQUEST, _expect_exact([])),
 ]
 
@@ -322,6 +359,30 @@ def answer(request: httpx.Request) -> httpx.Response:
                 }
             },
         )
+    if "query LocationLevels" in query:
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "location": {
+                        "id": variables["id"],
+                        "inventoryLevels": {
+                            "pageInfo": {"hasNextPage": False, "endCursor": None},
+                            "nodes": [
+                                {
+                                    "id": "gid://shopify/InventoryLevel/1?inventory_item_id=901",
+                                    "updatedAt": "2026-11-27T09:00:00Z",
+                                    "item": {"id": "gid://shopify/InventoryItem/901", "sku": "WN-1"},
+                                    "quantities": [
+                                        {"name": "available", "quantity": 4, "updatedAt": "2026-11-27T09:00:00Z"}
+                                    ],
+                                }
+                            ],
+                        },
+                    }
+                }
+            },
+        )
     return httpx.Response(400, json={"errors": [{"message": "unexpected operation"}]})
 
 
@@ -371,5 +432,6 @@ CASE = ContractCase(
             validate_request,
             SPEC,
         ),
+        OutboundCall("current_stock", lambda c: _receipt(c.current_stock()), answer, validate_request, SPEC),
     ],
 )

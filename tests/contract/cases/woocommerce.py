@@ -25,7 +25,7 @@ import httpx
 
 from backorder.connectors.base import DeliveryReceipt, OrderTag, StockUpdate
 from backorder.connectors.woocommerce.mapping import ItemRef, MemoryDirectory
-from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel
+from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder, SetStockLevel, ShipSku
 from tests.contract.framework import ContractCase, InboundSample, OutboundCall
 
 SPEC = "https://woocommerce.github.io/woocommerce-rest-api-docs/ (REST API v3 reference)"
@@ -80,6 +80,26 @@ PRODUCT = {
     "date_modified_gmt": "2026-11-27T08:00:00",
 }
 
+VARIABLE = {  # a variable product (its stock is kept per variation)
+    "id": 22,
+    "name": "Ship Your Idea",
+    "sku": "",
+    "type": "variable",
+    "manage_stock": False,
+    "stock_quantity": None,
+    "parent_id": 0,
+    "date_modified_gmt": "2026-11-27T08:00:00",
+}
+VARIATION = {  # _product-variations.md response fields we read
+    "id": 23,
+    "sku": "WN-1-BLK",
+    "manage_stock": True,
+    "stock_quantity": 4,
+    "backorders": "notify",
+    "parent_id": 22,
+    "date_modified_gmt": "2026-11-27T08:30:00",
+}
+
 _TYPES = {"integer": int, "boolean": bool, "string": str, "array": list, "object": dict}
 PRODUCT_BATCH_FIELDS = {"id": "integer", "manage_stock": "boolean", "stock_quantity": "integer", "backorders": "string"}
 ENUMS = {
@@ -94,6 +114,7 @@ ENUMS = {
 ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
     # method, path regex, documented query parameters used, documented body fields (top level)
     ("GET", rf"{BASE}/products", {"sku": "string", "page": "integer", "per_page": "integer"}, {}),
+    ("GET", rf"{BASE}/products/\d+/variations", {"page": "integer", "per_page": "integer"}, {}),
     ("POST", rf"{BASE}/products/batch", {}, {"update": "array", "create": "array", "delete": "array"}),
     ("POST", rf"{BASE}/products/\d+/variations/batch", {}, {"update": "array", "create": "array", "delete": "array"}),
     (
@@ -175,6 +196,10 @@ def validate_request(request: httpx.Request) -> None:
 
 def answer(request: httpx.Request) -> httpx.Response:
     path = request.url.path
+    if request.method == "GET" and path == f"{BASE}/products" and "page" in request.url.params:
+        return httpx.Response(200, json=[PRODUCT, VARIABLE] if request.url.params["page"] == "1" else [])
+    if request.method == "GET" and path == f"{BASE}/products/22/variations":
+        return httpx.Response(200, json=[VARIATION] if request.url.params["page"] == "1" else [])
     if request.method == "GET" and path == f"{BASE}/products":
         sku = request.url.params.get("sku")
         if sku == "WN-1":
@@ -271,6 +296,18 @@ CASE = ContractCase(
         ),
         _sample("order-created-unpaid", "order.created", {**ORDER, "status": "pending"}, _exact([])),
         _sample(
+            "order-updated-completed",
+            "order.updated",
+            {**ORDER, "status": "completed", "date_completed_gmt": "2017-03-22T20:00:00"},
+            _exact(
+                [
+                    PLACED,
+                    ShipSku(f"{CHANNEL}-727", "WN-1-BLK", 1, "main", shipment_ref="woocommerce:completed:727:316"),
+                    ShipSku(f"{CHANNEL}-727", "WN-1", 3, "main", shipment_ref="woocommerce:completed:727:317"),
+                ]
+            ),
+        ),
+        _sample(
             "order-deleted",
             "order.deleted",
             {"id": 727},
@@ -307,6 +344,13 @@ CASE = ContractCase(
         OutboundCall(
             "connect",
             lambda c: DeliveryReceipt(detail="; ".join(c.connect("https://backorder.example.com"))),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(
+            "current_stock",
+            lambda c: DeliveryReceipt(detail=str(len(c.current_stock()))),
             answer,
             validate_request,
             SPEC,

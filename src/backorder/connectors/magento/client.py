@@ -10,7 +10,9 @@ before the comment so a retried delivery does not usually repeat the comment.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -28,7 +30,7 @@ from backorder.connectors.base import (
     SyncsStock,
     TagsOrders,
 )
-from backorder.connectors.errors import NotConfigured, Rejected
+from backorder.connectors.errors import MalformedPayload, NotConfigured, Rejected
 from backorder.connectors.http import HttpSettings, ProviderClient
 from backorder.connectors.magento import inbound, mapping
 from backorder.connectors.magento.settings import MagentoSettings
@@ -36,6 +38,8 @@ from backorder.domain.commands import Command
 
 PROVIDER = "magento"
 SOURCE_ITEMS_BATCH = 500
+RECONCILE_PAGE_SIZE = 50
+RECONCILE_MAX_PAGES = 40
 #: Order states from which Magento allows ``hold`` (Order::canHold) — ours is a subset that is safe.
 HOLDABLE_STATES = frozenset({"new", "pending_payment", "processing"})
 
@@ -120,6 +124,43 @@ class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
         self._call("POST", f"/orders/{entity_id}/comments", json=mapping.comment_body(entity_id, tag.note))
         done.append("commented")
         return DeliveryReceipt(provider_ref=str(entity_id), detail=f"order {increment_id}: {', '.join(done)}")
+
+    def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime, str]]:
+        """Orders updated after ``since`` (``GET /V1/orders``, ``searchCriteria`` on ``updated_at``,
+        oldest first) as (event key, body, updated at, topic); each body is the envelope the
+        Backorder_Sync module sends (``order.placed`` / ``order.cancelled``), so it goes through the
+        same parser. Orders already ``complete`` or ``closed`` are left out: a missed order that
+        has shipped is nothing to back-order."""
+        prefix = "searchCriteria[filterGroups][0][filters][0]"
+        found = []
+        for page in range(1, RECONCILE_MAX_PAGES + 1):
+            answer = self._call(
+                "GET",
+                "/orders",
+                params={
+                    f"{prefix}[field]": "updated_at",
+                    f"{prefix}[value]": since.strftime("%Y-%m-%d %H:%M:%S"),
+                    f"{prefix}[conditionType]": "gt",
+                    "searchCriteria[sortOrders][0][field]": "updated_at",
+                    "searchCriteria[sortOrders][0][direction]": "ASC",
+                    "searchCriteria[pageSize]": RECONCILE_PAGE_SIZE,
+                    "searchCriteria[currentPage]": page,
+                },
+            ).json()
+            items = answer.get("items") if isinstance(answer, dict) else None
+            for order in items or []:
+                try:
+                    entry = mapping.reconciled_order(order) if isinstance(order, dict) else None
+                except MalformedPayload:  # no usable time: the next pull (or the event) brings it
+                    entry = None
+                if entry is not None:
+                    topic, envelope, updated = entry
+                    key = f"reconcile:{order.get('entity_id')}:{order.get('updated_at')}"
+                    found.append((key, json.dumps(envelope).encode(), updated, topic))
+            total = answer.get("total_count") if isinstance(answer, dict) else None
+            if not items or not isinstance(total, int) or page * RECONCILE_PAGE_SIZE >= total:
+                break
+        return found
 
 
 def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> MagentoConnector:

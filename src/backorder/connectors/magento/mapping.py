@@ -150,3 +150,16 @@ def comment_body(entity_id: int, note: str) -> dict[str, Any]:
     return {
         "statusHistory": {"comment": note, "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": entity_id}
     }
+
+
+def reconciled_order(order: Mapping[str, Any]) -> tuple[str, dict[str, Any], datetime] | None:
+    """A ``GET /V1/orders`` item (``sales-data-order-interface``) as the module's envelope:
+    (topic, envelope, updated at), or None for an order we have nothing to do with."""
+    state = order.get("state")
+    if state in ("complete", "closed"):
+        return None
+    updated = parse_time(order.get("updated_at") or order.get("created_at"), "order updated_at")
+    billing: Mapping[str, Any] = order["billing_address"] if isinstance(order.get("billing_address"), dict) else {}
+    data = {**order, "customer_telephone": order.get("customer_telephone") or billing.get("telephone")}
+    topic = "order.cancelled" if state == "canceled" else "order.placed"
+    return topic, {"type": topic, "timestamp": updated.isoformat(), "data": data}, updated

@@ -28,6 +28,9 @@ class MagentoSettings(ConnectorSettings):
     hold_backordered_orders: bool = True
     """Put backordered orders on hold (and release them when they can ship), besides the comment."""
     timeout_seconds: float = Field(10.0, gt=0)
+    reconcile_minutes: float = Field(0.0, ge=0)
+    """Pull orders updated since the last pull (``GET /V1/orders`` by ``updated_at``) this often;
+    0 (the default): never — the integration token then needs read access to sales orders."""
 
     @model_validator(mode="after")
     def _push_source_is_not_read(self) -> MagentoSettings:

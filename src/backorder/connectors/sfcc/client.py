@@ -11,8 +11,10 @@ Calls are made once; the outbox dispatcher owns retries.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +33,7 @@ from backorder.connectors.base import (
     SyncsStock,
     TagsOrders,
 )
-from backorder.connectors.errors import NotConfigured, Rejected
+from backorder.connectors.errors import MalformedPayload, NotConfigured, Rejected
 from backorder.connectors.http import HttpSettings, ProviderClient
 from backorder.connectors.sfcc import mapping
 from backorder.connectors.sfcc.settings import SfccSettings
@@ -39,6 +41,8 @@ from backorder.connectors.standard_webhooks import identify_standard, parse_enve
 from backorder.domain.commands import Command
 
 PROVIDER = "sfcc"
+RECONCILE_LIMIT = 200
+RECONCILE_MAX_PAGES = 40
 TOKEN_MARGIN_SECONDS = 60.0
 
 
@@ -156,6 +160,41 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
         self._call("PATCH", base, json=body, params=params)
         done.append("note set")
         return DeliveryReceipt(provider_ref=order_no, detail=f"order {order_no}: {', '.join(done)}")
+
+    def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime, str]]:
+        """Orders modified since ``since`` (SCAPI Orders ``GET .../orders`` with
+        ``lastModifiedDateFrom``, ``sortBy=last_modified_date``, oldest first) as (event key, body,
+        modified at, topic); each body is the envelope the int_backorder job step sends
+        (``order.created`` / ``order.cancelled``), so it goes through the same parser."""
+        self._require("organization_id", "site_id")
+        root = self.settings.scapi_root()
+        if not root:
+            raise NotConfigured(f"channels.{self.channel}.short_code", provider=PROVIDER)
+        url = f"{root}/checkout/orders/v1/organizations/{quote(self.settings.organization_id or '', safe='')}/orders"
+        found = []
+        for page in range(RECONCILE_MAX_PAGES):
+            params = {
+                "siteId": self.settings.site_id,
+                "lastModifiedDateFrom": since.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "sortBy": "last_modified_date",
+                "sortOrder": "asc",
+                "limit": RECONCILE_LIMIT,
+                "offset": page * RECONCILE_LIMIT,
+            }
+            answer = self._call("GET", url, params=params).json()
+            orders = answer.get("data") if isinstance(answer, dict) else None
+            for order in orders or []:
+                try:
+                    entry = mapping.reconciled_order(order) if isinstance(order, dict) else None
+                except MalformedPayload:  # no usable time: the next pull (or the event) brings it
+                    entry = None
+                if entry is not None:
+                    topic, envelope, modified = entry
+                    key = f"reconcile:{order.get('orderNo')}:{order.get('lastModified')}"
+                    found.append((key, json.dumps(envelope).encode(), modified, topic))
+            if not orders or len(orders) < RECONCILE_LIMIT:
+                break
+        return found
 
 
 def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> SfccConnector:

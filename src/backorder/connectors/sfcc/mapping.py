@@ -6,6 +6,7 @@ orders we also hold, so it is not on-hand stock."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from backorder.connectors.errors import MalformedPayload
@@ -85,3 +86,31 @@ def inventory_patch_body(available: int) -> dict[str, Any]:
 def order_update_body(settings_note: str, settings_status: str, backordered: bool, note: str) -> dict[str, Any]:
     """SCAPI Orders ``PATCH /orders/{orderNo}`` (OrderUpdateRequest: only ``c_`` attributes)."""
     return {settings_note: note[:4000], settings_status: "backordered" if backordered else "released"}
+
+
+def reconciled_order(order: Mapping[str, Any]) -> tuple[str, dict[str, Any], datetime] | None:
+    """A SCAPI Orders ``Order`` as the job step's envelope: (topic, envelope, modified at), or
+    None for an order that was never placed (status ``created`` or ``failed``)."""
+    status = order.get("status")
+    if status in ("created", "failed"):
+        return None
+    modified = parse_time(order.get("lastModified") or order.get("creationDate"), "order lastModified")
+    customer: Mapping[str, Any] = order["customerInfo"] if isinstance(order.get("customerInfo"), dict) else {}
+    billing: Mapping[str, Any] = order["billingAddress"] if isinstance(order.get("billingAddress"), dict) else {}
+    if status == "cancelled":
+        topic, data = "order.cancelled", {"order_no": order.get("orderNo")}
+    else:
+        topic = "order.created"
+        items = [i for i in order.get("productItems") or [] if isinstance(i, dict)]
+        data = {
+            "order_no": order.get("orderNo"),
+            "creation_date": order.get("creationDate"),
+            "customer_email": customer.get("email"),
+            "customer_name": customer.get("customerName"),
+            "phone": billing.get("phone"),
+            "product_line_items": [
+                {"position": i.get("position") or n, "product_id": i.get("productId"), "quantity": i.get("quantity")}
+                for n, i in enumerate(items, start=1)
+            ],
+        }
+    return topic, {"type": topic, "timestamp": modified.isoformat(), "data": data}, modified

@@ -37,6 +37,9 @@ class SfccSettings(ConnectorSettings):
     note_attribute: str = "c_backorderNote"
     status_attribute: str = "c_backorderStatus"
     timeout_seconds: float = Field(10.0, gt=0)
+    reconcile_minutes: float = Field(0.0, ge=0)
+    """Pull orders modified since the last pull (SCAPI ``GET .../orders?lastModifiedDateFrom=``)
+    this often; 0 (the default): never — the API client then needs the ``sfcc.orders`` scope."""
 
     @model_validator(mode="after")
     def _check(self) -> SfccSettings:

@@ -130,6 +130,23 @@ query RecentOrders($query: String!, $after: String) {
 }
 """
 
+LOCATION_LEVELS = """
+query LocationLevels($id: ID!, $after: String) {
+  location(id: $id) {
+    id
+    inventoryLevels(first: 250, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id
+        updatedAt
+        item { id sku }
+        quantities(names: ["available"]) { name quantity updatedAt }
+      }
+    }
+  }
+}
+"""
+
 DOCUMENTS = {
     "ItemsBySku": ITEMS_BY_SKU,
     "CurrentLevels": CURRENT_LEVELS,
@@ -142,6 +159,7 @@ DOCUMENTS = {
     "Subscribe": SUBSCRIBE,
     "VariantsPage": VARIANTS_PAGE,
     "RecentOrders": RECENT_ORDERS,
+    "LocationLevels": LOCATION_LEVELS,
 }
 """Every document we send (the contract test validates each against the vendored SDL)."""
 
@@ -297,16 +315,33 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
 
     def connect(self, public_url: str) -> list[str]:
         """Subscribe our webhook URL to every topic, and load the SKU ↔ inventory item map."""
-        callback = f"{public_url.rstrip('/')}/webhooks/shopify/{self.channel}"
         done = []
+        for reg in self.register_webhooks(public_url):
+            if reg["error"]:
+                raise FatalError(f"shopify refused the {reg['topic']} subscription: {reg['error']}", provider="shopify")
+            done.append(f"{reg['topic']} → {reg['address']}")
+        done.append(f"{self.map_items()} variant(s) mapped by SKU")
+        return done
+
+    def register_webhooks(self, public_url: str, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """``webhookSubscriptionCreate`` for each topic; one entry per topic (appended to ``into`` as
+        it goes, so a caller keeps what was done before a failure) with the address,
+        Shopify's subscription id (None when it already existed: "Address for this topic has
+        already been taken") and the refusal, if any. A transport or HTTP failure is raised."""
+        callback = f"{public_url.rstrip('/')}/webhooks/shopify/{self.channel}"
+        found: list[dict[str, Any]] = [] if into is None else into
         for topic, enum in SUBSCRIBED_TOPICS.items():
             data = self.graphql(SUBSCRIBE, {"topic": enum, "subscription": {"callbackUrl": callback, "format": "JSON"}})
-            errors = (data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
-            if errors and not all("taken" in (e.get("message") or "").lower() for e in errors):
-                raise FatalError(
-                    f"shopify refused the {topic} subscription: {json.dumps(errors)[:300]}", provider="shopify"
-                )
-            done.append(f"{topic} → {callback}")
+            created = data.get("webhookSubscriptionCreate") or {}
+            errors = created.get("userErrors") or []
+            taken = bool(errors) and all("taken" in (e.get("message") or "").lower() for e in errors)
+            subscription = (created.get("webhookSubscription") or {}).get("id")
+            error = None if not errors or taken else json.dumps(errors)[:300]
+            found.append({"topic": topic, "address": callback, "provider_ref": subscription, "error": error})
+        return found
+
+    def map_items(self) -> int:
+        """Read every product variant (up to ``MAX_PAGES`` of 250) into the SKU ↔ item map."""
         after: str | None = None
         mapped = 0
         for _ in range(MAX_PAGES):
@@ -322,8 +357,7 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
             if not info.get("hasNextPage"):
                 break
             after = info.get("endCursor")
-        done.append(f"{mapped} variant(s) mapped by SKU")
-        return done
+        return mapped
 
     def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
         """Orders updated after ``since`` as (event key, webhook-shaped body, updated at)."""
@@ -342,6 +376,36 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
             if not info.get("hasNextPage"):
                 break
             after = info.get("endCursor")
+        return found
+
+    def current_stock(self) -> list[tuple[str, bytes]]:
+        """The ``available`` quantity of every item at each location of ``location_map`` (the
+        stock-source pull), as (event key, ``inventory_levels/update``-shaped body). The time is
+        the quantity's own ``updatedAt`` (else the level's), so the processor's ``observed_at``
+        check keeps an older level from overwriting a newer one. Items with a SKU are mapped."""
+        found: list[tuple[str, bytes]] = []
+        for location in self.settings.location_map:
+            after: str | None = None
+            for _ in range(MAX_PAGES):
+                data = self.graphql(LOCATION_LEVELS, {"id": _gid("Location", location), "after": after})
+                page = ((data.get("location") or {}).get("inventoryLevels")) or {}
+                refs = []
+                for node in page.get("nodes") or []:
+                    item = mapping.gid_number((node.get("item") or {}).get("id"))
+                    available = next((q for q in node.get("quantities") or [] if q.get("name") == "available"), None)
+                    if not item or available is None:
+                        continue
+                    sku = (node.get("item") or {}).get("sku")
+                    if sku:
+                        refs.append(mapping.ItemRef(sku, item))
+                    updated = available.get("updatedAt") or node.get("updatedAt")
+                    body = mapping.level_from_graphql(item, location, available.get("quantity"), updated)
+                    found.append((f"reconcile-stock:{item}:{location}:{updated}", json.dumps(body).encode()))
+                self.directory.remember(refs)
+                info = page.get("pageInfo") or {}
+                if not info.get("hasNextPage"):
+                    break
+                after = info.get("endCursor")
         return found
 
 

@@ -70,11 +70,15 @@ def place_order(channel: str, data: Mapping[str, Any]) -> commands.PlaceOrder:
     if not isinstance(items, list):
         raise MalformedPayload("order has no line_items list")
     lines = []
+    refunded = refunded_units(data)
     for position, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise MalformedPayload(f"line_items[{position - 1}] is not an object")
         sku = (item.get("sku") or "").strip()
-        quantity = item.get("current_quantity", item.get("quantity"))
+        quantity = item.get("current_quantity")
+        if quantity is None and isinstance(item.get("quantity"), int):
+            # API versions before 2024-01 have no current_quantity: the refunds say what was removed
+            quantity = max(item["quantity"] - refunded.get(_line_key(item) or "", 0), 0)
         if not sku:
             continue  # custom items, tips and gift cards carry no SKU: nothing of ours to back-order
         if not isinstance(quantity, int) or quantity < 0:
@@ -94,6 +98,26 @@ def place_order(channel: str, data: Mapping[str, Any]) -> commands.PlaceOrder:
         customer_phone=phone,
         customer_name=name,
     )
+
+
+def _line_key(item: Mapping[str, Any]) -> str | None:
+    return _digits(item.get("id")) or gid_number(item.get("admin_graphql_api_id"))
+
+
+def refunded_units(data: Mapping[str, Any]) -> dict[str, int]:
+    """Units refunded per line item id, from the order's ``refunds`` (each a REST Refund:
+    ``refund_line_items[].line_item_id`` / ``.line_item`` and ``.quantity``). Shopify's
+    ``current_quantity`` already subtracts them; this serves bodies that lack it."""
+    found: dict[str, int] = {}
+    for refund in data.get("refunds") or []:
+        for item in (refund.get("refund_line_items") or []) if isinstance(refund, dict) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("quantity"), int):
+                continue
+            line: Mapping[str, Any] = item["line_item"] if isinstance(item.get("line_item"), dict) else {}
+            key = _digits(item.get("line_item_id")) or _line_key(line)
+            if key:
+                found[key] = found.get(key, 0) + item["quantity"]
+    return found
 
 
 def order_commands(channel: str, data: Mapping[str, Any]) -> list[commands.Command]:
@@ -186,4 +210,16 @@ def order_from_graphql(node: Mapping[str, Any]) -> dict[str, Any]:
             {"admin_graphql_api_id": li.get("id"), "sku": li.get("sku"), "quantity": li.get("quantity")}
             for li in ((node.get("lineItems") or {}).get("nodes") or [])
         ],
+    }
+
+
+def level_from_graphql(item: str, location: str, available: Any, updated_at: Any) -> dict[str, Any]:
+    """A GraphQL inventory level (reconciliation) in the ``inventory_levels/update`` body's shape,
+    so it goes through the same inbox path and parser as the webhook."""
+    return {
+        "inventory_item_id": int(item),
+        "location_id": int(location) if str(location).isdigit() else location,
+        "available": available,
+        "updated_at": updated_at,
+        "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location}?inventory_item_id={item}",
     }

@@ -155,13 +155,18 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
     # --- connect and reconcile -------------------------------------------------------------
 
     def connect(self, public_url: str) -> list[str]:
+        return [f"{reg['topic']} → {reg['address']}" for reg in self.register_webhooks(public_url)]
+
+    def register_webhooks(self, public_url: str, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """``POST /webhooks`` for each topic with our URL and the webhook secret; one entry per
+        topic with the webhook id WooCommerce gave it. A failure is raised."""
         secret = self.settings.webhook_secret
         if secret is None:
             raise NotConfigured(f"channels.{self.channel}.webhook_secret", provider="woocommerce")
         url = f"{public_url.rstrip('/')}/webhooks/woocommerce/{self.channel}"
-        done = []
+        found: list[dict[str, Any]] = [] if into is None else into
         for topic in WEBHOOK_TOPICS:
-            self._call(
+            answer = self._call(
                 "POST",
                 "/webhooks",
                 json_body={
@@ -172,8 +177,11 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
                     "status": "active",
                 },
             )
-            done.append(f"{topic} → {url}")
-        return done
+            ref = answer.get("id") if isinstance(answer, dict) else None
+            found.append(
+                {"topic": topic, "address": url, "provider_ref": str(ref) if ref is not None else None, "error": None}
+            )
+        return found
 
     def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
         found = []
@@ -204,6 +212,41 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
             if len(orders) < PER_PAGE:
                 break
         return found
+
+    def current_stock(self) -> list[tuple[str, bytes]]:
+        """Every product and variation whose stock WooCommerce manages (the stock-source pull):
+        ``GET /products`` and, for variable products, ``GET /products/<id>/variations``, each as
+        (event key, ``product.updated`` body). The key holds ``date_modified_gmt``: an unchanged
+        product adds no inbox row, and the processor's ``observed_at`` check keeps an older
+        quantity from overwriting a newer one."""
+        found: list[tuple[str, bytes]] = []
+        for product in self._pages("/products"):
+            if product.get("type") == "variable":
+                for variation in self._pages(f"/products/{int(product['id'])}/variations"):
+                    found.extend(_stock_entry(variation))
+            else:
+                found.extend(_stock_entry(product))
+        return found
+
+    def _pages(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            answer = self._call("GET", path, params={"per_page": 100, "page": page})
+            if not isinstance(answer, list) or not answer:
+                break
+            items.extend(a for a in answer if isinstance(a, dict))
+            if len(answer) < 100:
+                break
+        return items
+
+
+def _stock_entry(product: dict[str, Any]) -> list[tuple[str, bytes]]:
+    if product.get("manage_stock") is not True or not isinstance(product.get("stock_quantity"), int):
+        return []  # not tracked here (or tracked by its parent product)
+    if not (product.get("sku") or "").strip():
+        return []
+    key = f"reconcile-stock:{product.get('id')}:{product.get('date_modified_gmt')}"
+    return [(key, json.dumps(product).encode())]
 
 
 def _batch_errors(answer: Any) -> list[str]:

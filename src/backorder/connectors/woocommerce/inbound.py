@@ -41,7 +41,7 @@ class WooInbound:
             return []
         data = mapping.load_json(body)
         if topic.startswith("order."):
-            return mapping.order_commands(self.channel, topic, data)
+            return mapping.order_commands(self.channel, topic, data, self.settings.stock_location)
         return self._stock(data)
 
     def _stock(self, data: Mapping[str, object]) -> list[commands.Command]:

@@ -75,7 +75,9 @@ def place_order(channel: str, data: Mapping[str, Any]) -> commands.PlaceOrder:
     )
 
 
-def order_commands(channel: str, topic: str, data: Mapping[str, Any]) -> list[commands.Command]:
+def order_commands(
+    channel: str, topic: str, data: Mapping[str, Any], location: str | None = None
+) -> list[commands.Command]:
     if topic == "order.deleted":
         return [commands.CancelOrder(order_id_for(channel, order_external_id(data)), reason="deleted on woocommerce")]
     status = data.get("status")
@@ -83,7 +85,32 @@ def order_commands(channel: str, topic: str, data: Mapping[str, Any]) -> list[co
         return [commands.CancelOrder(order_id_for(channel, order_external_id(data)), reason=f"{status} on woocommerce")]
     if status in ("pending", "checkout-draft"):
         return []  # not paid yet: WooCommerce has not reduced stock either; order.updated follows
-    return [place_order(channel, data)]
+    placed = place_order(channel, data)
+    if status == "completed":
+        return [placed, *completion_shipments(placed, data, location)]
+    return [placed]
+
+
+def completion_shipments(
+    placed: commands.PlaceOrder, data: Mapping[str, Any], location: str | None
+) -> list[commands.Command]:
+    """WooCommerce has no fulfilment webhook: an order becoming ``completed`` means the shop sent
+    it. Each line item ships what is still open of its SKU, once: the ref
+    ``woocommerce:completed:<order id>:<line item id>`` is recorded with the shipment, so a repeated
+    or later ``order.updated`` of the completed order ships nothing more."""
+    external = order_external_id(data)
+    found: list[commands.Command] = []
+    for position, item in enumerate(data.get("line_items") or [], start=1):
+        if not isinstance(item, dict):
+            continue
+        sku = (item.get("sku") or "").strip()
+        quantity = item.get("quantity")
+        if not sku or not isinstance(quantity, int) or quantity <= 0:
+            continue
+        line = item.get("id") if isinstance(item.get("id"), int) else f"#{position}"
+        ref = f"woocommerce:completed:{external}:{line}"
+        found.append(commands.ShipSku(placed.order_id, sku, quantity, location, shipment_ref=ref))
+    return found
 
 
 def items_of_product(data: Mapping[str, Any]) -> list[ItemRef]:
