@@ -34,7 +34,7 @@ BACKORDER = [sys.executable, "-m", "backorder.cli"]
 PASSWORD = "browser-test-pass"
 
 if not CHROMIUM.exists():
-    pytest.skip("needs /usr/bin/chromium: run scripts/ensure-chromium.sh", allow_module_level=True)
+    pytest.skip("needs /usr/bin/chromium: run scripts/ensure-test-tools.sh", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 

@@ -29,7 +29,8 @@ PHP = shutil.which("php")
 NODE = shutil.which("node")
 SECRET = "whsec_c2ZjYy1jYXJ0cmlkZ2Utc2VjcmV0"
 needs_php = pytest.mark.skipif(
-    PHP is None, reason="php is not installed (apt-get install php-cli); the structural PHP checks still run"
+    PHP is None,
+    reason="php is not installed (scripts/ensure-test-tools.sh installs php-cli); the structural PHP checks still run",
 )
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
