@@ -48,15 +48,7 @@ class Worker:
         services = self.app.channel_services
         if services is None:
             return
-        if self._inbox_thread is None:
-            services.tick(now)
-            return
-        # The inbox thread processes webhooks; the rest of ChannelServices.tick runs here.
-        services.sync.flush(now)
-        try:
-            services.reconciler.run_due(now)
-        except Exception:  # a channel's pull must not stop the loop; it is retried next round
-            log.exception("reconciliation failed; will retry")
+        services.tick(now, process_inbox=self._inbox_thread is None)  # the inbox thread processes webhooks
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.name)

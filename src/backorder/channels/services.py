@@ -63,9 +63,10 @@ class ChannelServices:
     registrations: RegistrationStore | None = None
     """What `backorder connect` registered on each platform."""
 
-    def tick(self, now: datetime) -> int:
-        """One worker round: process received webhooks, flush due stock pushes, reconcile."""
-        handled = self.processor.run(self.process_limit)
+    def tick(self, now: datetime, process_inbox: bool = True) -> int:
+        """One worker round: process received webhooks (unless a thread of their own does),
+        flush due stock pushes, reconcile."""
+        handled = self.processor.run(self.process_limit) if process_inbox else 0
         self.sync.flush(now)
         try:
             self.reconciler.run_due(now)
