@@ -32,6 +32,7 @@ from backorder.bootstrap import Application, bootstrap, read_config
 from backorder.config import Config
 from backorder.connectors.base import ApiChannelSettings, ConnectorSettings, InboundRequest
 from backorder.connectors.errors import WebhookRejected
+from backorder.connectors.items import HttpChannelConnector
 from backorder.connectors.shopify.settings import ShopifySettings
 from backorder.connectors.woocommerce.settings import WooCommerceSettings
 from backorder.domain import commands as c
@@ -307,10 +308,9 @@ class Shop:
         self._events = 0
         for cid in ("web", "wholesale"):
             connector: Any = app.routes.channels.get(cid)
-            if connector is not None and hasattr(connector, "_client_factory"):
-                # the connector's HTTP client talks to the in-process stand-in of the platform's API
-                base = connector.settings.api_base()
-                connector._client_factory = lambda cid=cid, base=base: self.sandbox.client(cid, base)
+            if isinstance(connector, HttpChannelConnector):
+                base = connector.settings.api_base()  # type: ignore[attr-defined]
+                connector.route_http(lambda cid=cid, base=base: self.sandbox.client(cid, base))
 
     def _event(self) -> str:
         self._events += 1

@@ -5,7 +5,7 @@ platform's HTTP API. (Connectors never import each other; what they share lives 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -87,6 +87,12 @@ class HttpChannelConnector(Connector):
 
     def bind_directory(self, directory: ItemDirectory) -> None:
         self.directory = directory
+
+    def route_http(self, factory: Callable[[], httpx.Client]) -> None:
+        """Send this channel's calls through clients from ``factory`` (the demo's in-process
+        stand-in of the platform); the outbound layer (allowlist, retries, limits) stays."""
+        self._client_factory = factory
+        self._http = None
 
     def _client(self) -> ProviderClient:
         if self._http is None:
