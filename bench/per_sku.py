@@ -64,7 +64,7 @@ def child_run(
     from backorder.domain.commands import ReceiveStock
     from backorder.services import handlers
     from backorder.services.rules import RuleSet
-    from backorder.store.repositories import SqlOrders, SqlOutbox, SqlStock
+    from backorder.store.repositories import SqlOrders, SqlOutbox, SqlPurchasing, SqlStock
     from backorder.store.unit_of_work import SqlUnitOfWork
 
     app = bootstrap(read_config(None), database_url=url, sandbox_folder=False)
@@ -111,7 +111,14 @@ def child_run(
     for owner, attr, name in (
         (SqlOrders, "waiting", "orders.waiting (whole queue)"),
         (SqlOrders, "ship_complete_scope", "ship-complete closure"),
+        (SqlStock, "lock_change_scope", "lock_change_scope (rest)"),
         (SqlStock, "lock_ship_complete_scope", "ship-complete closure (+ locks)"),
+        (SqlStock, "read_locked", "scope read: SKUs, levels, lead times, supply flags"),
+        (SqlPurchasing, "open_for_sku", "PO candidates (open_for_sku)"),
+        (SqlStock, "record_receipt", "receipt row"),
+        (SqlOrders, "lines_by_id", "granted lines' orders (lines_by_id)"),
+        (SqlOrders, "save_grants", "lines + levels + ledger + holdings (save_grants)"),
+        (SqlStock, "positions", "positions (threshold check)"),
         (SqlOrders, "waiting_page", "read queue head (waiting_page)"),
         (SqlOrders, "waiting_of_orders", "ship-complete orders whole"),
         (SqlOrders, "waiting_eta_not", "ETA check (waiting_eta_not)"),

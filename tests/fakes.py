@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from backorder.domain import events
 from backorder.domain.allocation import Claim, Grant, Holding, claim_rank
+from backorder.domain.errors import DuplicateOrder
 from backorder.domain.model import (
     Order,
     OrderLine,
@@ -50,6 +51,7 @@ from backorder.services.ports import (
     OutboxMessage,
     PurchasingRepository,
     StockRepository,
+    StockScope,
     UnitOfWork,
     WaitingLine,
 )
@@ -219,6 +221,35 @@ class FakeStock(StockRepository):
         self.lock_skus(scope)
         return scope
 
+    # --- issue 2 per-receipt round trips ---
+    def lock_existing_skus(self, skus: Iterable[str]) -> dict[str, Sku]:
+        found = FakeCatalog(self.state).get_skus(skus)
+        self.lock_skus(found)
+        return found
+
+    def lock_change_scope(self, sku: str) -> StockScope | None:
+        if sku not in self.state.skus:
+            return None
+        return self.read_locked(self.lock_ship_complete_scope([sku]))
+
+    def read_locked(self, skus: Iterable[str]) -> StockScope:
+        scope = {code for code in skus if code in self.state.skus}
+        catalog = FakeCatalog(self.state)
+        return StockScope(
+            skus=catalog.get_skus(scope),
+            scope=scope,
+            levels=self.levels(scope),
+            lead_times=catalog.lead_times(scope),
+            dated_supply=FakePurchasing(self.state).skus_with_open_supply(scope, dated_only=True),
+            sent_supply={
+                line.sku
+                for po in self.state.purchase_orders.values()
+                if po.is_open and po.status is not PoStatus.DRAFT
+                for line in po.lines
+                if line.sku in scope and line.outstanding > 0
+            },
+        )
+
 
 # --- orders -------------------------------------------------------------------------------
 
@@ -250,7 +281,7 @@ class FakeOrders(OrderRepository):
 
     def add(self, order: Order) -> None:
         if order.id in self.state.orders:
-            raise KeyError(f"order {order.id!r} already stored (unique constraint)")
+            raise DuplicateOrder(order.id)
         for line in order.lines:
             line.id = self.state.next_line_id
             self.state.next_line_id += 1
@@ -402,6 +433,14 @@ class FakeOrders(OrderRepository):
 
     def waiting_eta_not(self, etas: Mapping[str, date]) -> list[WaitingLine]:
         return [w for w in self.waiting(etas) if w.eta != etas[w.claim.sku]]
+
+    # --- issue 2 per-receipt round trips ---
+    def save_grants(
+        self, lines: Iterable[OrderLine], levels: Iterable[StockLevel], records: Sequence[AllocationRecord]
+    ) -> None:
+        self.save_lines(lines)
+        FakeStock(self.state).save_levels(levels)
+        self.record_allocations(records)
 
 
 # --- purchasing ---------------------------------------------------------------------------

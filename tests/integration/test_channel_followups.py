@@ -248,6 +248,24 @@ def test_a_woocommerce_order_becoming_completed_ships_its_lines_once(
     assert db.level("INK", "main")["on_hand"] == 0
 
 
+def test_a_completed_woocommerce_order_staff_already_shipped_is_ignored_and_changes_nothing(
+    app: Application, clock: SettableClock, db: Db
+) -> None:
+    deliver(
+        app, "woocommerce", "woo", woo_headers("order.created", "d-1"), woo_order("processing", "2026-03-02T08:00:00")
+    )
+    app.bus.handle(c.ShipLine("woo-727", 1, 2, "main"))  # staff shipped it from the dashboard
+    before = db.snapshot()
+    clock.advance(hours=1)
+    note = deliver(
+        app, "woocommerce", "woo", woo_headers("order.updated", "d-2"), woo_order("completed", "2026-03-02T10:00:00")
+    )
+    assert note.startswith("ignored") and "nothing of INK left to ship" in note, note
+    after = db.snapshot()
+    core = ("orders", "order_lines", "stock_levels", "line_holdings", "allocation_ledger", "outbox")
+    assert {k: after[k] for k in core} == {k: before[k] for k in core}
+
+
 def test_a_completed_woocommerce_order_we_never_saw_is_placed_and_shipped(app: Application) -> None:
     note = deliver(
         app, "woocommerce", "woo", woo_headers("order.updated", "d-9"), woo_order("completed", "2026-03-02T09:00:00")

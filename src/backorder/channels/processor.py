@@ -20,7 +20,7 @@ from backorder.channels.metrics import IngressMetrics
 from backorder.connectors.base import ConnectorSettings, ReceivesWebhooks
 from backorder.connectors.errors import WebhookRejected
 from backorder.domain import commands
-from backorder.domain.errors import DomainError, DuplicateOrder, DuplicateShipment, UnknownOrder
+from backorder.domain.errors import DomainError, DuplicateOrder, DuplicateShipment, NothingLeftToShip, UnknownOrder
 from backorder.services.messagebus import BatchItemFailed, MessageBus
 from backorder.store.inbox import ChannelItem, ChannelStore, InboxRow, InboxStore
 
@@ -321,6 +321,8 @@ class InboxProcessor:
             return f"order {exc.order_id} is already recorded"
         except DuplicateShipment as exc:
             return f"shipment {exc.shipment_ref} of order {exc.order_id} is already recorded"
+        except NothingLeftToShip as exc:  # e.g. staff shipped it before the platform said so
+            return str(exc)
         except UnknownOrder as exc:
             if isinstance(cmd, (commands.CancelOrder, commands.ShipSku)):
                 return f"order {exc.order_id} is not one we hold"

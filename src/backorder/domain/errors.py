@@ -6,7 +6,9 @@ DomainError
 ├── UnknownSupplier
 ├── DuplicateOrder
 ├── InvalidQuantity
-└── InvalidTransition
+├── InvalidTransition
+├── DuplicateShipment
+└── NothingLeftToShip
 """
 
 from __future__ import annotations
@@ -58,3 +60,13 @@ class DuplicateShipment(DomainError):
         super().__init__(f"shipment {shipment_ref!r} of order {order_id!r} is already recorded")
         self.order_id = order_id
         self.shipment_ref = shipment_ref
+
+
+class NothingLeftToShip(DomainError):
+    """Every line of ``sku`` on the order is already shipped or closed (e.g. staff shipped it
+    before the platform reported the same shipment): nothing was changed."""
+
+    def __init__(self, order_id: str, sku: str) -> None:
+        super().__init__(f"order {order_id!r} has nothing of {sku} left to ship (already shipped or closed)")
+        self.order_id = order_id
+        self.sku = sku

@@ -18,10 +18,10 @@ from backorder.domain import commands, events
 from backorder.domain.allocation import Claim, Grant, allocate, allocate_ranked_bulk, release_for_shrinkage
 from backorder.domain.errors import (
     DomainError,
-    DuplicateOrder,
     DuplicateShipment,
     InvalidQuantity,
     InvalidTransition,
+    NothingLeftToShip,
     UnknownOrder,
     UnknownSku,
     UnknownSupplier,
@@ -44,6 +44,7 @@ from backorder.services.ports import (
     SHIPMENT_SOURCE,
     AllocationRecord,
     Clock,
+    StockScope,
     UnitOfWork,
     WaitingLine,
     grant_records,
@@ -148,11 +149,15 @@ class _EtaChanges:
             uow.record(events.BackorderEtaChanged(order_id, channel, tuple(sorted(moved, key=lambda c: c.line_no))))
 
 
-def _fallback_etas(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) -> dict[str, date]:
-    """The ETA of a line no open PO covers: today plus the preferred supplier's lead time."""
+def _fallback_etas(
+    uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, lead_times: Mapping[str, int | None] | None = None
+) -> dict[str, date]:
+    """The ETA of a line no open PO covers: today plus the preferred supplier's lead time
+    (``lead_times``: the SKUs' ``catalog.lead_times``, when the caller has them)."""
     codes = sorted(set(skus))
     today = ctx.clock.today()
-    lead_times = uow.catalog.lead_times(codes)
+    if lead_times is None:
+        lead_times = uow.catalog.lead_times(codes)
     default = ctx.policy.default_lead_time_days
     result: dict[str, date] = {}
     for sku in codes:
@@ -204,9 +209,8 @@ def apply_grants(
             line.eta = None
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
         per_order[grant.order_id].append(grant)
-    uow.orders.save_lines(line for _, line in found.values())
-    uow.stock.save_levels(levels.values())
-    uow.orders.record_allocations(grant_records(grants, source, ref, at))
+    changed = [line for _, line in found.values()]
+    uow.orders.save_grants(changed, levels.values(), grant_records(grants, source, ref, at))
     orders = {order.id: order for order, _ in found.values()}
     for order_id, order_grants in sorted(per_order.items()):
         order = orders[order_id]
@@ -230,19 +234,26 @@ def allocate_waiting(
     quiet_orders: frozenset[str] = frozenset(),
     *,
     levels: dict[tuple[str, str], StockLevel] | None = None,
+    prepared: StockScope | None = None,
 ) -> set[str]:
     """Hand available stock of ``skus`` to their waiting lines by the contract. Ship-complete
     orders pull in their other SKUs so they are judged whole. Returns the SKUs that changed.
 
     ``levels``: every stock level of some SKUs, as the caller read them under their locks and
-    changed them; used instead of reading them again, and saved here.
+    changed them; used instead of reading them again, and saved here. ``prepared``: what
+    ``stock.lock_change_scope`` read for ``skus`` (one SKU) under its locks, nothing changed
+    since in its scope but ``levels`` and its POs' received units; used instead of the reads.
 
     Each SKU's queue is read in rank order only as far as its stock can reach (see
     :func:`reachable_claims`), and the ETA step reuses what was read (:func:`_refresh_reached_etas`)."""
-    scope = uow.stock.lock_ship_complete_scope(skus)
+    scope = set(prepared.scope) if prepared is not None else uow.stock.lock_ship_complete_scope(skus)
     known = dict(levels or {})
     unread = scope - {sku for sku, _ in known}
-    levels = {**(uow.stock.levels(unread) if unread else {}), **known}
+    if prepared is not None:
+        read = {key: level for key, level in prepared.levels.items() if key[0] in unread}
+    else:
+        read = uow.stock.levels(unread) if unread else {}
+    levels = {**read, **known}
     pools = _pools(uow, levels)
     reached = reachable_claims(uow, scope, pools, ctx)
     grants = allocate(reached.claims, pools)
@@ -252,7 +263,7 @@ def allocate_waiting(
     touched = {g.sku for g in grants}
     for sku in sorted(touched):
         uow.record(events.StockLevelChanged(sku))
-    _refresh_reached_etas(uow, scope, ctx, quiet_orders, reached, grants)
+    _refresh_reached_etas(uow, scope, ctx, quiet_orders, reached, grants, prepared)
     return touched
 
 
@@ -323,19 +334,27 @@ def _refresh_reached_etas(
     quiet_orders: frozenset[str],
     reached: ReachedQueues,
     grants: Sequence[Grant],
-) -> None:
+    prepared: StockScope | None = None,
+) -> dict[int, date | None]:
     """What ``refresh_etas(scope)`` does after an allocation, reading little: a SKU without open
     supply gives every waiting line the fallback date, so only lines not already on it are read;
     a SKU with supply reads its queue (starting from the head already read, less what was just
-    granted) only until the supply is spoken for — every later line gets the fallback too."""
+    granted) only until the supply is spoken for — every later line gets the fallback too.
+    ``prepared``: lead times and (a superset of) the SKUs with dated supply, read earlier in the
+    transaction. Returns the ETAs it changed, by line id (a line without one always changes)."""
     codes = sorted(scope)
     if not codes:
-        return
+        return {}
     today = ctx.clock.today()
-    fallbacks = _fallback_etas(uow, codes, ctx)
+    fallbacks = _fallback_etas(uow, codes, ctx, prepared.lead_times if prepared is not None else None)
     supplies: dict[str, list[Supply]] = {}
+    dated = (
+        prepared.dated_supply & scope
+        if prepared is not None
+        else uow.purchasing.skus_with_open_supply(codes, dated_only=True)
+    )
     # Undated supply (a draft) is expected on the fallback date itself: alone, it moves no ETA.
-    for sku in sorted(uow.purchasing.skus_with_open_supply(codes, dated_only=True)):
+    for sku in sorted(dated):
         supply = _effective_supply(_supply(uow, sku, fallbacks[sku], today), fallbacks[sku])
         if supply:
             supplies[sku] = supply
@@ -383,6 +402,7 @@ def _refresh_reached_etas(
             if w.claim.line_key not in etas:
                 changes.note(w, fallback)
     changes.save(uow)
+    return changes.updates
 
 
 def _with_locations(claim: Claim, channel: str, ctx: HandlerContext) -> Claim:
@@ -518,10 +538,12 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
     if len({line.line_no for line in cmd.lines}) != len(cmd.lines):
         raise InvalidQuantity(f"order {cmd.order_id} repeats a line number")
     skus = sorted({line.sku for line in cmd.lines})
-    _require_skus(uow, skus)
-    uow.stock.lock_skus(skus)
-    if uow.orders.get(cmd.order_id) is not None:
-        raise DuplicateOrder(cmd.order_id)
+    known = uow.stock.lock_existing_skus(skus)  # checked and locked at once
+    for code in skus:
+        if code not in known:
+            raise UnknownSku(code)
+    # An order already stored (by another transaction too) makes ``orders.add`` raise
+    # DuplicateOrder before anything is written: the order is not read here.
     order = Order(
         cmd.order_id,
         cmd.channel,
@@ -536,7 +558,8 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
             for line in cmd.lines
         ],
     )
-    levels = uow.stock.levels(skus)
+    basis = uow.stock.read_locked(skus)  # levels, and what the ETA step reads, at once
+    levels = basis.levels
     claims = [
         _with_locations(
             Claim(
@@ -559,11 +582,16 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
         order.line(grant.line_no).take(grant.quantity)
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
     uow.orders.add(order)
-    uow.stock.save_levels(levels.values())
-    line_ids = {line.line_no: line.id for line in order.lines if line.id is not None}
-    uow.orders.record_allocations(grant_records(grants, "arrival", None, ctx.clock.now(), line_ids))
+    if grants:  # else no level changed
+        line_ids = {line.line_no: line.id for line in order.lines if line.id is not None}
+        records = grant_records(grants, "arrival", None, ctx.clock.now(), line_ids)
+        uow.orders.save_grants((), levels.values(), records)
     backordered = [line for line in order.lines if line.backordered > 0]
-    etas = refresh_etas(uow, {line.sku for line in backordered}, ctx, quiet_orders=frozenset({order.id}))
+    # ``refresh_etas`` of these SKUs without reading their whole queues: the new lines are
+    # waiting lines without an ETA, so each is among the ETAs this sets.
+    nothing_read = ReachedQueues([], {}, set())
+    waiting = {line.sku for line in backordered}
+    etas = _refresh_reached_etas(uow, waiting, ctx, frozenset({order.id}), nothing_read, (), basis)
     if backordered:
         uow.record(
             events.BackorderCreated(
@@ -580,10 +608,12 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
     check_thresholds(uow, skus, ctx)
 
 
-def _locked_order(uow: UnitOfWork, order_id: str) -> Order:
+def _locked_order(uow: UnitOfWork, order_id: str, first: Order | None = None) -> Order:
     """The order, read after its SKUs are locked: a read before the lock may be stale by the
-    time the lock is granted (another transaction shipped or cancelled it meanwhile)."""
-    order = uow.orders.get(order_id)
+    time the lock is granted (another transaction shipped or cancelled it meanwhile).
+    ``first``: the order as the caller read it in this transaction (not read again to find
+    its SKUs)."""
+    order = first if first is not None else uow.orders.get(order_id)
     if order is None:
         raise UnknownOrder(order_id)
     uow.stock.lock_skus({line.sku for line in order.lines})
@@ -687,16 +717,31 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
 
 
 def _change_on_hand(
-    uow: UnitOfWork, sku: str, location: str, delta: int, ctx: HandlerContext, source: str, ref: str | None
+    uow: UnitOfWork,
+    sku: str,
+    location: str,
+    delta: int,
+    ctx: HandlerContext,
+    source: str,
+    ref: str | None,
+    prepared: StockScope | None = None,
 ) -> None:
-    levels = uow.stock.levels([sku])
+    """``prepared``: ``stock.lock_change_scope(sku)``, read under the locks (its levels then
+    stand for ``stock.levels([sku])``)."""
+    if prepared is not None:
+        levels = {key: level for key, level in prepared.levels.items() if key[0] == sku}
+    else:
+        levels = uow.stock.levels([sku])
     if (sku, location) not in levels:
         uow.catalog.ensure_location(location)  # a level there means the location exists
     _level(levels, sku, location).on_hand += delta
     withdrawn = withdraw_shrinkage(uow, sku, levels, ctx)
     uow.record(events.StockLevelChanged(sku))
     if delta > 0 or withdrawn:  # withdrawn units may still be covered from another location
-        allocate_waiting(uow, [sku], ctx, source if delta > 0 else "adjustment", ref, levels=levels)  # saves them
+        # lines that gave units back may have widened the ship-complete scope: read it again then
+        reuse = prepared if not withdrawn else None
+        kind = source if delta > 0 else "adjustment"
+        allocate_waiting(uow, [sku], ctx, kind, ref, levels=levels, prepared=reuse)  # saves them
     else:
         uow.stock.save_levels(levels.values())
     check_thresholds(uow, [sku], ctx)
@@ -706,16 +751,21 @@ def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
     assert isinstance(cmd, commands.ReceiveStock)
     if cmd.quantity <= 0:
         raise InvalidQuantity(f"receipt of {cmd.sku}: quantity must be positive, got {cmd.quantity}")
-    _require_skus(uow, [cmd.sku])
-    uow.stock.lock_skus([cmd.sku])  # the location is ensured with the stock level (_change_on_hand)
+    # The SKU, its ship-complete scope locked, and what allocating over it reads, at once; the
+    # location is ensured with the stock level (_change_on_hand).
+    prepared = uow.stock.lock_change_scope(cmd.sku)
+    if prepared is None:
+        raise UnknownSku(cmd.sku)
     left = cmd.quantity
     if cmd.po_number:
         po = uow.purchasing.get(cmd.po_number)
         if po is None:
             raise DomainError(f"receipt names purchase order {cmd.po_number!r}, which does not exist")
         candidates = [po]
-    else:  # a receipt names no PO: book it against sent POs only (a draft was never ordered)
+    elif cmd.sku in prepared.sent_supply:  # a receipt names no PO: book it against sent POs only
         candidates = [po for po in uow.purchasing.open_for_sku(cmd.sku) if po.status is not PoStatus.DRAFT]
+    else:  # no sent PO has units outstanding for it (a draft was never ordered)
+        candidates = []
     for po in candidates:
         booked = po.receive(cmd.sku, left)
         if booked:
@@ -725,7 +775,7 @@ def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
             break
     receipt_id = uow.stock.record_receipt(cmd.sku, cmd.location, cmd.quantity, cmd.received_at, cmd.po_number)
     uow.record(events.StockReceived(cmd.sku, cmd.location, cmd.quantity, cmd.po_number))
-    _change_on_hand(uow, cmd.sku, cmd.location, cmd.quantity, ctx, "receipt", f"R{receipt_id}")
+    _change_on_hand(uow, cmd.sku, cmd.location, cmd.quantity, ctx, "receipt", f"R{receipt_id}", prepared)
 
 
 def adjust_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
@@ -962,7 +1012,9 @@ def ship_sku(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> Non
             ship_line(commands.ShipLine(order.id, line.line_no, take, cmd.location), uow, ctx, cmd.shipment_ref)
             left -= take
     if left == cmd.quantity:
-        raise DomainError(f"order {cmd.order_id} has no open line of {cmd.sku} to ship")
+        if any(line.sku == cmd.sku for line in order.lines):
+            raise NothingLeftToShip(order.id, cmd.sku)
+        raise DomainError(f"order {cmd.order_id} has no line of {cmd.sku} to ship")
 
 
 def redact_customer(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
@@ -1124,11 +1176,12 @@ def channel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
     assert isinstance(cmd, commands.ChannelOrder)
     placed = cmd.order
     view = _view(placed.lines)
-    if uow.orders.get(placed.order_id) is None:
+    first = uow.orders.get(placed.order_id)
+    if first is None:
         place_order(placed, uow, ctx)  # DuplicateOrder if another transaction placed it meanwhile
         uow.orders.save_channel_view(placed.order_id, view)
         return
-    order = _locked_order(uow, placed.order_id)
+    order = _locked_order(uow, placed.order_id, first)
     before = uow.orders.channel_view(order.id)
     if before == view:
         return

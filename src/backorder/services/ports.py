@@ -178,6 +178,25 @@ class StockRepository(abc.ABC):
         """Lock, as :meth:`lock_skus` does, ``OrderRepository.ship_complete_scope(skus)`` and
         return it. Stores find and lock it in one statement where they can."""
 
+    # --- issue 2 per-receipt round trips (see ``StockScope`` at the end of this module) ---
+    @abc.abstractmethod
+    def lock_change_scope(self, sku: str) -> StockScope | None:
+        """What a rise of ``sku``'s stock needs before it allocates, read under the locks: lock
+        ``sku`` and its ship-complete scope (:meth:`lock_ship_complete_scope`), then read that
+        scope's SKUs, stock levels, lead times and dated supply. None when ``sku`` does not
+        exist (nothing locked). Stores read all that in one statement after the lock's (a read
+        in the lock's own statement would see the snapshot from before the lock was granted)."""
+
+    @abc.abstractmethod
+    def read_locked(self, skus: Iterable[str]) -> StockScope:
+        """What :meth:`lock_change_scope` reads, for ``skus`` as they are (the caller locked
+        them; ``scope`` is those that exist, no closure). One statement where stores can."""
+
+    @abc.abstractmethod
+    def lock_existing_skus(self, skus: Iterable[str]) -> dict[str, Sku]:
+        """Lock, as :meth:`lock_skus` does, those of ``skus`` that exist, and return their rows
+        (``CatalogRepository.get_skus``) as of after the lock; in one statement where stores can."""
+
 
 class OrderRepository(abc.ABC):
     @abc.abstractmethod
@@ -185,7 +204,9 @@ class OrderRepository(abc.ABC):
 
     @abc.abstractmethod
     def add(self, order: Order) -> None:
-        """Insert the order and its lines, setting each line's ``id``."""
+        """Insert the order and its lines, setting each line's ``id``. Raises ``DuplicateOrder``
+        (and stores nothing) when an order with that id is stored, another transaction's
+        included (issue 2: ``place_order`` no longer reads the order first)."""
 
     @abc.abstractmethod
     def save_lines(self, lines: Iterable[OrderLine]) -> None: ...
@@ -275,6 +296,14 @@ class OrderRepository(abc.ABC):
     def waiting_eta_not(self, etas: Mapping[str, date]) -> list[WaitingLine]:
         """Open lines with units backordered of the SKUs in ``etas`` whose ETA is not that
         SKU's date (no ETA counts as different), in any order."""
+
+    # --- issue 2 per-receipt round trips ---
+    @abc.abstractmethod
+    def save_grants(
+        self, lines: Iterable[OrderLine], levels: Iterable[StockLevel], records: Sequence[AllocationRecord]
+    ) -> None:
+        """``save_lines(lines)``, ``StockRepository.save_levels(levels)`` and
+        ``record_allocations(records)`` at once (stores: one statement where they can)."""
 
 
 class PurchasingRepository(abc.ABC):
@@ -456,3 +485,27 @@ def grant_records(
 
 SHIPMENT_SOURCE = "shipment"
 """Ledger ``source`` of a shipment the channel identified (``source_ref`` = its ``shipment_ref``)."""
+
+
+# --- issue 2 per-receipt round trips --------------------------------------------------------
+
+
+@dataclass
+class StockScope:
+    """``StockRepository.lock_change_scope``: a SKU's ship-complete scope, locked, with what an
+    allocation over it and the ETA step after it read (all as of after the locks)."""
+
+    skus: dict[str, Sku]
+    """Every SKU of the scope, by code (the changed SKU included)."""
+    scope: set[str]
+    """The changed SKU and, transitively, the SKUs of open ship-complete orders waiting on it
+    (``OrderRepository.ship_complete_scope``); all locked."""
+    levels: dict[tuple[str, str], StockLevel]
+    """Every stock level of the scope's SKUs."""
+    lead_times: dict[str, int | None]
+    """``CatalogRepository.lead_times`` of the scope's SKUs."""
+    dated_supply: set[str]
+    """``PurchasingRepository.skus_with_open_supply(scope, dated_only=True)``."""
+    sent_supply: set[str]
+    """The scope's SKUs with units outstanding on a sent or acknowledged PO: a SKU not in it has
+    no PO a receipt naming none could book against (``open_for_sku`` less drafts is empty)."""

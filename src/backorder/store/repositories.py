@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backorder.domain.allocation import Claim, Holding
+from backorder.domain.errors import DuplicateOrder
 from backorder.domain.eta import Supply
 from backorder.domain.model import (
     LineStatus,
@@ -36,6 +37,7 @@ from backorder.services.ports import (
     OutboxMessage,
     PurchasingRepository,
     StockRepository,
+    StockScope,
     WaitingLine,
 )
 from backorder.store import statements
@@ -89,6 +91,11 @@ class SqlCatalog(CatalogRepository):
             for row in self.conn.execute(statements.skus_by_code(), {"keys": list(chunk)}):
                 found[row.code] = self._skus[row.code] = _sku_from_row(row)
         return found
+
+    def remember(self, sku: Sku) -> Sku:
+        """Keep a SKU row read elsewhere in this transaction (``SqlStock.lock_change_scope``)."""
+        self._skus[sku.code] = sku
+        return sku
 
     def all_skus(self) -> list[Sku]:
         return [_sku_from_row(r) for r in self.conn.execute(select(t.skus).order_by(t.skus.c.code))]
@@ -196,9 +203,10 @@ def apply_location_order(conn: Connection, codes: Sequence[str]) -> None:
 
 
 class SqlStock(StockRepository):
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, catalog: SqlCatalog | None = None) -> None:
         self.conn = conn
         self._locked: set[str] = set()  # SKUs this transaction has locked
+        self._catalog = catalog if catalog is not None else SqlCatalog(conn)  # its SKU rows are shared
 
     def lock_skus(self, skus: Iterable[str]) -> None:
         codes = sorted(set(skus) - self._locked)
@@ -288,6 +296,92 @@ class SqlStock(StockRepository):
         )
         return int(result.inserted_primary_key[0])
 
+    # --- issue 2 per-receipt round trips ---
+    def lock_existing_skus(self, skus: Iterable[str]) -> dict[str, Sku]:
+        codes = sorted(set(skus))
+        if self.conn.dialect.name != "postgresql":
+            return self._catalog.get_skus(codes)  # BEGIN IMMEDIATE holds the write lock already
+        todo = [code for code in codes if code not in self._locked]
+        found: dict[str, Sku] = {}
+        for chunk in _chunks(todo):
+            for row in self.conn.execute(statements.lock_sku_rows(), {"keys": list(chunk)}):
+                found[row.code] = self._catalog.remember(_sku_from_row(row))
+        self._locked.update(found)
+        held = set(codes) - set(todo)
+        if held:
+            found.update(self._catalog.get_skus(held))
+        return found
+
+    def lock_change_scope(self, sku: str) -> StockScope | None:
+        if self.conn.dialect.name == "postgresql":  # the closure's SKU rows locked, in code order
+            locked = {sku} | {row[0] for row in self._first_statement(statements.PG_LOCK_SCOPE, {"keys": [sku]})}
+            self._locked.update(locked)
+        else:
+            locked = self.lock_ship_complete_scope([sku])  # the SKU (when it exists) and its partners
+        # Read after the locks are granted (a statement's snapshot is taken as it starts).
+        found = self.read_locked(locked)
+        return found if sku in found.scope else None  # else no such SKU (the closure starts from its row)
+
+    def _first_statement(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """PostgreSQL: run raw ``sql``; when it opens the transaction, in pipeline mode, so the
+        driver's BEGIN goes in the same round trip instead of one of its own."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if raw.info.transaction_status.name != "IDLE":
+            return list(self.conn.exec_driver_sql(sql, params))
+        with raw.pipeline(), raw.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def read_locked(self, skus: Iterable[str]) -> StockScope:
+        codes = sorted(set(skus))
+        if self.conn.dialect.name != "postgresql":
+            found = self._catalog.get_skus(codes)
+            scope = set(found)
+            return StockScope(
+                found,
+                scope,
+                self.levels(scope),
+                self._catalog.lead_times(scope),
+                SqlPurchasing(self.conn).skus_with_open_supply(scope, dated_only=True),
+                scope,  # not asked: every SKU may have sent supply (``open_for_sku`` tells)
+            )
+        rows = self.conn.exec_driver_sql(statements.PG_READ_SKUS, {"keys": codes}).mappings().all()
+        found = {}
+        levels: dict[tuple[str, str], StockLevel] = {}
+        lead_times: dict[str, int | None] = {}
+        dated: set[str] = set()
+        sent: set[str] = set()
+        for r in rows:
+            code = r["code"]
+            found[code] = self._catalog.remember(_sku_from_row(_Row(r)))
+            lead_times[code] = (
+                None
+                if not r["preferred_supplier"]
+                else (r["item_days"] if r["item_days"] is not None else r["supplier_days"])
+            )
+            for location, on_hand, allocated in r["levels"] or ():
+                levels[(code, location)] = StockLevel(code, location, int(on_hand), int(allocated))
+            if r["dated"]:
+                dated.add(code)
+            if r["sent"]:
+                sent.add(code)
+        return StockScope(found, set(found), levels, lead_times, dated, sent)
+
+
+def _utc(value: datetime) -> datetime:
+    """As ``tables.UtcDateTime`` binds on PostgreSQL, for raw driver statements."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where UTC is required")
+    return value.astimezone(UTC)
+
+
+class _Row:
+    """Attribute access to a dict (``_sku_from_row`` reads rows by attribute)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
 
 def _ship_complete_scope(conn: Connection, skus: Iterable[str]) -> set[str]:
     """``skus`` and, transitively, the SKUs of open ship-complete orders waiting on them. What is
@@ -334,6 +428,8 @@ class SqlOrders(OrderRepository):
                     r.customer_name,
                     [],
                 )
+            if not found:
+                continue  # none of these orders exists: no lines to read
             for r in self.conn.execute(statements.lines_by_order(), {"keys": list(chunk)}):
                 found[r.order_id].lines.append(_line_from_row(r))
         return found
@@ -362,19 +458,54 @@ class SqlOrders(OrderRepository):
         return self._orders([order_id]).get(order_id)
 
     def add(self, order: Order) -> None:
-        self.conn.execute(
-            insert(t.orders).values(
-                id=order.id,
-                channel=order.channel,
-                placed_at=order.placed_at,
-                priority=order.priority,
-                ship_complete=order.ship_complete,
-                customer_email=order.customer_email,
-                customer_phone=order.customer_phone,
-                customer_name=order.customer_name,
-                created_at=self._now(),
-            )
+        created_at = self._now()
+        if self.conn.dialect.name == "postgresql":  # the order and its lines in one statement
+            rows = self.conn.exec_driver_sql(
+                statements.PG_ADD_ORDER,
+                {
+                    "id": order.id,
+                    "channel": order.channel,
+                    "placed_at": _utc(order.placed_at),
+                    "priority": order.priority,
+                    "ship_complete": order.ship_complete,
+                    "customer_email": order.customer_email,
+                    "customer_phone": order.customer_phone,
+                    "customer_name": order.customer_name,
+                    "created_at": _utc(created_at),
+                    "line_no": [line.line_no for line in order.lines],
+                    "sku": [line.sku for line in order.lines],
+                    "quantity": [line.quantity for line in order.lines],
+                    "allocated": [line.allocated for line in order.lines],
+                    "shipped": [line.shipped for line in order.lines],
+                    "backordered": [line.backordered for line in order.lines],
+                    "status": [line.status.value for line in order.lines],
+                    "eta": [line.eta for line in order.lines],
+                },
+            ).all()
+            if not rows:
+                raise DuplicateOrder(order.id)
+            ids = {line_no: line_id for _, line_id, line_no in rows if line_id is not None}
+            for line in order.lines:
+                line.id = int(ids[line.line_no])
+            return
+        done = self.conn.execute(
+            statements.insert_order_if_new(),
+            {
+                "id": order.id,
+                "channel": order.channel,
+                "placed_at": order.placed_at,
+                "priority": order.priority,
+                "ship_complete": order.ship_complete,
+                "customer_email": order.customer_email,
+                "customer_phone": order.customer_phone,
+                "customer_name": order.customer_name,
+                "created_at": created_at,
+            },
         )
+        if done.rowcount == 0:
+            raise DuplicateOrder(order.id)
+        if not order.lines:
+            return
         rows = [
             {
                 "order_id": order.id,
@@ -487,9 +618,8 @@ class SqlOrders(OrderRepository):
             Holding(r.line_id, r.order_id, r.line_no, sku, location, r.quantity, r.priority, r.placed_at) for r in rows
         ]
 
-    def record_allocations(self, records: Sequence[AllocationRecord]) -> None:
-        if not records:
-            return
+    def _held_changes(self, records: Sequence[AllocationRecord]) -> dict[tuple[int, str], tuple[str, int]]:
+        """How ``records`` change holdings: (line id, location) → (sku, change)."""
         held_delta: dict[tuple[int | None, str, int, str, str], int] = defaultdict(int)
         for r in records:
             sign = {"allocate": 1, "release": 1, "withdraw": 1, "ship": -1}.get(r.kind)
@@ -501,26 +631,34 @@ class SqlOrders(OrderRepository):
         for (line_id, order_id, line_no, sku, location), delta in held_delta.items():
             key = (line_id if line_id is not None else ids[(order_id, line_no)], location)
             held[key] = (sku, held.get(key, (sku, 0))[1] + delta)
-        if self.conn.dialect.name == "postgresql":  # ledger and holdings in one statement
-            self.conn.exec_driver_sql(
-                statements.PG_LEDGER_AND_HOLDINGS,
-                {
-                    "order_id": [r.order_id for r in records],
-                    "line_no": [r.line_no for r in records],
-                    "sku": [r.sku for r in records],
-                    "location": [r.location for r in records],
-                    "quantity": [r.quantity for r in records],
-                    "kind": [r.kind for r in records],
-                    "source": [r.source for r in records],
-                    "source_ref": [r.source_ref for r in records],
-                    "at": [r.at for r in records],
-                    "h_line_id": [line_id for line_id, _ in held],
-                    "h_location": [location for _, location in held],
-                    "h_sku": [sku for sku, _ in held.values()],
-                    "h_quantity": [change for _, change in held.values()],
-                },
-            )
+        return held
+
+    def _ledger_params(self, records: Sequence[AllocationRecord]) -> dict[str, list[Any]]:
+        """Parameters of ``PG_LEDGER_AND_HOLDINGS`` (and the same part of ``PG_SAVE_GRANTS``)."""
+        held = self._held_changes(records)
+        return {
+            "order_id": [r.order_id for r in records],
+            "line_no": [r.line_no for r in records],
+            "sku": [r.sku for r in records],
+            "location": [r.location for r in records],
+            "quantity": [r.quantity for r in records],
+            "kind": [r.kind for r in records],
+            "source": [r.source for r in records],
+            "source_ref": [r.source_ref for r in records],
+            "at": [r.at for r in records],
+            "h_line_id": [line_id for line_id, _ in held],
+            "h_location": [location for _, location in held],
+            "h_sku": [sku for sku, _ in held.values()],
+            "h_quantity": [change for _, change in held.values()],
+        }
+
+    def record_allocations(self, records: Sequence[AllocationRecord]) -> None:
+        if not records:
             return
+        if self.conn.dialect.name == "postgresql":  # ledger and holdings in one statement
+            self.conn.exec_driver_sql(statements.PG_LEDGER_AND_HOLDINGS, self._ledger_params(records))
+            return
+        held = self._held_changes(records)
         self.conn.execute(
             insert(t.allocation_ledger),
             [
@@ -627,15 +765,8 @@ class SqlOrders(OrderRepository):
         return {str(k): int(n) for k, n in found.items()} if found is not None else None
 
     def save_channel_view(self, order_id: str, units: Mapping[str, int]) -> None:
-        v = t.order_channel_views.c
-        now = self._now()
-        done = self.conn.execute(
-            update(t.order_channel_views).where(v.order_id == order_id).values(units=dict(units), updated_at=now)
-        )
-        if done.rowcount == 0:
-            self.conn.execute(
-                insert(t.order_channel_views).values(order_id=order_id, units=dict(units), updated_at=now)
-            )
+        row = {"order_id": order_id, "units": dict(units), "updated_at": self._now()}
+        self.conn.execute(statements.upsert_channel_view(self.conn.dialect.name), row)
 
     # --- issue 2 per-receipt perf: read a SKU's queue only as far as the stock reaches ---
     def waiting_page(self, sku: str, offset: int, limit: int) -> list[WaitingLine]:
@@ -662,6 +793,32 @@ class SqlOrders(OrderRepository):
                 result.extend(_waiting_lines(self.conn.execute(statements.waiting_eta_not(), params)))
         return result
 
+    # --- issue 2 per-receipt round trips ---
+    def save_grants(
+        self, lines: Iterable[OrderLine], levels: Iterable[StockLevel], records: Sequence[AllocationRecord]
+    ) -> None:
+        if self.conn.dialect.name != "postgresql":
+            self.save_lines(lines)
+            SqlStock(self.conn).save_levels(levels)
+            self.record_allocations(records)
+            return
+        latest = {line.id: line for line in lines}  # one row per line / level, the last given
+        stock = {(lv.sku, lv.location): lv for lv in levels}
+        params: dict[str, Any] = {
+            "l_id": list(latest),
+            "l_allocated": [x.allocated for x in latest.values()],
+            "l_shipped": [x.shipped for x in latest.values()],
+            "l_backordered": [x.backordered for x in latest.values()],
+            "l_status": [x.status.value for x in latest.values()],
+            "l_eta": [x.eta for x in latest.values()],
+            "s_sku": [lv.sku for lv in stock.values()],
+            "s_location": [lv.location for lv in stock.values()],
+            "s_on_hand": [lv.on_hand for lv in stock.values()],
+            "s_allocated": [lv.allocated for lv in stock.values()],
+        }
+        params.update(self._ledger_params(records))
+        self.conn.exec_driver_sql(statements.PG_SAVE_GRANTS, params)
+
     # --- issue 3 (channels): exactly-once shipments (index ux_allocation_ledger_shipment) ---
     def shipment_recorded(self, order_id: str, shipment_ref: str) -> bool:
         a = t.allocation_ledger.c
@@ -677,6 +834,7 @@ class SqlPurchasing(PurchasingRepository):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._stored: dict[int, tuple[Any, ...]] = {}  # po line id → values as last read or written
+        self._stored_po: dict[int, tuple[Any, ...]] = {}  # po id → (status, sent_at) as last read or written
 
     def _load(self, where: Any, order_by: Any = None) -> list[PurchaseOrder]:
         """The POs ``where`` selects (by ``order_by``, else id) with their lines by id: one statement."""
@@ -693,6 +851,7 @@ class SqlPurchasing(PurchasingRepository):
                 po = pos[r.id] = PurchaseOrder(
                     r.number, r.supplier, r.created_at, PoStatus(r.status), r.sent_at, [], r.id
                 )
+                self._stored_po[r.id] = (po.status.value, po.sent_at)
             if r.line_id is not None:
                 line = PurchaseOrderLine(r.sku, r.quantity, Decimal(r.unit_cost), r.received, r.expected_on, r.line_id)
                 po.lines.append(line)
@@ -719,6 +878,7 @@ class SqlPurchasing(PurchasingRepository):
             )
         )
         po.id = int(result.inserted_primary_key[0])
+        self._stored_po[po.id] = (po.status.value, po.sent_at)
         self._save_lines(po)
 
     def _save_lines(self, po: PurchaseOrder) -> None:
@@ -743,11 +903,15 @@ class SqlPurchasing(PurchasingRepository):
             self.conn.execute(update(t.po_lines).where(t.po_lines.c.id == bindparam("b_id")), changed)
 
     def save(self, po: PurchaseOrder) -> None:
-        self.conn.execute(
-            update(t.purchase_orders)
-            .where(t.purchase_orders.c.id == po.id)
-            .values(status=po.status.value, sent_at=po.sent_at)
-        )
+        header = (po.status.value, po.sent_at)
+        if po.id is None or self._stored_po.get(po.id) != header:  # unchanged since read: not written again
+            self.conn.execute(
+                update(t.purchase_orders)
+                .where(t.purchase_orders.c.id == po.id)
+                .values(status=po.status.value, sent_at=po.sent_at)
+            )
+            if po.id is not None:
+                self._stored_po[po.id] = header
         self._save_lines(po)
 
     def next_number(self, at: datetime) -> str:
@@ -802,15 +966,26 @@ def _po_line_values(line: PurchaseOrderLine) -> tuple[Any, ...]:
 
 class SqlOutbox(Outbox):
     """Outbox rows written with the driver's own ``executemany`` (SQLite) or ``COPY``
-    (PostgreSQL), in blocks: a full run writes hundreds of thousands. Each payload is encoded
+    (PostgreSQL; one INSERT over arrays for a command's few rows), in blocks: a full run writes
+    hundreds of thousands. Each payload is encoded
     once for the actions that share it (the rules give an event's actions one payload), as the
     JSON column would encode it."""
 
     _BLOCK = 20000
+    _SMALL = 500
 
-    def __init__(self, conn: Connection, clock_now: Any) -> None:
+    def __init__(self, conn: Connection, clock_now: Any, *, defer: bool = False) -> None:
         self.conn = conn
         self._now = clock_now
+        self._defer = defer
+        self._pending: dict[str, Any] | None = None
+
+    def take_pending(self) -> dict[str, Any] | None:
+        """PostgreSQL with ``defer``: the parameters of ``statements.PG_ADD_OUTBOX`` for the rows
+        ``add`` kept back (a command's few), for the unit of work to send with its COMMIT; None
+        when there are none. Whoever takes them sends them."""
+        pending, self._pending = self._pending, None
+        return pending
 
     def add(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:
@@ -824,6 +999,24 @@ class SqlOutbox(Outbox):
             text: str = last[1]
             return text
 
+        pending = self.take_pending()
+        if pending is not None:  # rows kept back by an earlier call go first
+            self.conn.exec_driver_sql(statements.PG_ADD_OUTBOX, pending)
+        if self.conn.dialect.name == "postgresql" and len(messages) <= self._SMALL:
+            # a command's few rows: one INSERT over arrays (COPY costs a round trip more), kept
+            # back with ``defer`` for the unit of work's commit to send along with its COMMIT
+            rows = {
+                "action": [m.action for m in messages],
+                "target": [m.target for m in messages],
+                "payload": [payload(m) for m in messages],
+                "dedupe_key": [m.dedupe_key for m in messages],
+                "now": _utc(now),
+            }
+            if self._defer:
+                self._pending = rows
+            else:
+                self.conn.exec_driver_sql(statements.PG_ADD_OUTBOX, rows)
+            return
         if self.conn.dialect.name == "postgresql":
             raw = self.conn.connection.driver_connection
             assert raw is not None

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Date, Select, TextClause, and_, bindparam, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from backorder.domain.model import OPEN_PO_STATUSES
+from backorder.domain.model import OPEN_PO_STATUSES, PoStatus
 from backorder.store import tables as t
 
 
@@ -351,3 +351,132 @@ PG_LEDGER_AND_HOLDINGS = (
     " SELECT * FROM unnest(%(h_line_id)s::bigint[], %(h_location)s::text[], %(h_sku)s::text[], %(h_quantity)s::int[])"
     " ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
 )
+
+
+# --- issue 2 per-receipt round trips ----------------------------------------------------------
+# PostgreSQL, raw driver SQL: what a change of stock reads about its (locked) ship-complete scope,
+# in one statement, and an allocation's lines, stock levels, ledger and holdings written in one.
+
+
+PG_LOCK_SCOPE = (
+    "WITH RECURSIVE scope(sku) AS ("
+    " SELECT code FROM skus WHERE code = ANY(%(keys)s::text[])"
+    " UNION"
+    " SELECT l2.sku FROM scope"
+    " JOIN order_lines AS l1 ON l1.sku = scope.sku"
+    " AND l1.status = 'open' AND l1.backordered > 0 AND l1.ship_complete"
+    " JOIN order_lines AS l2 ON l2.order_id = l1.order_id AND l2.status = 'open' AND l2.backordered > 0"
+    ") SELECT code FROM skus WHERE code IN (SELECT sku FROM scope) ORDER BY code FOR UPDATE OF skus"
+)
+""":func:`lock_ship_complete_scope` as raw driver SQL (``keys``: a list of codes)."""
+
+
+def _pg_read_skus() -> str:
+    statuses = ", ".join(f"'{s.value}'" for s in OPEN_PO_STATUSES)
+    sent = ", ".join(f"'{s.value}'" for s in OPEN_PO_STATUSES if s is not PoStatus.DRAFT)
+    return (
+        "SELECT k.code, k.name, k.brand, k.product_line, k.colour, k.pigments, k.size, k.hazmat,"
+        " k.safety_stock, k.reorder_point, k.order_up_to, k.preferred_supplier, k.unit_price,"
+        " i.lead_time_days AS item_days, s.lead_time_days AS supplier_days,"
+        " (SELECT json_agg(json_build_array(l.location, l.on_hand, l.allocated))"
+        "  FROM stock_levels AS l WHERE l.sku = k.code) AS levels,"
+        " EXISTS (SELECT 1 FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
+        "  WHERE pl.sku = k.code AND pl.quantity > pl.received AND pl.expected_on IS NOT NULL"
+        f"  AND p.status IN ({statuses})) AS dated,"
+        " EXISTS (SELECT 1 FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
+        "  WHERE pl.sku = k.code AND pl.quantity > pl.received"
+        f"  AND p.status IN ({sent})) AS sent"
+        " FROM skus AS k"
+        " LEFT JOIN supplier_items AS i ON i.sku = k.code AND i.supplier = k.preferred_supplier"
+        " LEFT JOIN suppliers AS s ON s.code = k.preferred_supplier"
+        " WHERE k.code = ANY(%(keys)s::text[])"
+    )
+
+
+PG_READ_SKUS = _pg_read_skus()
+"""Per SKU of ``keys``: its row, its preferred supplier's lead times (item, supplier), its stock
+levels as a JSON array of [location, on_hand, allocated], and whether it has dated open supply
+(``skus_with_open_supply(dated_only=True)``), and whether it has units outstanding on a
+sent or acknowledged PO."""
+
+PG_SAVE_GRANTS = (
+    "WITH lines AS ("
+    " UPDATE order_lines AS o SET allocated = v.allocated, shipped = v.shipped, backordered = v.backordered,"
+    " status = v.status, eta = v.eta"
+    " FROM unnest(%(l_id)s::bigint[], %(l_allocated)s::int[], %(l_shipped)s::int[], %(l_backordered)s::int[],"
+    " %(l_status)s::text[], %(l_eta)s::date[]) AS v(id, allocated, shipped, backordered, status, eta)"
+    " WHERE o.id = v.id"
+    "), levels AS ("
+    " INSERT INTO stock_levels (sku, location, on_hand, allocated)"
+    " SELECT * FROM unnest(%(s_sku)s::text[], %(s_location)s::text[], %(s_on_hand)s::bigint[],"
+    " %(s_allocated)s::bigint[])"
+    " ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated"
+    "), ledger AS ("
+    " INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at)"
+    " SELECT * FROM unnest(%(order_id)s::text[], %(line_no)s::int[], %(sku)s::text[], %(location)s::text[],"
+    " %(quantity)s::int[], %(kind)s::text[], %(source)s::text[], %(source_ref)s::text[], %(at)s::timestamptz[])"
+    ")"
+    " INSERT INTO line_holdings (line_id, location, sku, quantity)"
+    " SELECT * FROM unnest(%(h_line_id)s::bigint[], %(h_location)s::text[], %(h_sku)s::text[], %(h_quantity)s::int[])"
+    " ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
+)
+"""``save_lines`` + ``save_levels`` + ``record_allocations`` (PostgreSQL forms) as one statement.
+The data-modifying CTEs touch four different tables, so none sees another's rows twice; the
+holdings' foreign key to ``order_lines`` is checked at the statement's end."""
+
+
+@cache
+def upsert_channel_view(dialect: str) -> Any:
+    """Insert or replace an order's channel view (``order_id``, ``units``, ``updated_at``)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t.order_channel_views)
+    return ins.on_conflict_do_update(
+        index_elements=["order_id"], set_={"units": ins.excluded.units, "updated_at": ins.excluded.updated_at}
+    )
+
+
+@cache
+def insert_order_if_new() -> Any:
+    """SQLite: insert an order row unless its id is stored (``rowcount`` 0 then)."""
+    return sqlite.insert(t.orders).on_conflict_do_nothing(index_elements=["id"])
+
+
+PG_ADD_ORDER = (
+    "WITH o AS ("
+    " INSERT INTO orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_phone,"
+    " customer_name, created_at)"
+    " VALUES (%(id)s, %(channel)s, %(placed_at)s, %(priority)s, %(ship_complete)s, %(customer_email)s,"
+    " %(customer_phone)s, %(customer_name)s, %(created_at)s)"
+    " ON CONFLICT (id) DO NOTHING RETURNING id, channel, placed_at, priority, ship_complete"
+    "), l AS ("
+    " INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, backordered, status, eta,"
+    " channel, priority, placed_at, ship_complete)"
+    " SELECT o.id, v.line_no, v.sku, v.quantity, v.allocated, v.shipped, v.backordered, v.status, v.eta,"
+    " o.channel, o.priority, o.placed_at, o.ship_complete"
+    " FROM o CROSS JOIN unnest(%(line_no)s::int[], %(sku)s::text[], %(quantity)s::int[], %(allocated)s::int[],"
+    " %(shipped)s::int[], %(backordered)s::int[], %(status)s::text[], %(eta)s::date[])"
+    " AS v(line_no, sku, quantity, allocated, shipped, backordered, status, eta)"
+    " RETURNING id, line_no"
+    ")"
+    " SELECT o.id, l.id, l.line_no FROM o LEFT JOIN l ON true"
+)
+"""An order and its lines, unless an order with that id is stored (another transaction's
+included: the insert waits for it). No row back: the order was there (and no line was
+inserted); else one row per line (line id, line number), or one of NULLs for an order without
+lines."""
+
+
+@cache
+def lock_sku_rows() -> Select:  # type: ignore[type-arg]
+    """PostgreSQL: the SKU rows ``keys``, locked in code order (as ``SqlStock.lock_skus``)."""
+    return select(t.skus).where(t.skus.c.code.in_(_keys())).order_by(t.skus.c.code).with_for_update()
+
+
+PG_ADD_OUTBOX = (
+    "INSERT INTO outbox (action, target, payload, dedupe_key, status, attempts, next_attempt_at, created_at,"
+    " updated_at)"
+    " SELECT v.action, v.target, v.payload::json, v.dedupe_key, 'pending', 0, %(now)s, %(now)s, %(now)s"
+    " FROM unnest(%(action)s::text[], %(target)s::text[], %(payload)s::text[], %(dedupe_key)s::text[])"
+    " WITH ORDINALITY AS v(action, target, payload, dedupe_key, n) ORDER BY v.n"
+)
+"""PostgreSQL: outbox rows (JSON payload text encoded once) in one statement, ids in the given
+order, as ``SqlOutbox``'s COPY writes them."""

@@ -16,6 +16,7 @@ from backorder.services.messagebus import TransientConflict
 from backorder.services.ports import Clock, UnitOfWork
 from backorder.store.bulk import SqlBulkAllocation
 from backorder.store.repositories import SqlCatalog, SqlOrders, SqlOutbox, SqlPurchasing, SqlStock
+from backorder.store.statements import PG_ADD_OUTBOX
 
 _TRANSIENT_PG_CODES = {"40001", "40P01", "55P03"}
 
@@ -26,7 +27,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         code = getattr(exc.orig, "sqlstate", None)
         return code in _TRANSIENT_PG_CODES
-    return False
+    # a driver error from a statement sent on the driver connection itself (a pipeline, COPY)
+    return getattr(exc, "sqlstate", None) in _TRANSIENT_PG_CODES
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -42,10 +44,10 @@ class SqlUnitOfWork(UnitOfWork):
         self._conn.begin()
         conn = self._conn
         self.catalog = SqlCatalog(conn)
-        self.stock = SqlStock(conn)
+        self.stock = SqlStock(conn, self.catalog)
         self.orders = SqlOrders(conn, self._clock.now)
         self.purchasing = SqlPurchasing(conn)
-        self.outbox = SqlOutbox(conn, self._clock.now)
+        self.outbox = SqlOutbox(conn, self._clock.now, defer=conn.dialect.name == "postgresql")
         self.bulk = SqlBulkAllocation(conn, self.orders)
         return self
 
@@ -67,9 +69,24 @@ class SqlUnitOfWork(UnitOfWork):
         return self._conn
 
     def commit(self) -> None:
+        """Commit; on PostgreSQL the outbox rows the bus added last (kept back by ``SqlOutbox``)
+        go in the same round trip as the COMMIT (a pipeline: the INSERT, then COMMIT, then one
+        sync; an error in either fails the commit and nothing is kept)."""
+        pending = self.outbox.take_pending() if isinstance(self.outbox, SqlOutbox) else None
         try:
-            self.connection.commit()
+            if pending is None:
+                self.connection.commit()
+                return
+            raw = self.connection.connection.driver_connection
+            assert raw is not None
+            with raw.pipeline():
+                raw.execute(PG_ADD_OUTBOX, pending)
+                self.connection.commit()
         except DBAPIError as exc:
+            if is_transient(exc):
+                raise TransientConflict(str(exc).splitlines()[0]) from exc
+            raise
+        except Exception as exc:  # a driver error from the pipeline itself
             if is_transient(exc):
                 raise TransientConflict(str(exc).splitlines()[0]) from exc
             raise
