@@ -341,16 +341,18 @@ PG_SAVE_LEVELS = (
     " ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated"
 )
 
-PG_LEDGER_AND_HOLDINGS = (
-    "WITH ledger AS ("
-    " INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at)"
+_PG_INSERT_LEDGER = (
+    "INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at)"
     " SELECT * FROM unnest(%(order_id)s::text[], %(line_no)s::int[], %(sku)s::text[], %(location)s::text[],"
     " %(quantity)s::int[], %(kind)s::text[], %(source)s::text[], %(source_ref)s::text[], %(at)s::timestamptz[])"
-    ")"
-    " INSERT INTO line_holdings (line_id, location, sku, quantity)"
+)
+_PG_UPSERT_HOLDINGS = (
+    "INSERT INTO line_holdings (line_id, location, sku, quantity)"
     " SELECT * FROM unnest(%(h_line_id)s::bigint[], %(h_location)s::text[], %(h_sku)s::text[], %(h_quantity)s::int[])"
     " ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
 )
+
+PG_LEDGER_AND_HOLDINGS = f"WITH ledger AS ({_PG_INSERT_LEDGER}) {_PG_UPSERT_HOLDINGS}"
 
 
 # --- issue 2 per-receipt round trips ----------------------------------------------------------
@@ -411,14 +413,7 @@ PG_SAVE_GRANTS = (
     " SELECT * FROM unnest(%(s_sku)s::text[], %(s_location)s::text[], %(s_on_hand)s::bigint[],"
     " %(s_allocated)s::bigint[])"
     " ON CONFLICT (sku, location) DO UPDATE SET on_hand = excluded.on_hand, allocated = excluded.allocated"
-    "), ledger AS ("
-    " INSERT INTO allocation_ledger (order_id, line_no, sku, location, quantity, kind, source, source_ref, at)"
-    " SELECT * FROM unnest(%(order_id)s::text[], %(line_no)s::int[], %(sku)s::text[], %(location)s::text[],"
-    " %(quantity)s::int[], %(kind)s::text[], %(source)s::text[], %(source_ref)s::text[], %(at)s::timestamptz[])"
-    ")"
-    " INSERT INTO line_holdings (line_id, location, sku, quantity)"
-    " SELECT * FROM unnest(%(h_line_id)s::bigint[], %(h_location)s::text[], %(h_sku)s::text[], %(h_quantity)s::int[])"
-    " ON CONFLICT (line_id, location) DO UPDATE SET quantity = line_holdings.quantity + excluded.quantity"
+    f"), ledger AS ({_PG_INSERT_LEDGER}) {_PG_UPSERT_HOLDINGS}"
 )
 """``save_lines`` + ``save_levels`` + ``record_allocations`` (PostgreSQL forms) as one statement.
 The data-modifying CTEs touch four different tables, so none sees another's rows twice; the
