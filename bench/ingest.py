@@ -21,8 +21,8 @@ A one-row commit probe (the durable-commit latency right now) and the load avera
 at the start and the end.
 
 Usage: ``python bench/ingest.py [--db sqlite|postgres] [--quick] [--repeat 3] [--only tp,rate,e2e]
-[--workers 1] [--logs DIR]``; results go to ``bench/out/ingest-<db>.json`` and are printed as a
-Markdown table.
+[--workers 1] [--logs DIR] [--out FILE]``; results go to ``bench/out/ingest-<db>.json`` (or FILE) and
+are printed as a Markdown table.
 """
 
 from __future__ import annotations
@@ -230,7 +230,10 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50_ms": float("nan"), "p99_ms": float("nan")}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {
         "p50_ms": pick(0.50),
         "p99_ms": pick(0.99),
@@ -274,9 +277,10 @@ def wait_http(port: int, path: str, process: subprocess.Popen[bytes], timeout: f
     raise RuntimeError("server did not come up")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads) so far, or of one of its threads."""
+    stat = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -312,7 +316,8 @@ def run_load(
     if keep_sent:
         cmd.append("--keep-sent")
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 class Server:
@@ -433,10 +438,15 @@ reconcile_minutes = 0
 def measured(server: Server, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """run_load, plus the server's CPU time per request and the load average after it."""
     assert server.process is not None
-    before = cpu_seconds(server.process.pid)
+    pid = server.process.pid
+    before, loop_before = cpu_seconds(pid), cpu_seconds(pid, pid)
     out = run_load(server.port, *args, **kwargs)
-    used = cpu_seconds(server.process.pid) - before
+    used, loop_used = cpu_seconds(pid) - before, cpu_seconds(pid, pid) - loop_before
     out["server_cpu_us_per_request"] = round(used / out["requests"] * 1e6, 1)
+    # the main thread runs the event loop (uvicorn, the app, the access log); the rest is the
+    # other threads (the ingress's inbox writer), at the clock-tick resolution of /proc
+    out["server_cpu_us_per_request_loop_thread"] = round(loop_used / out["requests"] * 1e6, 1)
+    out["server_cpu_us_per_request_other_threads"] = round((used - loop_used) / out["requests"] * 1e6, 1)
     out["load"] = _load()
     return out
 
@@ -558,6 +568,9 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     middle = dict(ordered[(len(ordered) - 1) // 2])
     middle["rps_each"] = [round(r["rps"]) for r in runs]
     middle["p99_each"] = [round(r["p99_ms"], 1) for r in runs]
+    middle["cpu_each"] = [r["server_cpu_us_per_request"] for r in runs]
+    middle["cpu_loop_thread_each"] = [r.get("server_cpu_us_per_request_loop_thread") for r in runs]
+    middle["cpu_other_threads_each"] = [r.get("server_cpu_us_per_request_other_threads") for r in runs]
     middle["runs"] = len(runs)
     return middle
 
@@ -618,8 +631,8 @@ def _to_backorder(db: str, work: Path, path: str, rate: int, count: int, workers
 
 def table(r: dict[str, Any]) -> str:
     rows = [
-        "| measurement | requests | errors | throughput (req/s) | p50 ms | p99 ms | server CPU µs/req |",
-        "|---|---|---|---|---|---|---|",
+        "| measurement | requests | errors | throughput (req/s) | p50 ms | p99 ms | server CPU µs/req | loop thread | other threads |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, value in r.items():
         if not isinstance(value, dict) or "requests" not in value:
@@ -627,7 +640,9 @@ def table(r: dict[str, Any]) -> str:
         rps = value.get("rps") or value.get("achieved_rps")
         rows.append(
             f"| {key} | {value['requests']} | {value['errors']} | {rps:.0f} | {value['p50_ms']:.1f} "
-            f"| {value['p99_ms']:.1f} | {value.get('server_cpu_us_per_request', '')} |"
+            f"| {value['p99_ms']:.1f} | {value.get('server_cpu_us_per_request', '')} "
+            f"| {value.get('server_cpu_us_per_request_loop_thread', '')} "
+            f"| {value.get('server_cpu_us_per_request_other_threads', '')} |"
         )
     for key in ("commit_probe_start", "commit_probe_end"):
         if key in r:
@@ -668,6 +683,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="closed-loop runs per server (medians)")
     parser.add_argument("--logs", type=Path, help="keep server/worker logs in this folder")
     parser.add_argument("--workers", type=int, default=1, help="`backorder worker` processes in the e2e part")
+    parser.add_argument("--out", type=Path, help="write the JSON here (default bench/out/ingest-<db>.json)")
     args = parser.parse_args()
     if args.serve_noop:
         serve_noop(args.serve_noop)
@@ -677,8 +693,9 @@ def main() -> None:
         return
     random.seed(1)
     result = bench(args.db, args.quick, set(args.only.split(",")), args.repeat, args.logs, args.workers)
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"ingest-{args.db}.json").write_text(json.dumps(result, indent=2))
+    out = args.out or OUT / f"ingest-{args.db}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(table(result))
 
 

@@ -256,6 +256,11 @@ class InboxStore:
 
 _CHUNK = 3000  # rows per INSERT statement (SQLite allows 32,766 parameters, PostgreSQL 65,535; 9 a row)
 _INBOX_COLUMNS = ("platform", "channel", "event_key", "topic", "headers", "body", "status", "attempts", "received_at")
+_PROCESSED = frozenset({"headers", "body", "received_at"})
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 class _RawInbox:
@@ -273,6 +278,14 @@ class _RawInbox:
             column = t.inbox.c[name]
             processors.append(column.type._cached_bind_processor(dialect))
         self.processors: list[Any] = processors
+        # The columns that need a bind processor here are headers (JSON), body and received_at;
+        # when the others need none (SQLite, psycopg), rows are built without the generic loop.
+        plain = [processors[i] for i, name in enumerate(_INBOX_COLUMNS) if name not in _PROCESSED]
+        self.direct = all(process is None for process in plain)
+        identity = _identity
+        self.headers_p: Any = processors[_INBOX_COLUMNS.index("headers")] or identity
+        self.body_p: Any = processors[_INBOX_COLUMNS.index("body")] or identity
+        self.when_p: Any = processors[_INBOX_COLUMNS.index("received_at")] or identity
         self.row = "(" + ", ".join([self.mark] * len(_INBOX_COLUMNS)) + ")"
         self.head = f"INSERT INTO inbox ({', '.join(_INBOX_COLUMNS)}) VALUES "
         self.tail = " ON CONFLICT (platform, channel, event_key) DO NOTHING RETURNING id, platform, channel, event_key"
@@ -296,13 +309,30 @@ class _RawInbox:
         processors = self.processors
         values: list[Any] = []
         keys: list[tuple[str, str, str]] = []
-        for platform, channel, event_key, topic, headers, body, now in items:
-            key = (platform, channel, event_key[:200])
-            keys.append(key)
-            row = (*key, topic[:80], dict(headers), body, "received", 0, now)
-            values.extend(
-                value if process is None else process(value) for value, process in zip(row, processors, strict=True)
-            )
+        if self.direct:  # the same values as the generic loop below, built without it
+            headers_p, body_p, when_p = self.headers_p, self.body_p, self.when_p
+            for platform, channel, event_key, topic, headers, body, now in items:
+                key = (platform, channel, event_key[:200])
+                keys.append(key)
+                values += (
+                    platform,
+                    channel,
+                    key[2],
+                    topic[:80],
+                    headers_p(headers if type(headers) is dict else dict(headers)),
+                    body_p(body),
+                    "received",
+                    0,
+                    when_p(now),
+                )
+        else:
+            for platform, channel, event_key, topic, headers, body, now in items:
+                key = (platform, channel, event_key[:200])
+                keys.append(key)
+                row = (*key, topic[:80], dict(headers), body, "received", 0, now)
+                values.extend(
+                    value if process is None else process(value) for value, process in zip(row, processors, strict=True)
+                )
         width = len(_INBOX_COLUMNS)
         several = len(keys) > _CHUNK
         cursor = self.connection.cursor()
