@@ -534,21 +534,8 @@ class FakeBulk(BulkAllocation):
 
     def load_queue(self, walk_channels: set[str]) -> BopQueue:
         by_sku: dict[str, list[tuple[Claim, str]]] = defaultdict(list)
-        for order in self.state.orders.values():
-            for line in order.lines:
-                if line.is_open and line.backordered > 0:
-                    assert line.id is not None
-                    claim = Claim(
-                        line.id,
-                        order.id,
-                        line.line_no,
-                        line.sku,
-                        line.backordered,
-                        order.priority,
-                        order.placed_at,
-                        order.ship_complete,
-                    )
-                    by_sku[line.sku].append((claim, order.channel))
+        for claim, channel in self._claims():
+            by_sku[claim.sku].append((claim, channel))
         codes: list[str] = []
         available: list[int] = []
         needs_walk: set[str] = set()
