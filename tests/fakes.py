@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Self, TypeVar
@@ -311,23 +311,11 @@ class FakeOrders(OrderRepository):
 
     def waiting(self, skus: Iterable[str]) -> list[WaitingLine]:
         wanted = set(skus)
-        result = []
-        for order in self.state.orders.values():
-            for line in order.lines:
-                if line.is_open and line.backordered > 0 and line.sku in wanted:
-                    assert line.id is not None
-                    claim = Claim(
-                        line.id,
-                        order.id,
-                        line.line_no,
-                        line.sku,
-                        line.backordered,
-                        order.priority,
-                        order.placed_at,
-                        order.ship_complete,
-                    )
-                    result.append(WaitingLine(claim, order.channel, line.eta))
-        return result
+        return [
+            WaitingLine(claim, order.channel, line.eta)
+            for claim, order, line in _waiting_claims(self.state)
+            if line.sku in wanted
+        ]
 
     def lines_by_id(self, line_ids: Iterable[int]) -> dict[int, tuple[Order, OrderLine]]:
         """One copy per order, shared by its lines (as an ORM identity map would)."""
@@ -567,23 +555,7 @@ class FakeBulk(BulkAllocation):
         )
 
     def _claims(self) -> list[tuple[Claim, str]]:
-        found = []
-        for order in self.state.orders.values():
-            for line in order.lines:
-                if line.is_open and line.backordered > 0:
-                    assert line.id is not None
-                    claim = Claim(
-                        line.id,
-                        order.id,
-                        line.line_no,
-                        line.sku,
-                        line.backordered,
-                        order.priority,
-                        order.placed_at,
-                        order.ship_complete,
-                    )
-                    found.append((claim, order.channel))
-        return found
+        return [(claim, order.channel) for claim, order, _ in _waiting_claims(self.state)]
 
     def walk_lines(
         self, queue: BopQueue, granted: npt.NDArray[np.int64]
@@ -807,3 +779,22 @@ def seed_catalog(
 def outbox_rows(uow: FakeUnitOfWork, event: str | None = None) -> list[OutboxMessage]:
     rows = uow.state.outbox
     return [row for row in rows if event is None or row.payload.get("event") == event]
+
+
+def _waiting_claims(state: FakeState) -> Iterator[tuple[Claim, Order, OrderLine]]:
+    """Every open line still waiting for units, as the claim allocation ranks, with its order."""
+    for order in state.orders.values():
+        for line in order.lines:
+            if line.is_open and line.backordered > 0:
+                assert line.id is not None
+                claim = Claim(
+                    line.id,
+                    order.id,
+                    line.line_no,
+                    line.sku,
+                    line.backordered,
+                    order.priority,
+                    order.placed_at,
+                    order.ship_complete,
+                )
+                yield claim, order, line
