@@ -541,9 +541,16 @@ def inbox_reprocess(row_id: Annotated[int, typer.Argument(help="Inbox row id (se
 def connect(
     platform: Annotated[str, typer.Argument(help="shopify | woocommerce")],
     channel: Annotated[str, typer.Argument(help="The channel id in [channels.<id>].")],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Only check that the platform still holds our subscriptions; re-create missing ones."
+        ),
+    ] = False,
 ) -> None:
     """Create the platform's webhook subscriptions pointing at server.public_url (and load the
-    SKU ↔ item map where the platform has one)."""
+    SKU ↔ item map where the platform has one). The worker re-checks them every
+    ``webhook_check_minutes``; ``--check`` does it now."""
     with application(sandbox_folder=False) as app:
         settings = app.config.channels.get(channel)
         if settings is None or settings.kind != platform:
@@ -555,6 +562,9 @@ def connect(
         if missing:
             raise fail(f"channels.{channel} lacks {', '.join(missing)}; connect needs API credentials")
         services = app.channel_services
+        if check:
+            _check_subscriptions(app, channel, connector)
+            return
         done: list[dict[str, Any]] = []
         failure: str | None = None
         try:
@@ -575,6 +585,19 @@ def connect(
             except ConnectorError as exc:
                 raise fail(exc.detail) from None
             out.print(f"{mapped} variant(s) mapped by SKU")
+
+
+def _check_subscriptions(app: Application, channel: str, connector: Any) -> None:
+    if not hasattr(connector, "check_webhooks"):
+        raise fail(f"channel {channel!r}: its platform's subscriptions cannot be checked from here")
+    entries = app.channel_services.check_subscriptions(app.clock.now(), only=channel)[channel]
+    if entries and "topic" not in entries[0]:
+        raise fail(f"could not ask the platform: {entries[0]['error']}")
+    for e in entries:
+        state = "present" if not e["recreated"] and not e["error"] else "re-created" if e["recreated"] else ""
+        out.print(f"{e['topic']} → {e['address']}: {state or 'MISSING, and re-creating it FAILED: ' + e['error']}")
+    if any(e["error"] for e in entries):
+        raise fail("some webhook subscriptions are missing and could not be re-created; see above")
 
 
 @cli.command("reconcile")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backorder.channels.api_orders import StandardWebhookReceiver
@@ -15,6 +15,7 @@ from backorder.channels.processor import API_KINDS, InboxProcessor
 from backorder.channels.reconcile import Reconciler
 from backorder.channels.sync import StockSync
 from backorder.connectors.base import ApiChannelSettings, ConnectorSettings
+from backorder.connectors.errors import ConnectorError
 from backorder.connectors.items import ItemRef
 from backorder.connectors.shopify.client import SUBSCRIBED_TOPICS as SHOPIFY_TOPICS
 from backorder.connectors.woocommerce.client import WEBHOOK_TOPICS as WOO_TOPICS
@@ -62,6 +63,11 @@ class ChannelServices:
     process_limit: int = 200
     registrations: RegistrationStore | None = None
     """What `backorder connect` registered on each platform."""
+    connectors: Mapping[str, Any] = field(default_factory=dict)
+    """Channel id → its connector (for the subscription check)."""
+    public_url: str | None = None
+    """``server.public_url``: where the platforms send webhooks."""
+    _checked: dict[str, datetime] = field(default_factory=dict)
 
     def tick(self, now: datetime, process_inbox: bool = True) -> int:
         """One worker round: process received webhooks (unless a thread of their own does),
@@ -72,7 +78,75 @@ class ChannelServices:
             self.reconciler.run_due(now)
         except Exception:  # a channel's pull must not stop the loop; it is retried next round
             log.exception("reconciliation failed; will retry")
+        try:
+            self.check_subscriptions(now)
+        except Exception:  # the same: retried at the next check
+            log.exception("webhook subscription check failed; will retry")
         return handled
+
+    def subscriptions_due(self, now: datetime) -> list[str]:
+        """Connected channels whose platform subscriptions are due a check: the connector can
+        check (``check_webhooks``), has credentials, ``webhook_check_minutes`` is not 0, and
+        `backorder connect` registered it (so its subscriptions are ours to keep)."""
+        if not self.public_url or self.registrations is None:
+            return []
+        due = []
+        for cid, connector in sorted(self.connectors.items()):
+            settings = self.settings.get(cid)
+            minutes = float(getattr(settings, "webhook_check_minutes", 0) or 0)
+            if settings is None or not minutes or not hasattr(connector, "check_webhooks"):
+                continue
+            if settings.missing_credentials():
+                continue
+            last = self._checked.get(cid)
+            if last is not None and now - last < timedelta(minutes=minutes):
+                continue
+            if self.registrations.for_channel(cid):
+                due.append(cid)
+        return due
+
+    def check_subscriptions(self, now: datetime, only: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Re-create the webhook subscriptions a platform dropped (platforms delete those whose
+        deliveries keep failing; reconciliation catches the orders meanwhile). Each due channel
+        (or ``only``, due or not) is checked; what was re-created or refused replaces its row in
+        the registrations, with the time. Returns the check's entries per channel (an
+        ``{"error": ...}`` entry when the platform could not be asked)."""
+        assert self.registrations is not None and self.public_url
+        channels = [only] if only is not None else self.subscriptions_due(now)
+        results: dict[str, list[dict[str, Any]]] = {}
+        for cid in channels:
+            connector, settings = self.connectors[cid], self.settings[cid]
+            self._checked[cid] = now
+            try:
+                entries: list[dict[str, Any]] = connector.check_webhooks(self.public_url)
+            except ConnectorError as exc:
+                log.warning("could not check the webhook subscriptions of %s (%s); will retry", cid, type(exc).__name__)
+                results[cid] = [{"error": exc.detail}]
+                continue
+            changed = [e for e in entries if e.get("recreated") or e.get("error")]
+            rows = [
+                Registration(cid, settings.kind, e["topic"], e["address"], e.get("provider_ref"), now, e.get("error"))
+                for e in changed
+            ]
+            self.registrations.save(rows)
+            recreated = [e["topic"] for e in entries if e.get("recreated")]
+            refused = [e["topic"] for e in entries if e.get("error")]
+            if recreated:
+                log.warning(
+                    "%s had dropped our %s subscription(s) on channel %s: re-created",
+                    settings.kind,
+                    ", ".join(recreated),
+                    cid,
+                )
+            if refused:
+                log.error(
+                    "%s refused to re-create the %s subscription(s) of channel %s; see `backorder channels`",
+                    settings.kind,
+                    ", ".join(refused),
+                    cid,
+                )
+            results[cid] = entries
+        return results
 
     def webhook_only(self) -> dict[str, list[str]]:
         """Channels that receive webhooks but cannot call out yet, with what they lack."""
@@ -180,4 +254,6 @@ def build_channel_services(app: Any) -> ChannelServices:
         receivers=receivers,
         settings=dict(app.config.channels),
         registrations=RegistrationStore(engine),
+        connectors=dict(routes.channels),
+        public_url=app.config.server.public_url,
     )

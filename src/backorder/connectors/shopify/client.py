@@ -108,6 +108,15 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubs
 }
 """
 
+SUBSCRIPTIONS_PAGE = """
+query Subscriptions($callbackUrl: URL!, $after: String) {
+  webhookSubscriptions(first: 100, after: $after, callbackUrl: $callbackUrl) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } }
+  }
+}
+"""
+
 VARIANTS_PAGE = """
 query VariantsPage($after: String) {
   productVariants(first: 250, after: $after) {
@@ -328,17 +337,61 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
         it goes, so a caller keeps what was done before a failure) with the address,
         Shopify's subscription id (None when it already existed: "Address for this topic has
         already been taken") and the refusal, if any. A transport or HTTP failure is raised."""
-        callback = f"{public_url.rstrip('/')}/webhooks/shopify/{self.channel}"
+        callback = self.callback_url(public_url)
         found: list[dict[str, Any]] = [] if into is None else into
         for topic, enum in SUBSCRIBED_TOPICS.items():
-            data = self.graphql(SUBSCRIBE, {"topic": enum, "subscription": {"callbackUrl": callback, "format": "JSON"}})
-            created = data.get("webhookSubscriptionCreate") or {}
-            errors = created.get("userErrors") or []
-            taken = bool(errors) and all("taken" in (e.get("message") or "").lower() for e in errors)
-            subscription = (created.get("webhookSubscription") or {}).get("id")
-            error = None if not errors or taken else json.dumps(errors)[:300]
-            found.append({"topic": topic, "address": callback, "provider_ref": subscription, "error": error})
+            found.append(self._subscribe(topic, enum, callback))
         return found
+
+    def _subscribe(self, topic: str, enum: str, callback: str) -> dict[str, Any]:
+        data = self.graphql(SUBSCRIBE, {"topic": enum, "subscription": {"callbackUrl": callback, "format": "JSON"}})
+        created = data.get("webhookSubscriptionCreate") or {}
+        errors = created.get("userErrors") or []
+        taken = bool(errors) and all("taken" in (e.get("message") or "").lower() for e in errors)
+        subscription = (created.get("webhookSubscription") or {}).get("id")
+        error = None if not errors or taken else json.dumps(errors)[:300]
+        return {"topic": topic, "address": callback, "provider_ref": subscription, "error": error}
+
+    def check_webhooks(self, public_url: str) -> list[dict[str, Any]]:
+        """Compare Shopify's subscriptions to our webhook URL with the topics we need, and
+        re-create the missing ones (Shopify deletes a subscription whose deliveries keep failing).
+        One entry per topic, like :meth:`register_webhooks`, plus ``recreated`` (False: it was
+        there). A transport or HTTP failure is raised."""
+        callback = self.callback_url(public_url)
+        present: dict[str, str] = {}
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            page = (
+                self.graphql(SUBSCRIPTIONS_PAGE, {"callbackUrl": callback, "after": after}).get("webhookSubscriptions")
+                or {}
+            )
+            for node in page.get("nodes") or []:
+                endpoint = node.get("endpoint") or {}
+                if endpoint.get("callbackUrl") == callback and node.get("topic"):
+                    present.setdefault(node["topic"], node.get("id"))
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                break
+            after = info.get("endCursor")
+        found: list[dict[str, Any]] = []
+        for topic, enum in SUBSCRIBED_TOPICS.items():
+            if enum in present:
+                found.append(
+                    {
+                        "topic": topic,
+                        "address": callback,
+                        "provider_ref": present[enum],
+                        "error": None,
+                        "recreated": False,
+                    }
+                )
+            else:
+                entry = self._subscribe(topic, enum, callback)
+                found.append({**entry, "recreated": entry["error"] is None})
+        return found
+
+    def callback_url(self, public_url: str) -> str:
+        return f"{public_url.rstrip('/')}/webhooks/shopify/{self.channel}"
 
     def map_items(self) -> int:
         """Read every product variant (up to ``MAX_PAGES`` of 250) into the SKU ↔ item map."""

@@ -32,6 +32,10 @@ class ShopifySettings(ConnectorSettings):
     """SKUs per ``inventorySetQuantities`` call (Shopify accepts at most 250 quantities)."""
     reconcile_minutes: float = Field(5.0, ge=0)
     """Pull orders updated since the last pull this often (0: never)."""
+    webhook_check_minutes: float = Field(60.0, ge=0)
+    """Check this often that Shopify still holds the subscriptions `backorder connect` made (it
+    deletes one whose deliveries keep failing) and re-create missing ones; 0: never. Channels
+    never connected from here (e.g. app-specific webhooks in shopify.app.toml) are not checked."""
     rate_per_second: float = Field(2.0, ge=0)
     """Calls per second (the GraphQL cost bucket restores 50 points/s; one call costs ≤ 25)."""
     allowed_hosts: tuple[str, ...] = ()
