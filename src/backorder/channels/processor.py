@@ -296,13 +296,17 @@ class InboxProcessor:
                         f"order {version[0]} version {version[2].isoformat()} is not newer than "
                         f"the applied {applied.isoformat()}",
                     )
+            # What the event itself lacks (WooCommerce refunds' line items), read from the
+            # platform by the connector after the version check; parse stays pure.
+            enrich = getattr(connector, "enrich", None)
+            body = enrich(row.topic, row.body) if enrich is not None else row.body
             # An order from a platform is the platform's current view of it: new orders are
             # placed, edits to one we hold are applied as the difference to the view last applied.
             cmds = [
                 commands.ChannelOrder(cmd, reason=f"changed on {settings.kind}")
                 if isinstance(cmd, commands.PlaceOrder)
                 else cmd
-                for cmd in connector.parse(row.topic, row.headers, row.body)
+                for cmd in connector.parse(row.topic, row.headers, body)
             ]
         if not cmds:
             return Outcome("ignored", f"nothing to do for {row.topic or 'this event'}", version)

@@ -1,7 +1,7 @@
 """WooCommerce: no OpenAPI is published, so requests are checked against what the REST API v3
 reference says (https://woocommerce.github.io/woocommerce-rest-api-docs/ — source
 woocommerce/woocommerce-rest-api-docs, source/includes/wp-api-v3/_products.md, _product-variations.md,
-_orders.md, _order-notes.md, _webhooks.md): the endpoint and method exist, query parameters are
+_orders.md, _order-notes.md, _order-refunds.md, _webhooks.md): the endpoint and method exist, query parameters are
 documented ones, body fields are documented properties with the documented types and enums, and
 batch requests stay within the documented 100 objects.
 
@@ -100,6 +100,35 @@ VARIATION = {  # _product-variations.md response fields we read
     "date_modified_gmt": "2026-11-27T08:30:00",
 }
 
+REFUND = {  # _order-refunds.md, "List all refunds" response example (links left out)
+    "id": 724,
+    "date_created": "2017-03-21T16:55:37",
+    "date_created_gmt": "2017-03-21T19:55:37",
+    "amount": "9.00",
+    "reason": "",
+    "refunded_by": 1,
+    "refunded_payment": False,
+    "meta_data": [],
+    "line_items": [
+        {
+            "id": 314,
+            "name": "Woo Album #2",
+            "product_id": 87,
+            "variation_id": 0,
+            "quantity": -1,
+            "tax_class": "",
+            "subtotal": "-9.00",
+            "subtotal_tax": "0.00",
+            "total": "-9.00",
+            "total_tax": "0.00",
+            "taxes": [],
+            "meta_data": [{"id": 2076, "key": "_refunded_item_id", "value": "311"}],
+            "sku": "",
+            "price": -9,
+        }
+    ],
+}
+
 _TYPES = {"integer": int, "boolean": bool, "string": str, "array": list, "object": dict}
 PRODUCT_BATCH_FIELDS = {"id": "integer", "manage_stock": "boolean", "stock_quantity": "integer", "backorders": "string"}
 ENUMS = {
@@ -130,6 +159,7 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
         {},
         {"name": "string", "status": "string", "topic": "string", "delivery_url": "string", "secret": "string"},
     ),
+    ("GET", rf"{BASE}/orders/\d+/refunds", {"page": "integer", "per_page": "integer"}, {}),
     (
         "GET",
         rf"{BASE}/orders",
@@ -222,6 +252,8 @@ def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, json={"id": 143, **json.loads(request.content)})
     if path == f"{BASE}/orders":
         return httpx.Response(200, json=[ORDER] if request.url.params.get("page") == "1" else [])
+    if path == f"{BASE}/orders/727/refunds":
+        return httpx.Response(200, json=[REFUND] if request.url.params.get("page") == "1" else [])
     return httpx.Response(404, json={"code": "rest_no_route"})
 
 
@@ -295,6 +327,12 @@ CASE = ContractCase(
             _exact([CancelOrder(f"{CHANNEL}-727", reason="cancelled on woocommerce")]),
         ),
         _sample("order-created-unpaid", "order.created", {**ORDER, "status": "pending"}, _exact([])),
+        _sample(  # a full refund: the status says it all, the refunds need not be read
+            "order-updated-refunded",
+            "order.updated",
+            {**ORDER, "status": "refunded", "refunds": [{"id": 724, "reason": "", "total": "-33.00"}]},
+            _exact([CancelOrder(f"{CHANNEL}-727", reason="refunded on woocommerce")]),
+        ),
         _sample(
             "order-updated-completed",
             "order.updated",
@@ -351,6 +389,13 @@ CASE = ContractCase(
         OutboundCall(
             "current_stock",
             lambda c: DeliveryReceipt(detail=str(len(c.current_stock()))),
+            answer,
+            validate_request,
+            SPEC,
+        ),
+        OutboundCall(  # read before a partially refunded order is parsed (WooCommerceConnector.enrich)
+            "order_refunds",
+            lambda c: DeliveryReceipt(detail=f"{len(c.order_refunds('727'))} refund(s)"),
             answer,
             validate_request,
             SPEC,

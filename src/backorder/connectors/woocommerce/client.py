@@ -1,6 +1,7 @@
 """WooCommerce REST API v3 (https://woocommerce.github.io/woocommerce-rest-api-docs/): stock
 through the products and variations batch endpoints, a note and meta on backordered orders,
-webhooks created by ``connect``, and the reconciliation pull (``GET /orders?modified_after=``).
+webhooks created by ``connect``, the reconciliation pull (``GET /orders?modified_after=``), and the
+refunds of a partially refunded order (``GET /orders/<id>/refunds``), read before it is parsed.
 
 Authentication is HTTP basic with the consumer key and secret (the docs' method over HTTPS).
 """
@@ -23,7 +24,7 @@ from backorder.connectors.base import (
     SyncsStock,
     TagsOrders,
 )
-from backorder.connectors.errors import FatalError, NotConfigured
+from backorder.connectors.errors import ConnectorError, FatalError, MalformedPayload, NotConfigured
 from backorder.connectors.items import HttpChannelConnector
 from backorder.connectors.woocommerce import mapping
 from backorder.connectors.woocommerce.inbound import WooInbound
@@ -151,6 +152,44 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
         return DeliveryReceipt(
             provider_ref=ref, detail=f"note added to order {external}; {self.settings.meta_key}={status}"
         )
+
+    # --- refunds: what an order event does not carry ---------------------------------------
+
+    def enrich(self, topic: str, body: bytes) -> bytes:
+        """The event's body with what parsing it needs from the API (the inbox processor calls
+        this after the version check, before :meth:`parse`, which stays pure).
+
+        An order that is placed or edited from this event and lists refunds gets those refunds,
+        as ``GET /orders/<id>/refunds`` returns them, under ``mapping.REFUNDS_KEY``: the order
+        resource says only ``{id, reason, total}`` per refund, the refunded line items and
+        quantities are on the refunds. A value under that key in the body as received is never
+        used. When the refunds cannot be read (WooCommerce down, no API credentials) the row
+        fails with the reason and nothing is applied: reprocessing it, or the next
+        reconciliation pull of the order, reads them again."""
+        if topic not in mapping.ORDER_TOPICS:
+            return body
+        data = mapping.load_json(body)
+        forged = data.pop(mapping.REFUNDS_KEY, None) is not None
+        if not mapping.needs_refund_lines(topic, data):
+            return json.dumps(data).encode() if forged else body
+        external = mapping.order_external_id(data)
+        listed = set(mapping.refund_ids(data))
+        try:
+            refunds = self.order_refunds(external)
+        except ConnectorError as exc:
+            raise MalformedPayload(
+                f"the refunds of order {external} could not be read from WooCommerce "
+                f"({type(exc).__name__}: {exc.detail}); nothing was applied: reprocess the row "
+                "(or let reconciliation pull the order again) once the API answers"
+            ) from exc
+        data[mapping.REFUNDS_KEY] = [r for r in refunds if str(r.get("id")) in listed]
+        return json.dumps(data).encode()
+
+    def order_refunds(self, external: str) -> list[dict[str, Any]]:
+        """Every refund of order ``external`` (``GET /orders/<id>/refunds``, 100 a page)."""
+        if not external.isdigit():
+            raise FatalError(f"{external!r} is not a WooCommerce order id", provider="woocommerce")
+        return self._pages(f"/orders/{int(external)}/refunds")
 
     # --- connect and reconcile -------------------------------------------------------------
 
