@@ -3,11 +3,15 @@ feed them into the inbox as if they were webhooks, so a dropped webhook is caugh
 channel's ``reconcile_minutes``. They go through the same processor (and its version check), so
 an order already seen changes nothing.
 
-Channels whose inventory reports are authoritative (``stock_source = true``: their
-``inventory_levels/update`` / ``product.updated`` are applied as on-hand) also have their current
-stock levels pulled, as ``inventory_levels/update`` / ``product.updated`` rows keyed by item and
-the source's own update time: the processor applies them with ``SetStockLevel(observed_at=…)``,
-so a level older than one already applied changes nothing, and an unchanged level adds no row."""
+Channels whose inventory reports are authoritative also have their current stock levels pulled
+first (``connector.current_stock()``: (event key, body) or (event key, body, topic) entries), each
+recorded under the topic of the platform's own stock event (``STOCK_TOPICS``) so the connector's
+inbound parser turns it into the same ``SetStockLevel(observed_at=…)`` a webhook would: a level
+older than one already applied changes nothing, and an unchanged level (same key) adds no row.
+A channel is such a stock source when its connector says so (``reads_stock()``: Magento maps a
+source in ``source_locations``, SFCC an inventory list in ``inventory_locations``), else when its
+settings say ``stock_source = true`` (Shopify ``inventory_levels/update``, WooCommerce
+``product.updated`` applied as on-hand)."""
 
 from __future__ import annotations
 
@@ -22,8 +26,20 @@ from backorder.store.inbox import ChannelStore, InboxStore
 
 log = logging.getLogger(__name__)
 
-RECONCILE_TOPICS = {"shopify": "orders/updated", "woocommerce": "order.updated"}
-STOCK_TOPICS = {"shopify": "inventory_levels/update", "woocommerce": "product.updated"}
+RECONCILE_TOPICS = {
+    "shopify": "orders/updated",
+    "woocommerce": "order.updated",
+    # Magento and SFCC name each pulled order's topic themselves (placed / cancelled); these are
+    # the topics of an entry that does not.
+    "magento": "order.placed",
+    "sfcc": "order.created",
+}
+STOCK_TOPICS = {
+    "shopify": "inventory_levels/update",
+    "woocommerce": "product.updated",
+    "magento": "stock.source_items",  # the Backorder_Sync module's MSI event
+    "sfcc": "inventory.records",  # the int_backorder job step's event
+}
 OVERLAP = timedelta(minutes=2)
 """Each pull starts this long before the newest change seen (clock skew; keys dedupe)."""
 FIRST_LOOKBACK = timedelta(hours=1)
@@ -50,12 +66,16 @@ class Reconciler:
         return {cid: self.reconcile_channel(cid, now) for cid in self.due(now)}
 
     def is_stock_source(self, cid: str) -> bool:
+        """Whether the channel's stock levels are pulled: it can pull them (``current_stock``) and
+        its connector reads stock (``reads_stock()``) or, for connectors without that, its
+        settings say ``stock_source = true``."""
         connector = self.channels.get(cid)
-        return (
-            connector is not None
-            and bool(getattr(connector.settings, "stock_source", False))
-            and hasattr(connector, "current_stock")
-        )
+        if connector is None or not hasattr(connector, "current_stock"):
+            return False
+        reads_stock = getattr(connector, "reads_stock", None)
+        if callable(reads_stock):
+            return bool(reads_stock())
+        return bool(getattr(connector.settings, "stock_source", False))
 
     def stock_due(self, now: datetime) -> list[str]:
         """Channels whose stock levels the next round pulls (due, and a stock source)."""
@@ -80,8 +100,11 @@ class Reconciler:
             return {"error": exc.detail}
         new = 0
         headers = {"x-backorder-source": "reconciliation"}
-        for key, body in found:
-            _, created = self.inbox.record(kind, cid, key, STOCK_TOPICS.get(kind, "stock"), headers, body, now)
+        topic = STOCK_TOPICS.get(kind, "stock")
+        for entry in found:  # (key, body) or (key, body, topic)
+            key, body = entry[0], entry[1]
+            row_topic = entry[2] if len(entry) > 2 else topic
+            _, created = self.inbox.record(kind, cid, key, row_topic, headers, body, now)
             new += int(created)
         return {"pulled": len(found), "new": new}
 

@@ -17,6 +17,7 @@ import copy
 import functools
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,50 @@ def _answer_recent(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"items": [placed, cancelled, shipped], "search_criteria": {}, "total_count": 3})
 
 
+def _answer_source_items(request: httpx.Request) -> httpx.Response:
+    """``GET /V1/inventory/source-items`` (``inventory-api-data-source-item-search-results-interface``):
+    the module fixture's item at the mapped source ``ws-london``, with the ``Date`` Magento sends."""
+    items = [
+        {"sku": "WN-CAD-RED-5ML", "source_code": "ws-london", "quantity": 12.0, "status": 1},
+        {"sku": "WN-COTMAN-SET-12", "source_code": "ws-london", "quantity": 0, "status": 0},
+    ]
+    params = request.url.params
+    criteria = {
+        "filter_groups": [
+            {
+                "filters": [
+                    {
+                        "field": params["searchCriteria[filterGroups][0][filters][0][field]"],
+                        "value": params["searchCriteria[filterGroups][0][filters][0][value]"],
+                        "condition_type": params["searchCriteria[filterGroups][0][filters][0][conditionType]"],
+                    }
+                ]
+            }
+        ],
+        "page_size": int(params["searchCriteria[pageSize]"]),
+        "current_page": int(params["searchCriteria[currentPage]"]),
+    }
+    return httpx.Response(
+        200,
+        json={"items": items, "search_criteria": criteria, "total_count": len(items)},
+        headers={"Date": "Fri, 27 Nov 2026 09:30:00 GMT"},
+    )
+
+
+def _stock_detail(connector: Any) -> str:
+    """The pulled levels go through the module's parser into the same commands as its
+    ``stock.source_items`` event, observed one second before Magento's ``Date``."""
+    found = connector.current_stock()
+    parsed = [cmd for _, body in found for cmd in connector.parse("stock.source_items", {}, body)]
+    at = NOW.replace(second=0) - timedelta(seconds=1)
+    source = "magento:contract.magento"
+    assert parsed == [
+        SetStockLevel("WN-CAD-RED-5ML", "london", 12, at, source),
+        SetStockLevel("WN-COTMAN-SET-12", "london", 0, at, source),
+    ], parsed
+    return f"{len(found)} level(s)"
+
+
 # ---- inbound samples -------------------------------------------------------------------------
 
 
@@ -268,6 +313,13 @@ CASE = ContractCase(
             ok_response=_answer_recent,
             validate=validate_against_swagger,
             spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/orders, searchCriteria)",
+        ),
+        OutboundCall(
+            "current_stock",
+            lambda c: DeliveryReceipt(detail=_stock_detail(c)),
+            ok_response=_answer_source_items,
+            validate=validate_against_swagger,
+            spec_source="shared/vendor/magento/admin-schema-2.4.8.yaml (GET /V1/inventory/source-items, searchCriteria)",
         ),
     ],
     inbound=[

@@ -7,7 +7,9 @@ to) and the outbound calls, each checked against its source of truth:
 - OCAPI Data inventory calls: no machine-readable spec is vendored; checked against the documented
   resource (OCAPI Data API 23.2, ProductInventoryRecords: ``PATCH /inventory_lists/{inventory_list_id}/
   product_inventory_records/{product_id}``, body a ProductInventoryRecord whose ``allocation`` is a
-  ProductInventoryRecordAllocation ``{amount: Decimal}``).
+  ProductInventoryRecordAllocation ``{amount: Decimal}``; ``GET /inventory_lists/{inventory_list_id}/
+  product_inventory_records?start={Integer}&count={Integer}&select={String}`` answering a
+  ProductInventoryRecords document ``{count, data, next, previous, select, start, total}``).
 """
 
 from __future__ import annotations
@@ -93,11 +95,16 @@ def validate(request: httpx.Request) -> None:
             warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
             _orders_oas().validate_request(_OasRequest(request))
         return
-    match = re.fullmatch(
-        r"/s/-/dw/data/v\d+_\d+/inventory_lists/[^/]+/product_inventory_records/[^/]+",
-        request.url.raw_path.decode().split("?")[0],
-    )
-    assert match and request.url.host == httpx.URL(OCAPI_HOST).host, f"not an OCAPI inventory record URL: {url}"
+    path = request.url.raw_path.decode().split("?")[0]
+    assert request.url.host == httpx.URL(OCAPI_HOST).host, f"not the OCAPI host: {url}"
+    if re.fullmatch(r"/s/-/dw/data/v\d+_\d+/inventory_lists/[^/]+/product_inventory_records", path):
+        assert request.method == "GET" and not request.content
+        params = dict(request.url.params.multi_items())
+        assert set(params) <= {"start", "count", "select"}, f"undocumented query parameter in {sorted(params)}"
+        assert all(re.fullmatch(r"\d+", params[k]) for k in ("start", "count") if k in params)
+        return
+    match = re.fullmatch(r"/s/-/dw/data/v\d+_\d+/inventory_lists/[^/]+/product_inventory_records/[^/]+", path)
+    assert match, f"not an OCAPI inventory record URL: {url}"
     assert request.method == "PATCH"
     body = json.loads(request.content)
     assert set(body) == {"allocation"} and set(body["allocation"]) == {"amount"}
@@ -132,6 +139,43 @@ def _recent_detail(connector: Any) -> str:
     assert placed.order_id == f"{CHANNEL}-00000410" and placed.customer_email == "no-reply@salesforce.com"
     assert placed.lines and all(line.quantity > 0 for line in placed.lines)
     return f"{len(found)} order(s)"
+
+
+def _answer_records(request: httpx.Request) -> httpx.Response:
+    """``GET .../product_inventory_records``: a ProductInventoryRecords document with the records'
+    documented fields (snake_case, as OCAPI sends them); one record has no allocation yet."""
+    if str(request.url).startswith(TOKEN_URL):
+        return _answer(request)
+    list_id = request.url.path.split("/")[-2]
+    records = [
+        {
+            "_type": "product_inventory_record",
+            "product_id": "WN-CAD-RED-5ML",
+            "inventory_list_id": list_id,
+            "allocation": {"amount": 14, "reset_date": "2026-11-27T06:00:00.000Z"},
+            "ats": 11,
+            "stock_level": 11,
+            "inventory_turnover": 3,
+            "perpetual_flag": False,
+            "last_modified": "2026-11-27T08:55:00.000Z",
+        },
+        {"_type": "product_inventory_record", "product_id": "WN-NEW-ITEM", "inventory_list_id": list_id},
+    ]
+    return httpx.Response(
+        200,
+        json={"_v": "23.2", "_type": "product_inventory_records", "count": 2, "data": records, "start": 0, "total": 2},
+    )
+
+
+def _stock_detail(connector: Any) -> str:
+    """The pulled records go through the job step's parser into the same commands as its
+    ``inventory.records`` event: the allocation as on-hand at its reset date."""
+    found = connector.current_stock()
+    parsed = [cmd for _, body in found for cmd in connector.parse("inventory.records", {}, body)]
+    assert parsed == [
+        SetStockLevel("WN-CAD-RED-5ML", "london", 14, NOW.replace(hour=6, minute=0, second=0), f"sfcc:{CHANNEL}")
+    ], parsed
+    return f"{len(found)} record(s)"
 
 
 def _standard(msg_id: str):
@@ -202,6 +246,13 @@ CASE = ContractCase(
             ok_response=_answer_recent,
             validate=validate,
             spec_source="shared/vendor/sfcc/orders-oas-v1-public.yaml (GET orders, lastModifiedDateFrom)",
+        ),
+        OutboundCall(
+            "current_stock",
+            lambda c: DeliveryReceipt(detail=_stock_detail(c)),
+            ok_response=_answer_records,
+            validate=validate,
+            spec_source="OCAPI Data API 23.2 ProductInventoryRecords GET (docs; not vendored); token per orders-oas-v1 AmOAuth2",
         ),
     ],
     inbound=[

@@ -1,6 +1,7 @@
 """Outbound Magento REST (Admin API, Swagger 2.0 ``admin-schema-2.4.8``):
 
 - stock: ``POST /V1/inventory/source-items`` (MSI), the sellable quantity set on ``push_source_code``;
+  and, for reconciliation, ``GET /V1/inventory/source-items`` of each source in ``source_locations``;
 - orders: ``GET /V1/orders`` (find the entity id of an increment id), ``POST /V1/orders/{id}/hold`` /
   ``/unhold`` (only when the order's state allows it), then ``POST /V1/orders/{id}/comments``.
 
@@ -11,8 +12,8 @@ before the comment so a retried delivery does not usually repeat the comment.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,15 +41,25 @@ PROVIDER = "magento"
 SOURCE_ITEMS_BATCH = 500
 RECONCILE_PAGE_SIZE = 50
 RECONCILE_MAX_PAGES = 40
+STOCK_PAGE_SIZE = 200
+STOCK_MAX_PAGES = 250
+"""At most 50,000 source items per mapped source in one pull."""
 #: Order states from which Magento allows ``hold`` (Order::canHold) — ours is a subset that is safe.
 HOLDABLE_STATES = frozenset({"new", "pending_payment", "processing"})
 
 
 class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
-    def __init__(self, name: str, settings: MagentoSettings, http: ProviderClient) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: MagentoSettings,
+        http: ProviderClient,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__(name, settings)
         self.settings: MagentoSettings = settings
         self._http = http
+        self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.channel = name.removeprefix("channels.")
 
     # ---- inbound -------------------------------------------------------------------------
@@ -162,6 +173,75 @@ class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
                 break
         return found
 
+    # ---- stock pull (reconciliation) -----------------------------------------------------
+    def reads_stock(self) -> bool:
+        """Whether this channel's stock is read (a stock source for reconciliation): it maps at
+        least one Magento source to one of our locations."""
+        return bool(self.settings.source_locations)
+
+    def current_stock(self) -> list[tuple[str, bytes]]:
+        """The quantity of every source item of each mapped source (``GET /V1/inventory/
+        source-items``, ``searchCriteria`` ``source_code eq <source>``, sorted by SKU, pages of
+        ``STOCK_PAGE_SIZE`` until ``total_count``), each as (event key, the module's
+        ``stock.source_items`` envelope), so the module's parser turns it into ``SetStockLevel``.
+
+        One source per query: sorted by SKU, the rows of one source have a total order, so pages
+        neither overlap nor skip rows through ties (with several sources in one query, equal SKUs
+        would tie and MySQL may order them differently per page); an item added or removed between
+        two page requests can still shift one across a boundary, and the next pull reads it.
+        ``observed_at`` is Magento's ``Date`` of the page (see ``mapping.server_time``): a newer
+        module event wins over the pulled level, an older one does not."""
+        prefix = "searchCriteria[filterGroups][0][filters][0]"
+        found: list[tuple[str, bytes]] = []
+        for source in sorted(self.settings.source_locations):
+            for page in range(1, STOCK_MAX_PAGES + 1):
+                sent_at = self._wall_clock()
+                response = self._call(
+                    "GET",
+                    "/inventory/source-items",
+                    params={
+                        f"{prefix}[field]": "source_code",
+                        f"{prefix}[value]": source,
+                        f"{prefix}[conditionType]": "eq",
+                        "searchCriteria[sortOrders][0][field]": "sku",
+                        "searchCriteria[sortOrders][0][direction]": "ASC",
+                        "searchCriteria[pageSize]": STOCK_PAGE_SIZE,
+                        "searchCriteria[currentPage]": page,
+                    },
+                )
+                items, total = _source_item_page(response, source)
+                observed = mapping.server_time(response.headers.get("date"), sent_at)
+                for item in items:
+                    entry = mapping.pulled_source_item(item, observed, self.settings.stock_refresh_hours)
+                    if entry is not None and item.get("source_code") == source:
+                        key, envelope = entry
+                        found.append((key, json.dumps(envelope).encode()))
+                if not items or page * STOCK_PAGE_SIZE >= total:
+                    break  # Magento answers a page past the end with the last page again
+        return found
+
+
+def _source_item_page(response: httpx.Response, source: str) -> tuple[list[Mapping[str, Any]], int]:
+    """The items and ``total_count`` of a ``inventory-api-data-source-item-search-results-interface``
+    answer; anything else is refused (a proxy's login page, a changed API)."""
+    try:
+        answer = response.json()
+    except ValueError as exc:
+        raise Rejected(
+            response.status_code, provider=PROVIDER, detail=f"Magento's source items of {source} are not JSON"
+        ) from exc
+    items = answer.get("items") if isinstance(answer, dict) else None
+    total = answer.get("total_count") if isinstance(answer, dict) else None
+    if items is None and total == 0:
+        items = []
+    if not isinstance(items, list) or not isinstance(total, int) or isinstance(total, bool):
+        raise Rejected(
+            response.status_code,
+            provider=PROVIDER,
+            detail=f"Magento's answer for the source items of {source} has no items / total_count",
+        )
+    return [i for i in items if isinstance(i, dict)], total
+
 
 def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> MagentoConnector:
     assert isinstance(settings, MagentoSettings)
@@ -173,4 +253,9 @@ def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> Magent
         max_attempts=1,
         allowed_hosts=[h for h in hosts if h],
     )
-    return MagentoConnector(name, settings, ProviderClient(factory(name), http_settings, provider=PROVIDER))
+    return MagentoConnector(
+        name,
+        settings,
+        ProviderClient(factory(name), http_settings, provider=PROVIDER),
+        deps.extras.get("wall_clock"),
+    )

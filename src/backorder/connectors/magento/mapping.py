@@ -6,8 +6,11 @@ Magento's order ``item_id``, so a shipment or a partial cancellation names the s
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from backorder.connectors.base import StockUpdate
@@ -19,6 +22,8 @@ from backorder.domain.commands import CancelOrder, Command, NewLine, PlaceOrder,
 MODULE_TOPICS = ("order.placed", "order.cancelled", "shipment.created", "stock.source_items", "stock.item")
 #: Adobe Commerce webhook events we understand (``eventName`` of observer.* webhooks).
 ADOBE_EVENTS = ("sales_order_place_after", "order_cancel_after")
+#: The inbox keeps event keys up to this length; longer pulled keys are hashed.
+EVENT_KEY_LIMIT = 200
 
 
 def order_id(channel: str, increment_id: str) -> str:
@@ -163,3 +168,52 @@ def reconciled_order(order: Mapping[str, Any]) -> tuple[str, dict[str, Any], dat
     data = {**order, "customer_telephone": order.get("customer_telephone") or billing.get("telephone")}
     topic = "order.cancelled" if state == "canceled" else "order.placed"
     return topic, {"type": topic, "timestamp": updated.isoformat(), "data": data}, updated
+
+
+def _quantity_text(value: Any) -> str | None:
+    """A source item's quantity as a canonical string (``12``, ``12.0`` and ``"12.0000"`` alike)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def pulled_source_item(
+    item: Mapping[str, Any], observed_at: datetime, refresh_hours: float
+) -> tuple[str, dict[str, Any]] | None:
+    """A ``GET /V1/inventory/source-items`` item (``inventory-api-data-source-item-interface``:
+    sku, source_code, quantity, status) as (event key, the module's ``stock.source_items``
+    envelope), so the module's parser applies it. The interface has no modification time: the
+    key holds the quantity (an unchanged level is a duplicate) and, when ``refresh_hours`` is set,
+    the period of ``observed_at`` it falls in (each level is recorded again once per period).
+    None for an item without a SKU, source or quantity."""
+    sku, source = item.get("sku"), item.get("source_code")
+    quantity = _quantity_text(item.get("quantity"))
+    if not isinstance(sku, str) or not sku.strip() or not isinstance(source, str) or not source or quantity is None:
+        return None
+    period = int(observed_at.timestamp() // (refresh_hours * 3600)) if refresh_hours > 0 else 0
+    key = f"reconcile-stock:{source}:{sku}:{quantity}:{period}"
+    if len(key) > EVENT_KEY_LIMIT:
+        key = "reconcile-stock:sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    data = {"items": [{k: item.get(k) for k in ("sku", "source_code", "quantity", "status")}]}
+    return key, {"type": "stock.source_items", "timestamp": observed_at.isoformat(), "data": data}
+
+
+def server_time(date_header: str | None, fallback: datetime) -> datetime:
+    """When Magento answered, by its own clock (the one that stamps the module's events): the
+    HTTP ``Date`` header, one second back (it is cut to the second and written after the read);
+    ``fallback`` (our clock when the request left) without a usable header."""
+    if date_header:
+        try:
+            when = email.utils.parsedate_to_datetime(date_header)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return when.astimezone(UTC) - timedelta(seconds=1)
+    return fallback

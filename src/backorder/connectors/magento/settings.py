@@ -30,7 +30,14 @@ class MagentoSettings(ConnectorSettings):
     timeout_seconds: float = Field(10.0, gt=0)
     reconcile_minutes: float = Field(0.0, ge=0)
     """Pull orders updated since the last pull (``GET /V1/orders`` by ``updated_at``) this often;
-    0 (the default): never — the integration token then needs read access to sales orders."""
+    0 (the default): never — the integration token then needs read access to sales orders. When
+    ``source_locations`` maps a source, the same round first pulls the quantities of the mapped
+    sources (``GET /V1/inventory/source-items``)."""
+    stock_refresh_hours: float = Field(24.0, ge=0)
+    """MSI source items carry no modification time, so a pulled level is keyed by its quantity and
+    an unchanged one adds no inbox row. A quantity that went away and came back (5 → 3 → 5) while
+    the module's second event was lost looks unchanged too; every ``stock_refresh_hours`` each
+    level is recorded (and applied) once more, which bounds how long such a miss lasts. 0: never."""
 
     @model_validator(mode="after")
     def _push_source_is_not_read(self) -> MagentoSettings:

@@ -2,7 +2,9 @@
 before it expires, dropped on a 401 and fetched again once):
 
 - stock: OCAPI Data API ``PATCH {base_url}/s/-/dw/data/{version}/inventory_lists/{list}/
-  product_inventory_records/{product_id}`` with ``{"allocation": {"amount": n}}``;
+  product_inventory_records/{product_id}`` with ``{"allocation": {"amount": n}}``; for
+  reconciliation, ``GET .../inventory_lists/{list}/product_inventory_records`` of each list in
+  ``inventory_locations`` (``start``/``count`` paging up to ``total``);
 - orders: SCAPI Orders (``orders-oas-v1``) ``PUT .../orders/{orderNo}/export-status`` (hold from /
   release to export) and ``PATCH .../orders/{orderNo}`` setting the note and status custom attributes.
 
@@ -43,6 +45,9 @@ from backorder.domain.commands import Command
 PROVIDER = "sfcc"
 RECONCILE_LIMIT = 200
 RECONCILE_MAX_PAGES = 40
+STOCK_PAGE_COUNT = 200
+STOCK_MAX_PAGES = 250
+"""At most 50,000 records per mapped inventory list in one pull."""
 TOKEN_MARGIN_SECONDS = 60.0
 
 
@@ -128,10 +133,16 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
             if not getattr(self.settings, key):
                 raise NotConfigured(f"channels.{self.channel}.{key}", provider=PROVIDER)
 
+    def _inventory_list_url(self, list_id: str) -> str:
+        s = self.settings
+        return (
+            f"{(s.base_url or '').rstrip('/')}/s/-/dw/data/{s.ocapi_version}/inventory_lists/{quote(list_id, safe='')}"
+        )
+
     def push_stock(self, updates: Sequence[StockUpdate]) -> DeliveryReceipt:
         self._require("base_url", "inventory_list_id")
         s = self.settings
-        root = f"{(s.base_url or '').rstrip('/')}/s/-/dw/data/{s.ocapi_version}/inventory_lists/{quote(s.inventory_list_id or '', safe='')}"
+        root = self._inventory_list_url(s.inventory_list_id or "")
         for update in updates:
             url = f"{root}/product_inventory_records/{quote(update.sku, safe='')}"
             self._call("PATCH", url, json=mapping.inventory_patch_body(update.available))
@@ -195,6 +206,57 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
             if not orders or len(orders) < RECONCILE_LIMIT:
                 break
         return found
+
+    # ---- stock pull (reconciliation) -----------------------------------------------------
+    def reads_stock(self) -> bool:
+        """Whether this channel's stock is read (a stock source for reconciliation): it maps at
+        least one inventory list to one of our locations."""
+        return bool(self.settings.inventory_locations)
+
+    def current_stock(self) -> list[tuple[str, bytes]]:
+        """Every product inventory record of each mapped inventory list (OCAPI Data
+        ``GET .../inventory_lists/{list}/product_inventory_records?start=&count=&select=(**)``,
+        ``ProductInventoryRecords``: ``data``, ``count``, ``start``, ``total``), each as (event key,
+        the job step's ``inventory.records`` envelope), so the job step's parser turns it into
+        ``SetStockLevel`` at the allocation's ``reset_date``. Records without an allocation are
+        left out."""
+        self._require("base_url")
+        found: list[tuple[str, bytes]] = []
+        for list_id in sorted(self.settings.inventory_locations):
+            url = f"{self._inventory_list_url(list_id)}/product_inventory_records"
+            start = 0
+            for _ in range(STOCK_MAX_PAGES):
+                params = {"start": start, "count": STOCK_PAGE_COUNT, "select": "(**)"}
+                records, total = _inventory_record_page(self._call("GET", url, params=params), list_id)
+                for record in records:
+                    entry = mapping.pulled_inventory_record(list_id, record) if isinstance(record, dict) else None
+                    if entry is not None:
+                        key, envelope = entry
+                        found.append((key, json.dumps(envelope).encode()))
+                start += len(records)
+                if not records or start >= total:
+                    break
+        return found
+
+
+def _inventory_record_page(response: httpx.Response, list_id: str) -> tuple[list[Any], int]:
+    """The records and ``total`` of a ``ProductInventoryRecords`` answer (``data`` may be absent
+    when there are none); anything else is refused."""
+    try:
+        answer = response.json()
+    except ValueError as exc:
+        raise Rejected(
+            response.status_code, provider=PROVIDER, detail=f"SFCC's inventory records of {list_id} are not JSON"
+        ) from exc
+    total = answer.get("total") if isinstance(answer, dict) else None
+    records = answer.get("data", []) if isinstance(answer, dict) else None
+    if not isinstance(records, list) or not isinstance(total, int) or isinstance(total, bool):
+        raise Rejected(
+            response.status_code,
+            provider=PROVIDER,
+            detail=f"SFCC's answer for the inventory records of {list_id} has no data / total",
+        )
+    return records, total
 
 
 def build(name: str, settings: ConnectorSettings, deps: ConnectorDeps) -> SfccConnector:

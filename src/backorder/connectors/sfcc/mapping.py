@@ -5,8 +5,10 @@ orders we also hold, so it is not on-hand stock."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from backorder.connectors.errors import MalformedPayload
@@ -114,3 +116,38 @@ def reconciled_order(order: Mapping[str, Any]) -> tuple[str, dict[str, Any], dat
             ],
         }
     return topic, {"type": topic, "timestamp": modified.isoformat(), "data": data}, modified
+
+
+#: The inbox keeps event keys up to this length; longer pulled keys are hashed.
+EVENT_KEY_LIMIT = 200
+
+
+def pulled_inventory_record(list_id: str, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """An OCAPI Data ``ProductInventoryRecord`` (``product_id``, ``allocation {amount,
+    reset_date}``, ``stock_level``, ``ats``…) as (event key, the job step's ``inventory.records``
+    envelope with this one record), so the job step's parser applies it. The key holds the
+    allocation's reset date and amount: an unchanged allocation is a duplicate. None for a record
+    without a product id or without an allocation (nothing to read as on-hand)."""
+    product = record.get("product_id")
+    allocation = record.get("allocation")
+    if not isinstance(product, str) or not product.strip() or not isinstance(allocation, dict):
+        return None
+    amount, reset = allocation.get("amount"), allocation.get("reset_date")
+    if not isinstance(amount, int | float) or isinstance(amount, bool) or not isinstance(reset, str) or not reset:
+        return None
+    key = f"reconcile-stock:{list_id}:{product}:{reset}:{format(Decimal(str(amount)).normalize(), 'f')}"
+    if len(key) > EVENT_KEY_LIMIT:
+        key = "reconcile-stock:sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    data = {
+        "inventory_list_id": list_id,
+        "records": [
+            {
+                "product_id": product,
+                "allocation": amount,
+                "allocation_reset_date": reset,
+                "stock_level": record.get("stock_level"),
+                "ats": record.get("ats"),
+            }
+        ],
+    }
+    return key, {"type": "inventory.records", "timestamp": reset, "data": data}

@@ -39,7 +39,10 @@ class SfccSettings(ConnectorSettings):
     timeout_seconds: float = Field(10.0, gt=0)
     reconcile_minutes: float = Field(0.0, ge=0)
     """Pull orders modified since the last pull (SCAPI ``GET .../orders?lastModifiedDateFrom=``)
-    this often; 0 (the default): never — the API client then needs the ``sfcc.orders`` scope."""
+    this often; 0 (the default): never — the API client then needs the ``sfcc.orders`` scope. When
+    ``inventory_locations`` maps a list, the same round first pulls that list's product inventory
+    records (OCAPI Data ``GET /inventory_lists/{list}/product_inventory_records``; the client's
+    Data API permission must allow ``get`` on that resource)."""
 
     @model_validator(mode="after")
     def _check(self) -> SfccSettings:
