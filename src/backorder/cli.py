@@ -594,10 +594,10 @@ def _check_subscriptions(app: Application, channel: str, connector: Any) -> None
     if entries and "topic" not in entries[0]:
         raise fail(f"could not ask the platform: {entries[0]['error']}")
     for e in entries:
-        state = "present" if not e["recreated"] and not e["error"] else "re-created" if e["recreated"] else ""
-        out.print(f"{e['topic']} → {e['address']}: {state or 'MISSING, and re-creating it FAILED: ' + e['error']}")
-    if any(e["error"] for e in entries):
-        raise fail("some webhook subscriptions are missing and could not be re-created; see above")
+        state = e["state"] if e["state"] != "failed" else f"FAILED: {e['error']}"
+        out.print(f"{e['topic']} → {e['address']}: {state}")
+    if any(e["state"] == "failed" for e in entries):
+        raise fail("some webhook subscriptions do not deliver and could not be restored; see above")
 
 
 @cli.command("reconcile")

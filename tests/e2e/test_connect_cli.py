@@ -29,6 +29,19 @@ def woo() -> Iterator[tuple[str, Woo]]:
     state = Woo()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # GET /webhooks: the ones made so far (page 1), all active
+            ok = self.path.startswith("/wp-json/wc/v3/webhooks?") and state.status < 400
+            page_1 = "page=1" in self.path.split("?", 1)[-1].split("&")
+            answer: Any = (
+                [{"id": 141 + i, "status": "active", **c} for i, c in enumerate(state.created)] if page_1 else []
+            )
+            data = json.dumps(answer if ok else {"code": "woocommerce_rest_cannot_view"}).encode()
+            self.send_response(200 if ok else state.status if state.status >= 400 else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path == "/wp-json/wc/v3/webhooks" and state.status < 400:
@@ -110,6 +123,10 @@ def test_connect_records_the_webhooks_it_made_and_channels_shows_them(tmp_path: 
         ("order.updated", "142", None),
         ("product.updated", "144", None),
     ]
+
+    again = run(config, "connect", "woocommerce", "woo")  # e.g. after changing public_url back
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(state.created) == 4  # it found the four: none made twice (each would deliver again)
 
 
 def test_a_refused_connect_is_recorded_with_the_reason_and_exits_non_zero(tmp_path: Path, woo: tuple[str, Woo]) -> None:

@@ -123,6 +123,10 @@ class Platforms:
                 )
         if request.url.host == "woo.example.test":
             path = request.url.path.removeprefix("/wp-json/wc/v3")
+            if path == "/webhooks" and request.method == "GET":  # none of ours there yet
+                if self.woo_webhook_status >= 400:
+                    return httpx.Response(self.woo_webhook_status, json={"code": "woocommerce_rest_cannot_view"})
+                return httpx.Response(200, json=[])
             if path == "/webhooks":
                 if self.woo_webhook_status >= 400:
                     return httpx.Response(self.woo_webhook_status, json={"code": "woocommerce_rest_cannot_create"})

@@ -202,7 +202,10 @@ def test_the_worker_re_creates_the_subscriptions_shopify_dropped(
         assert ref != first[topic] and ref in shopify.subscriptions and when == clock.now() and error is None
     for topic in ("orders/updated", "orders/cancelled", "fulfillments/create"):
         assert rows[topic] == (first[topic], connected_at, None)
-    assert "dropped our orders/create, inventory_levels/update subscription(s) on channel shop" in caplog.text
+    assert (
+        "dropped or disabled our orders/create, inventory_levels/update subscription(s) on channel shop: re-created"
+        in caplog.text
+    )
 
 
 def test_the_check_waits_webhook_check_minutes_and_skips_channels_never_connected(
@@ -293,4 +296,150 @@ def test_connect_check_prints_each_topic_and_re_creates_the_missing_one(
     shopify.drop("ORDERS_CREATE")
     result = CliRunner().invoke(cli.cli, ["connect", "shopify", "shop", "--check"])
     assert result.exit_code == 2  # the CLI's exit code for an error that tells what to do
-    assert "orders/create" in result.output and "re-creating it FAILED" in result.output
+    assert (
+        "orders/create" in result.output and "FAILED:" in result.output and "not allowed for this app" in result.output
+    )
+
+
+# --- WooCommerce: disabled after 5 failed deliveries, re-enabled through the REST API ------------
+
+WOO_URL = f"{PUBLIC}/webhooks/woocommerce/woo"
+
+
+class Woo:
+    """``/wp-json/wc/v3/webhooks`` as far as we use it: list (paged), create, update status."""
+
+    def __init__(self) -> None:
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self.sent: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        from tests.contract.cases.woocommerce import validate_request as validate_woo
+
+        request.read()
+        validate_woo(request)
+        path = request.url.path.removeprefix("/wp-json/wc/v3")
+        self.sent.append(f"{request.method} {path}")
+        if request.method == "GET" and path == "/webhooks":
+            per_page, page = int(request.url.params["per_page"]), int(request.url.params["page"])
+            rows = [self.webhooks[k] for k in sorted(self.webhooks)]
+            return httpx.Response(200, json=rows[(page - 1) * per_page : page * per_page])
+        if request.method == "POST" and path == "/webhooks":
+            body = json.loads(request.content)
+            hook_id = 140 + len(self.webhooks) + 1
+            self.webhooks[hook_id] = {
+                "id": hook_id,
+                "status": body["status"],
+                "topic": body["topic"],
+                "delivery_url": body["delivery_url"],
+            }
+            return httpx.Response(201, json=self.webhooks[hook_id])
+        if request.method == "PUT" and path.startswith("/webhooks/"):
+            hook = self.webhooks[int(path.rsplit("/", 1)[1])]
+            hook.update(json.loads(request.content))
+            return httpx.Response(200, json=hook)
+        return httpx.Response(404, json={"code": "rest_no_route"})
+
+    def operations(self) -> list[str]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+@pytest.fixture
+def woo_app(database_url: str, clock: SettableClock) -> Iterator[tuple[Application, Woo]]:
+    woo = Woo()
+    raw = config()
+    raw["channels"] = {
+        "woo": {
+            "platform": "woocommerce",
+            "store_url": "https://woo.example.test",
+            "consumer_key": "ck",
+            "consumer_secret": "cs",
+            "webhook_secret": "woo-secret",
+            "reconcile_minutes": 0,
+            "rate_per_second": 0,
+        }
+    }
+    cfg = parse_config(raw, settings_lookup(load_specs()), environ={})
+
+    def factory(name: str) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(woo), base_url="https://woo.example.test")
+
+    application = bootstrap(
+        cfg,
+        database_url=database_url,
+        clock=clock,
+        sandbox_folder=False,
+        http_client_factory=factory,
+        rng=random.Random(3),
+    )
+    try:
+        yield application, woo
+    finally:
+        application.close()
+
+
+def woo_connect(app: Application, clock: SettableClock) -> None:
+    done: list[dict[str, Any]] = []
+    app.routes.channels["woo"].register_webhooks(PUBLIC, into=done)  # type: ignore[attr-defined]
+    app.channel_services.record_registrations("woo", "woocommerce", done, clock.now())
+
+
+def test_connecting_woocommerce_twice_makes_each_webhook_once(
+    woo_app: tuple[Application, Woo], clock: SettableClock
+) -> None:
+    app, woo = woo_app
+    woo_connect(app, clock)
+    woo_connect(app, clock)
+    assert sorted(h["topic"] for h in woo.webhooks.values()) == [
+        "order.created",
+        "order.deleted",
+        "order.updated",
+        "product.updated",
+    ]
+    assert all(h["delivery_url"] == WOO_URL and h["status"] == "active" for h in woo.webhooks.values())
+
+
+def test_the_worker_re_enables_a_webhook_woocommerce_disabled_and_re_creates_a_deleted_one(
+    woo_app: tuple[Application, Woo], clock: SettableClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, woo = woo_app
+    woo_connect(app, clock)
+    by_topic = {h["topic"]: h["id"] for h in woo.webhooks.values()}
+    woo.webhooks[by_topic["order.created"]]["status"] = "disabled"  # 5 failed deliveries
+    del woo.webhooks[by_topic["product.updated"]]  # an admin deleted it
+    woo.webhooks[999] = {"id": 999, "status": "disabled", "topic": "order.updated", "delivery_url": "https://elsewhere"}
+    woo.operations()
+    clock.advance(minutes=61)
+
+    with caplog.at_level(logging.WARNING, logger="backorder.channels.services"):
+        app.channel_services.tick(clock.now())
+
+    assert woo.operations() == ["GET /webhooks", f"PUT /webhooks/{by_topic['order.created']}", "POST /webhooks"]
+    assert woo.webhooks[by_topic["order.created"]]["status"] == "active"
+    assert woo.webhooks[999]["status"] == "disabled"  # not ours: another URL
+    rows = {r.topic: r for r in app.channel_services.registrations.for_channel("woo")}  # type: ignore[union-attr]
+    assert rows["order.created"].provider_ref == str(by_topic["order.created"])
+    assert rows["order.created"].registered_at == clock.now() and rows["order.created"].ok
+    new_id = next(k for k, h in woo.webhooks.items() if h["topic"] == "product.updated")
+    assert rows["product.updated"].provider_ref == str(new_id) and rows["product.updated"].registered_at == clock.now()
+    assert "order.created subscription(s) on channel woo: re-enabled" in caplog.text
+    assert "product.updated subscription(s) on channel woo: re-created" in caplog.text
+
+
+def test_a_webhook_an_admin_paused_is_left_paused_and_reported(
+    woo_app: tuple[Application, Woo], clock: SettableClock
+) -> None:
+    app, woo = woo_app
+    woo_connect(app, clock)
+    paused = next(h for h in woo.webhooks.values() if h["topic"] == "order.deleted")
+    paused["status"] = "paused"
+    clock.advance(minutes=61)
+
+    entries = app.channel_services.check_subscriptions(clock.now())["woo"]
+
+    assert paused["status"] == "paused"
+    (failed,) = [e for e in entries if e["state"] == "failed"]
+    assert failed["topic"] == "order.deleted" and "paused by an admin" in failed["error"]
+    shown = app.webhook_registrations("channels.woo")
+    assert shown is not None and shown.startswith("3 of 4 topic(s) registered") and "order.deleted:" in shown

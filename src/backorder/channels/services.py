@@ -106,10 +106,10 @@ class ChannelServices:
         return due
 
     def check_subscriptions(self, now: datetime, only: str | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Re-create the webhook subscriptions a platform dropped (platforms delete those whose
-        deliveries keep failing; reconciliation catches the orders meanwhile). Each due channel
-        (or ``only``, due or not) is checked; what was re-created or refused replaces its row in
-        the registrations, with the time. Returns the check's entries per channel (an
+        """Restore the webhook subscriptions a platform dropped or disabled (Shopify deletes those
+        whose deliveries keep failing, WooCommerce disables them; reconciliation catches the
+        orders meanwhile). Each due channel (or ``only``, due or not) is checked; what was
+        re-created, re-enabled or refused replaces its row in the registrations, with the time. Returns the check's entries per channel (an
         ``{"error": ...}`` entry when the platform could not be asked)."""
         assert self.registrations is not None and self.public_url
         channels = [only] if only is not None else self.subscriptions_due(now)
@@ -123,24 +123,27 @@ class ChannelServices:
                 log.warning("could not check the webhook subscriptions of %s (%s); will retry", cid, type(exc).__name__)
                 results[cid] = [{"error": exc.detail}]
                 continue
-            changed = [e for e in entries if e.get("recreated") or e.get("error")]
+            changed = [e for e in entries if e.get("state") != "present"]
             rows = [
                 Registration(cid, settings.kind, e["topic"], e["address"], e.get("provider_ref"), now, e.get("error"))
                 for e in changed
             ]
             self.registrations.save(rows)
-            recreated = [e["topic"] for e in entries if e.get("recreated")]
-            refused = [e["topic"] for e in entries if e.get("error")]
-            if recreated:
-                log.warning(
-                    "%s had dropped our %s subscription(s) on channel %s: re-created",
-                    settings.kind,
-                    ", ".join(recreated),
-                    cid,
-                )
+            for state in ("re-created", "re-enabled"):
+                topics = [e["topic"] for e in entries if e.get("state") == state]
+                if topics:
+                    log.warning(
+                        "%s had dropped or disabled our %s subscription(s) on channel %s: %s",
+                        settings.kind,
+                        ", ".join(topics),
+                        cid,
+                        state,
+                    )
+            refused = [e["topic"] for e in entries if e.get("state") == "failed"]
             if refused:
                 log.error(
-                    "%s refused to re-create the %s subscription(s) of channel %s; see `backorder channels`",
+                    "%s subscription(s) %s of channel %s do not deliver and could not be restored; "
+                    "see `backorder channels`",
                     settings.kind,
                     ", ".join(refused),
                     cid,

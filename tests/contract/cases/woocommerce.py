@@ -129,6 +129,21 @@ REFUND = {  # _order-refunds.md, "List all refunds" response example (links left
     ],
 }
 
+DISABLED_WEBHOOK = {  # _webhooks.md, "Retrieve a webhook" response shape (links left out), ours and disabled
+    "id": 142,
+    "name": "backorder order.updated",
+    "status": "disabled",
+    "topic": "order.updated",
+    "resource": "order",
+    "event": "updated",
+    "hooks": ["woocommerce_process_shop_order_meta", "woocommerce_api_edit_order"],
+    "delivery_url": f"https://backorder.example.com/webhooks/woocommerce/{CHANNEL}",
+    "date_created": "2016-05-15T23:17:52",
+    "date_created_gmt": "2016-05-15T20:17:52",
+    "date_modified": "2016-05-15T23:17:52",
+    "date_modified_gmt": "2016-05-15T20:17:52",
+}
+
 _TYPES = {"integer": int, "boolean": bool, "string": str, "array": list, "object": dict}
 PRODUCT_BATCH_FIELDS = {"id": "integer", "manage_stock": "boolean", "stock_quantity": "integer", "backorders": "string"}
 ENUMS = {
@@ -160,6 +175,8 @@ ROUTES: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
         {"name": "string", "status": "string", "topic": "string", "delivery_url": "string", "secret": "string"},
     ),
     ("GET", rf"{BASE}/orders/\d+/refunds", {"page": "integer", "per_page": "integer"}, {}),
+    ("GET", rf"{BASE}/webhooks", {"page": "integer", "per_page": "integer"}, {}),
+    ("PUT", rf"{BASE}/webhooks/\d+", {}, {"status": "string"}),
     (
         "GET",
         rf"{BASE}/orders",
@@ -246,8 +263,12 @@ def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             201, json={"id": 281, "note": json.loads(request.content)["note"], "customer_note": False}
         )
-    if request.method == "PUT":
+    if request.method == "PUT" and path.startswith(f"{BASE}/orders/"):
         return httpx.Response(200, json={**ORDER, "meta_data": json.loads(request.content)["meta_data"]})
+    if request.method == "GET" and path == f"{BASE}/webhooks":  # one of ours, disabled by failures
+        return httpx.Response(200, json=[DISABLED_WEBHOOK] if request.url.params.get("page") == "1" else [])
+    if request.method == "PUT" and path.startswith(f"{BASE}/webhooks/"):
+        return httpx.Response(200, json={**DISABLED_WEBHOOK, **json.loads(request.content)})
     if path == f"{BASE}/webhooks":
         return httpx.Response(201, json={"id": 143, **json.loads(request.content)})
     if path == f"{BASE}/orders":

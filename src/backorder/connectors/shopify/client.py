@@ -355,8 +355,8 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
     def check_webhooks(self, public_url: str) -> list[dict[str, Any]]:
         """Compare Shopify's subscriptions to our webhook URL with the topics we need, and
         re-create the missing ones (Shopify deletes a subscription whose deliveries keep failing).
-        One entry per topic, like :meth:`register_webhooks`, plus ``recreated`` (False: it was
-        there). A transport or HTTP failure is raised."""
+        One entry per topic, like :meth:`register_webhooks`, plus ``state``: present, re-created
+        or failed. A transport or HTTP failure is raised."""
         callback = self.callback_url(public_url)
         present: dict[str, str] = {}
         after: str | None = None
@@ -382,12 +382,12 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
                         "address": callback,
                         "provider_ref": present[enum],
                         "error": None,
-                        "recreated": False,
+                        "state": "present",
                     }
                 )
             else:
                 entry = self._subscribe(topic, enum, callback)
-                found.append({**entry, "recreated": entry["error"] is None})
+                found.append({**entry, "state": "re-created" if entry["error"] is None else "failed"})
         return found
 
     def callback_url(self, public_url: str) -> str:

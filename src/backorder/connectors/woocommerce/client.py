@@ -197,30 +197,70 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
         return [f"{reg['topic']} → {reg['address']}" for reg in self.register_webhooks(public_url)]
 
     def register_webhooks(self, public_url: str, into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """``POST /webhooks`` for each topic with our URL and the webhook secret; one entry per
-        topic with the webhook id WooCommerce gave it. A failure is raised."""
+        """Our webhook for each topic, one entry per topic with the webhook id WooCommerce gave
+        it: those already there (same topic and delivery URL) are kept, not made twice (each
+        would deliver every event again), a disabled one is set active again, the missing ones
+        are created (``POST /webhooks`` with the webhook secret). A failure is raised."""
+        found: list[dict[str, Any]] = [] if into is None else into
+        for entry in self.check_webhooks(public_url):
+            found.append({k: entry[k] for k in ("topic", "address", "provider_ref", "error")})
+        return found
+
+    def check_webhooks(self, public_url: str) -> list[dict[str, Any]]:
+        """Compare WooCommerce's webhooks to our URL with the topics we need (``GET /webhooks``,
+        every page) and make each deliver again: WooCommerce disables a webhook after 5
+        consecutive failed deliveries, and it "must be edited via the REST API to re-enable"
+        (``PUT /webhooks/<id>`` status ``active``); a missing one is created. One an admin
+        paused is left paused and reported as an error. One entry per topic with ``state``:
+        present, re-enabled, re-created or failed. A transport or HTTP failure is raised."""
         secret = self.settings.webhook_secret
         if secret is None:
             raise NotConfigured(f"channels.{self.channel}.webhook_secret", provider="woocommerce")
-        url = f"{public_url.rstrip('/')}/webhooks/woocommerce/{self.channel}"
-        found: list[dict[str, Any]] = [] if into is None else into
+        url = self.callback_url(public_url)
+        ours: dict[str, dict[str, Any]] = {}
+        for hook in self._pages("/webhooks"):
+            topic = hook.get("topic")
+            if hook.get("delivery_url") != url or topic not in WEBHOOK_TOPICS:
+                continue
+            if topic not in ours or (ours[topic].get("status") != "active" and hook.get("status") == "active"):
+                ours[topic] = hook  # an active one wins over a disabled duplicate
+        found: list[dict[str, Any]] = []
         for topic in WEBHOOK_TOPICS:
-            answer = self._call(
-                "POST",
-                "/webhooks",
-                json_body={
-                    "name": f"backorder {topic}",
-                    "topic": topic,
-                    "delivery_url": url,
-                    "secret": secret.get_secret_value(),
-                    "status": "active",
-                },
-            )
-            ref = answer.get("id") if isinstance(answer, dict) else None
-            found.append(
-                {"topic": topic, "address": url, "provider_ref": str(ref) if ref is not None else None, "error": None}
-            )
+            hook = ours.get(topic)
+            entry: dict[str, Any] = {"topic": topic, "address": url, "provider_ref": None, "error": None}
+            if hook is None:
+                answer = self._call(
+                    "POST",
+                    "/webhooks",
+                    json_body={
+                        "name": f"backorder {topic}",
+                        "topic": topic,
+                        "delivery_url": url,
+                        "secret": secret.get_secret_value(),
+                        "status": "active",
+                    },
+                )
+                ref = answer.get("id") if isinstance(answer, dict) else None
+                entry.update(provider_ref=str(ref) if ref is not None else None, state="re-created")
+            else:
+                entry["provider_ref"] = str(hook.get("id"))
+                status = hook.get("status")
+                if status == "active":
+                    entry["state"] = "present"
+                elif status == "disabled":
+                    self._call("PUT", f"/webhooks/{int(hook['id'])}", json_body={"status": "active"})
+                    entry["state"] = "re-enabled"
+                else:
+                    entry.update(
+                        state="failed",
+                        error=f"webhook {hook.get('id')} is {status!r} in WooCommerce (paused by an admin): "
+                        "not re-enabled from here",
+                    )
+            found.append(entry)
         return found
+
+    def callback_url(self, public_url: str) -> str:
+        return f"{public_url.rstrip('/')}/webhooks/woocommerce/{self.channel}"
 
     def recent_orders(self, since: datetime) -> list[tuple[str, bytes, datetime]]:
         found = []

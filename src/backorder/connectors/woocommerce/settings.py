@@ -28,6 +28,9 @@ class WooCommerceSettings(ConnectorSettings):
     push_window_seconds: float = Field(5.0, ge=0)
     batch_size: int = Field(100, ge=1, le=100)
     """Objects per batch request (WooCommerce's default limit is 100)."""
+    webhook_check_minutes: float = Field(60.0, ge=0)
+    """Check this often that the webhooks `backorder connect` made still deliver (WooCommerce
+    disables one after 5 consecutive failed deliveries) and re-enable or re-create them; 0: never."""
     reconcile_minutes: float = Field(5.0, ge=0)
     rate_per_second: float = Field(5.0, ge=0)
     allowed_hosts: tuple[str, ...] = ()
