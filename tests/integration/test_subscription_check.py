@@ -214,13 +214,33 @@ def test_the_check_waits_webhook_check_minutes_and_skips_channels_never_connecte
     services = app.channel_services
     assert services.subscriptions_due(clock.now()) == []  # nothing connected yet: the app's own webhooks
     connect(app, clock)
-    assert services.subscriptions_due(clock.now()) == ["shop"]  # never checked by this process
+    # a channel found unconnected is looked at again after the interval, not on every tick
+    assert services.subscriptions_due(clock.now()) == []
+    clock.advance(minutes=60)
+    assert services.subscriptions_due(clock.now()) == ["shop"]
     services.tick(clock.now())
     clock.advance(minutes=59)
     assert services.subscriptions_due(clock.now()) == []
     clock.advance(minutes=1)
     assert services.subscriptions_due(clock.now()) == ["shop"]
     assert all(host == "shop.example.test" for host, _ in shopify.sent)  # "other" was never asked
+
+
+def test_a_worker_started_after_connect_checks_at_once(
+    database_url: str, clock: SettableClock, shopify: Shopify
+) -> None:
+    first = _application(database_url, clock, shopify)
+    try:
+        connect(first, clock)
+    finally:
+        first.close()
+    worker = _application(database_url, clock, shopify)  # a new process: nothing checked yet
+    try:
+        shopify.drop("ORDERS_UPDATED")
+        worker.channel_services.tick(clock.now())
+        assert sorted(topic for topic, _ in shopify.subscriptions.values()) == sorted(TOPICS)
+    finally:
+        worker.close()
 
 
 def test_webhook_check_minutes_0_turns_the_check_off(database_url: str, clock: SettableClock, shopify: Shopify) -> None:

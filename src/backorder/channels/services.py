@@ -103,14 +103,17 @@ class ChannelServices:
                 continue
             if self.registrations.for_channel(cid):
                 due.append(cid)
+            else:  # not connected from here: looked at again after the interval, not every tick
+                self._checked[cid] = now
         return due
 
     def check_subscriptions(self, now: datetime, only: str | None = None) -> dict[str, list[dict[str, Any]]]:
         """Restore the webhook subscriptions a platform dropped or disabled (Shopify deletes those
         whose deliveries keep failing, WooCommerce disables them; reconciliation catches the
         orders meanwhile). Each due channel (or ``only``, due or not) is checked; what was
-        re-created, re-enabled or refused replaces its row in the registrations, with the time. Returns the check's entries per channel (an
-        ``{"error": ...}`` entry when the platform could not be asked)."""
+        re-created, re-enabled or refused replaces its row in the registrations, with the time.
+        Returns the check's entries per channel (an ``{"error": ...}`` entry when the platform
+        could not be asked)."""
         assert self.registrations is not None and self.public_url
         channels = [only] if only is not None else self.subscriptions_due(now)
         results: dict[str, list[dict[str, Any]]] = {}
