@@ -7,7 +7,10 @@ config and database), with the load generator in another process (``python bench
 1. **Throughput** (closed loop, C connections, N requests): the webhook ingress with
    ``--no-worker`` (each 200 follows a committed inbox row) beside a no-op ASGI app served by
    the same uvicorn with the same settings (http/loop "auto", access log at info), in the same
-   run, and the "app floor" (the server answering 404 for an unknown channel). ``--repeat R``
+   run, the "app floor" (the server answering 404 for an unknown channel) and the ingress
+   *without its inbox write* (``--serve-ceiling``: the product's server with the write replaced by
+   an instant "committed", so every other cost of a webhook is paid: the best ratio any inbox
+   design could reach on this machine). ``--repeat R``
    alternates the servers R times and keeps the median; each row also has the server process's
    CPU time per request (user + system, all threads, from /proc), steadier than throughput on a
    shared machine.
@@ -97,6 +100,22 @@ SERVER_SETTINGS = {
     "log_level": "info",
     "access_log": True,
 }
+
+
+def serve_ceiling(config: str) -> None:
+    """`backorder serve --no-worker` with the inbox write taken out (every webhook answered as if its
+    row had committed): what the rest of the ingress costs, i.e. the best ratio any inbox could give.
+    A measurement of the bench only; the product has no such mode."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from backorder import cli
+    from backorder.channels.ingest import InboxWriter
+
+    async def record(self: InboxWriter, item: Any) -> tuple[int, bool]:
+        return 1, True
+
+    InboxWriter.record = record  # type: ignore[method-assign]
+    sys.argv = ["backorder", "--config", config, "serve", "--no-worker"]
+    cli.main()
 
 
 def serve_noop(port: int) -> None:
@@ -359,6 +378,8 @@ reconcile_minutes = 0
         )
         self._seed(config)
         cmd = [str(BACKORDER), "--config", str(config), "serve"] + ([] if self.worker else ["--no-worker"])
+        if self.kind == "ceiling":
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling", str(config)]
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         wait_http(self.port, "/healthz", self.process)
         return self
@@ -474,7 +495,7 @@ def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, 
         result["commit_probe_start"] = commit_probe(db, work)
         if "tp" in only:
             for connections in (8, 32):
-                runs: dict[str, list[dict[str, Any]]] = {"noop": [], "ingress": [], "floor": []}
+                runs: dict[str, list[dict[str, Any]]] = {"noop": [], "ingress": [], "floor": [], "ceiling": []}
                 for r in range(repeat):  # alternate, so drift in the machine's load hits both alike
                     with Server("noop", db, False, work) as noop:
                         run_load(noop.port, path, 1000, connections, None, f"warm{r}")
@@ -495,18 +516,29 @@ def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, 
                                 expect=404,
                             )
                         )
-                for name, key in (("noop", "noop"), ("ingress", "ingress"), ("floor", "app_floor_404")):
+                    with Server("ceiling", db, False, work) as srv:
+                        run_load(srv.port, path, 1000, connections, None, f"warm{r}")
+                        runs["ceiling"].append(measured(srv, path, n_tp, connections, None, f"ceil{connections}-{r}"))
+                for name, key in (
+                    ("noop", "noop"),
+                    ("ingress", "ingress"),
+                    ("floor", "app_floor_404"),
+                    ("ceiling", "ingress_without_inbox_write"),
+                ):
                     result[f"{key}_closed_c{connections}"] = _median(runs[name])
                 ratios = [i["rps"] / n["rps"] for i, n in zip(runs["ingress"], runs["noop"], strict=True)]
                 cpu = [
                     n["server_cpu_us_per_request"] / i["server_cpu_us_per_request"]
                     for i, n in zip(runs["ingress"], runs["noop"], strict=True)
                 ]
+                ceiling = [c["rps"] / n["rps"] for c, n in zip(runs["ceiling"], runs["noop"], strict=True)]
                 result[f"ratio_c{connections}"] = {
                     "throughput_each": [round(x, 3) for x in ratios],
                     "throughput_median": statistics.median(ratios),
                     "cpu_per_request_each": [round(x, 3) for x in cpu],
                     "cpu_per_request_median": statistics.median(cpu),
+                    "without_inbox_write_each": [round(x, 3) for x in ceiling],
+                    "without_inbox_write_median": statistics.median(ceiling),
                 }
         if "rate" in only:
             with Server("noop", db, False, work) as noop:
@@ -671,6 +703,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-noop", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-ceiling", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int)
     parser.add_argument("--path", default="/webhooks/shopify/web")
     parser.add_argument("--requests", type=int, default=1000)
@@ -687,6 +720,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_noop:
         serve_noop(args.serve_noop)
+        return
+    if args.serve_ceiling:
+        serve_ceiling(args.serve_ceiling)
         return
     if args.load:
         load_main(args)
