@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import select
+from tests.platforms import app_calling
 
-from backorder.bootstrap import Application, bootstrap
-from backorder.config import parse_config
-from backorder.connectors.base import InboundRequest, settings_lookup
+from backorder.bootstrap import Application
+from backorder.connectors.base import InboundRequest
 from backorder.connectors.errors import ConnectorError
-from backorder.connectors.registry import load_specs
 from backorder.domain import commands as c
 from backorder.store import tables as t
 
@@ -152,21 +150,7 @@ def platforms() -> Platforms:
 
 @pytest.fixture
 def app(database_url: str, clock: SettableClock, platforms: Platforms) -> Iterator[Application]:
-    cfg = parse_config(config(), settings_lookup(load_specs()), environ={})
-
-    def factory(name: str) -> httpx.Client:
-        settings: Any = cfg.channels[name.removeprefix("channels.")]
-        base = settings.api_base() if hasattr(settings, "api_base") else settings.base_url
-        return httpx.Client(transport=httpx.MockTransport(platforms), base_url=base)
-
-    application = bootstrap(
-        cfg,
-        database_url=database_url,
-        clock=clock,
-        sandbox_folder=False,
-        http_client_factory=factory,
-        rng=random.Random(5),
-    )
+    application = app_calling(config(), platforms, database_url, clock, seed=5)
     application.bus.handle(c.UpsertSku("INK", "Ink"))
     application.bus.handle(c.UpsertSku("PEN", "Pen"))
     application.bus.handle(c.AdjustStock("INK", "main", 2))

@@ -10,7 +10,6 @@ import copy
 import hashlib
 import hmac
 import json
-import random
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -19,11 +18,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import select
+from tests.platforms import app_calling
 
-from backorder.bootstrap import Application, bootstrap
-from backorder.config import parse_config
-from backorder.connectors.base import settings_lookup
-from backorder.connectors.registry import load_specs
+from backorder.bootstrap import Application
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain import commands as c
 from backorder.store import tables as t
@@ -140,20 +137,7 @@ def make_app(database_url: str, clock: SettableClock, platforms: FakePlatforms) 
     made: list[Application] = []
 
     def make(**server: Any) -> Application:
-        cfg = parse_config(config(**server), settings_lookup(load_specs()), environ={})
-
-        def factory(name: str) -> httpx.Client:
-            settings = cfg.channels[name.removeprefix("channels.")]
-            return httpx.Client(transport=httpx.MockTransport(platforms), base_url=settings.api_base())  # type: ignore[attr-defined]
-
-        application = bootstrap(
-            cfg,
-            database_url=database_url,
-            clock=clock,
-            sandbox_folder=False,
-            http_client_factory=factory,
-            rng=random.Random(3),
-        )
+        application = app_calling(config(**server), platforms, database_url, clock)
         made.append(application)
         application.bus.handle(c.UpsertSku("INK", "Ink"))
         application.bus.handle(c.UpsertSku("PEN", "Pen"))

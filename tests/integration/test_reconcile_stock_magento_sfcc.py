@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -15,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from tests.platforms import app_calling
 
-from backorder.bootstrap import Application, bootstrap
-from backorder.config import parse_config
-from backorder.connectors.base import InboundRequest, settings_lookup
+from backorder.bootstrap import Application
+from backorder.connectors.base import InboundRequest
 from backorder.connectors.magento import client as magento_client
-from backorder.connectors.registry import load_specs
 from backorder.connectors.sfcc import client as sfcc_client
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain import commands as c
@@ -167,21 +165,7 @@ def platforms(clock: SettableClock) -> Platforms:
 
 @pytest.fixture
 def app(database_url: str, clock: SettableClock, platforms: Platforms) -> Iterator[Application]:
-    cfg = parse_config(config(), settings_lookup(load_specs()), environ={})
-
-    def factory(name: str) -> httpx.Client:
-        settings: Any = cfg.channels[name.removeprefix("channels.")]
-        base = settings.api_base() if hasattr(settings, "api_base") else settings.base_url
-        return httpx.Client(transport=httpx.MockTransport(platforms), base_url=base)
-
-    application = bootstrap(
-        cfg,
-        database_url=database_url,
-        clock=clock,
-        sandbox_folder=False,
-        http_client_factory=factory,
-        rng=random.Random(5),
-    )
+    application = app_calling(config(), platforms, database_url, clock, seed=5)
     for sku in ("INK", "PEN", "PAPER"):
         application.bus.handle(c.UpsertSku(sku, sku.title()))
     try:

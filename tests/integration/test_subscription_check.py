@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from tests.contract.cases.shopify import validate_request
+from tests.platforms import app_calling
 from typer.testing import CliRunner
 
-from backorder.bootstrap import Application, bootstrap
-from backorder.config import parse_config
-from backorder.connectors.base import settings_lookup
-from backorder.connectors.registry import load_specs
+from backorder.bootstrap import Application
 
 if TYPE_CHECKING:
     from conftest import SettableClock
@@ -124,20 +121,7 @@ class Shopify:
 
 
 def _application(database_url: str, clock: SettableClock, shopify: Shopify, check_minutes: float = 60) -> Application:
-    cfg = parse_config(config(check_minutes), settings_lookup(load_specs()), environ={})
-
-    def factory(name: str) -> httpx.Client:
-        settings: Any = cfg.channels[name.removeprefix("channels.")]
-        return httpx.Client(transport=httpx.MockTransport(shopify), base_url=settings.api_base())
-
-    return bootstrap(
-        cfg,
-        database_url=database_url,
-        clock=clock,
-        sandbox_folder=False,
-        http_client_factory=factory,
-        rng=random.Random(3),
-    )
+    return app_calling(config(check_minutes), shopify, database_url, clock)
 
 
 @pytest.fixture
@@ -380,19 +364,7 @@ def woo_app(database_url: str, clock: SettableClock) -> Iterator[tuple[Applicati
             "rate_per_second": 0,
         }
     }
-    cfg = parse_config(raw, settings_lookup(load_specs()), environ={})
-
-    def factory(name: str) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(woo), base_url="https://woo.example.test")
-
-    application = bootstrap(
-        cfg,
-        database_url=database_url,
-        clock=clock,
-        sandbox_folder=False,
-        http_client_factory=factory,
-        rng=random.Random(3),
-    )
+    application = app_calling(raw, woo, database_url, clock)
     try:
         yield application, woo
     finally:

@@ -15,18 +15,16 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from tests.platforms import app_calling
 
-from backorder.bootstrap import Application, bootstrap
-from backorder.config import parse_config
-from backorder.connectors.base import InboundRequest, settings_lookup
-from backorder.connectors.registry import load_specs
+from backorder.bootstrap import Application
+from backorder.connectors.base import InboundRequest
 from backorder.domain import commands as c
 from backorder.store import tables as t
 
@@ -86,19 +84,7 @@ def store() -> Store:
 
 @pytest.fixture
 def app(database_url: str, clock: SettableClock, store: Store) -> Iterator[Application]:
-    cfg = parse_config(config(), settings_lookup(load_specs()), environ={})
-
-    def factory(name: str) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(store), base_url="https://woo.example.test")
-
-    application = bootstrap(
-        cfg,
-        database_url=database_url,
-        clock=clock,
-        sandbox_folder=False,
-        http_client_factory=factory,
-        rng=random.Random(5),
-    )
+    application = app_calling(config(), store, database_url, clock, seed=5)
     application.bus.handle(c.UpsertSku("INK", "Ink"))
     application.bus.handle(c.UpsertSku("PEN", "Pen"))
     application.bus.handle(c.AdjustStock("INK", "main", 2))
