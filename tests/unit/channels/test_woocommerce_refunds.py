@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.contract.cases.woocommerce import REFUND
 
 from backorder.connectors.base import ConnectorDeps
 from backorder.connectors.errors import MalformedPayload
@@ -24,34 +25,7 @@ from backorder.connectors.woocommerce import mapping
 from backorder.connectors.woocommerce.client import WooCommerceConnector
 from backorder.domain.commands import CancelOrder, NewLine, PlaceOrder, ShipSku
 
-REFUND_724: dict[str, Any] = {  # _order-refunds.md, "List all refunds", second element (links left out)
-    "id": 724,
-    "date_created": "2017-03-21T16:55:37",
-    "date_created_gmt": "2017-03-21T19:55:37",
-    "amount": "9.00",
-    "reason": "",
-    "refunded_by": 1,
-    "refunded_payment": False,
-    "meta_data": [],
-    "line_items": [
-        {
-            "id": 314,
-            "name": "Woo Album #2",
-            "product_id": 87,
-            "variation_id": 0,
-            "quantity": -1,
-            "tax_class": "",
-            "subtotal": "-9.00",
-            "subtotal_tax": "0.00",
-            "total": "-9.00",
-            "total_tax": "0.00",
-            "taxes": [],
-            "meta_data": [{"id": 2076, "key": "_refunded_item_id", "value": "311"}],
-            "sku": "",
-            "price": -9,
-        }
-    ],
-}
+REFUND_724: dict[str, Any] = REFUND  # _order-refunds.md, "List all refunds", second element
 REFUND_726: dict[str, Any] = {  # _order-refunds.md, first element: money only, no line item
     "id": 726,
     "date_created": "2017-03-21T17:07:11",
