@@ -544,7 +544,9 @@ def connect(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Only check that the platform still holds our subscriptions; re-create missing ones."
+            "--check",
+            help="Only check that the platform's subscriptions still deliver: re-create missing ones, "
+            "re-enable disabled ones.",
         ),
     ] = False,
 ) -> None:

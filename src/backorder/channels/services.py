@@ -114,7 +114,8 @@ class ChannelServices:
         re-created, re-enabled or refused replaces its row in the registrations, with the time.
         Returns the check's entries per channel (an ``{"error": ...}`` entry when the platform
         could not be asked)."""
-        assert self.registrations is not None and self.public_url
+        if self.registrations is None or not self.public_url:
+            return {}
         channels = [only] if only is not None else self.subscriptions_due(now)
         results: dict[str, list[dict[str, Any]]] = {}
         for cid in channels:
