@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,11 +18,15 @@ import pytest
 from tests.platforms import app_calling
 
 from backorder.bootstrap import Application
+from backorder.channels.reconcile import RECORD_BATCH, Reconciler
 from backorder.connectors.base import InboundRequest
 from backorder.connectors.magento import client as magento_client
 from backorder.connectors.sfcc import client as sfcc_client
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain import commands as c
+from backorder.store.engine import build_engine
+from backorder.store.inbox import ChannelStore, InboxStore
+from backorder.store.migrate import upgrade
 
 if TYPE_CHECKING:
     from conftest import Db, SettableClock
@@ -420,3 +425,40 @@ def test_a_channel_is_a_stock_source_when_it_maps_a_magento_source_or_an_sfcc_in
     assert results["mage"]["stock"] == {"pulled": 1, "new": 1}
     assert results["sf"]["stock"] == {"pulled": 1, "new": 1}
     assert "stock" not in results["mage-orders-only"] and "stock" not in results["shop"]
+
+
+def test_a_large_pull_is_committed_in_batches_and_a_second_pull_adds_nothing(
+    database_url: str, clock: SettableClock
+) -> None:
+    class Catalogue:  # a stock source whose pull finds 2½ batches of levels
+        settings = SimpleNamespace(kind="magento", stock_source=False)
+
+        def reads_stock(self) -> bool:
+            return True
+
+        def current_stock(self) -> list[tuple[str, bytes]]:
+            return [(f"reconcile-stock:main:SKU{i}:5:0", b'{"items": []}') for i in range(RECORD_BATCH * 5 // 2)]
+
+    engine = build_engine(database_url)
+    upgrade(engine)
+    inbox = InboxStore(engine)
+    calls: list[int] = []
+    record_many = inbox.record_many
+
+    def counted(items: Any) -> Any:
+        calls.append(len(items))
+        return record_many(items)
+
+    inbox.record_many = counted  # type: ignore[method-assign]
+    try:
+        reconciler = Reconciler(inbox, ChannelStore(engine), {"mage": Catalogue()})
+        total = RECORD_BATCH * 5 // 2
+        assert reconciler.reconcile_stock("mage", clock.now()) == {"pulled": total, "new": total}
+        assert calls == [RECORD_BATCH, RECORD_BATCH, RECORD_BATCH // 2]  # one transaction per batch
+        assert reconciler.reconcile_stock("mage", clock.now()) == {"pulled": total, "new": 0}
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT count(*) FROM inbox WHERE channel = 'mage'").scalar_one()
+        assert stored == total
+    finally:
+        inbox.close()
+        engine.dispose()

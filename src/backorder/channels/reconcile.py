@@ -40,6 +40,8 @@ STOCK_TOPICS = {
     "magento": "stock.source_items",  # the Backorder_Sync module's MSI event
     "sfcc": "inventory.records",  # the int_backorder job step's event
 }
+RECORD_BATCH = 500
+"""Pulled rows committed to the inbox per transaction."""
 OVERLAP = timedelta(minutes=2)
 """Each pull starts this long before the newest change seen (clock skew; keys dedupe)."""
 FIRST_LOOKBACK = timedelta(hours=1)
@@ -98,15 +100,24 @@ class Reconciler:
         except ConnectorError as exc:
             log.warning("stock pull of %s failed (%s); see `backorder reconcile %s`", cid, type(exc).__name__, cid)
             return {"error": exc.detail}
-        new = 0
-        headers = {"x-backorder-source": "reconciliation"}
         topic = STOCK_TOPICS.get(kind, "stock")
-        for entry in found:  # (key, body) or (key, body, topic)
-            key, body = entry[0], entry[1]
-            row_topic = entry[2] if len(entry) > 2 else topic
-            _, created = self.inbox.record(kind, cid, key, row_topic, headers, body, now)
-            new += int(created)
+        # (key, body) or (key, body, topic)
+        new = self._record(kind, cid, [(e[0], e[2] if len(e) > 2 else topic, e[1]) for e in found], now)
         return {"pulled": len(found), "new": new}
+
+    def _record(self, kind: str, cid: str, rows: list[tuple[str, str, bytes]], now: datetime) -> int:
+        """Put pulled (key, topic, body) rows into the inbox, ``RECORD_BATCH`` per transaction (a
+        catalogue's levels are tens of thousands of rows; one commit each would take minutes on a
+        disk that syncs every commit); returns how many were new (the rest were duplicates)."""
+        headers = {"x-backorder-source": "reconciliation"}
+        new = 0
+        for start in range(0, len(rows), RECORD_BATCH):
+            batch = rows[start : start + RECORD_BATCH]
+            results = self.inbox.record_many(
+                [(kind, cid, key, topic, headers, body, now) for key, topic, body in batch]
+            )
+            new += sum(1 for _, created in results if created)
+        return new
 
     def reconcile(self, cid: str, now: datetime) -> dict[str, Any]:
         """Pull one channel now; returns counts (or the error, which is also saved)."""
@@ -121,15 +132,10 @@ class Reconciler:
             log.warning("reconciliation of %s failed (%s); see `backorder channels`", cid, type(exc).__name__)
             self.store.save_sync_state(cid, now, None, exc.detail)
             return {"error": exc.detail}
-        new = 0
         newest = watermark
         for entry in found:  # (key, body, updated) or (key, body, updated, topic)
-            key, body, updated = entry[0], entry[1], entry[2]
-            row_topic = entry[3] if len(entry) > 3 else topic
-            _, created = self.inbox.record(
-                connector.settings.kind, cid, key, row_topic, {"x-backorder-source": "reconciliation"}, body, now
-            )
-            new += int(created)
-            newest = updated if newest is None or updated > newest else newest
+            newest = entry[2] if newest is None or entry[2] > newest else newest
+        rows = [(e[0], e[3] if len(e) > 3 else topic, e[1]) for e in found]
+        new = self._record(connector.settings.kind, cid, rows, now)
         self.store.save_sync_state(cid, now, newest, None)
         return {"pulled": len(found), "new": new, "since": since.isoformat()}

@@ -175,6 +175,9 @@ class FakeInbox:
         self.rows.setdefault((platform, channel, key), (topic, body))
         return len(self.rows), created
 
+    def record_many(self, items: list[tuple[str, str, str, str, Any, bytes, datetime]]) -> list[tuple[int, bool]]:
+        return [self.record(*item) for item in items]  # a repeated key in the batch is its duplicate
+
 
 class StockConnector:
     def __init__(self, kind: str, reads: bool | None, stock_source: bool, entries: list[tuple[Any, ...]]) -> None:
