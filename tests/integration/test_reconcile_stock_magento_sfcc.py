@@ -462,3 +462,24 @@ def test_a_large_pull_is_committed_in_batches_and_a_second_pull_adds_nothing(
     finally:
         inbox.close()
         engine.dispose()
+
+
+def test_pull_orders_false_pulls_stock_only_once_per_interval(
+    database_url: str, clock: SettableClock, platforms: Platforms
+) -> None:
+    raw = config()
+    raw["channels"] = {"mage": {**raw["channels"]["mage"], "pull_orders": False}}
+    application = app_calling(raw, platforms, database_url, clock)
+    try:
+        platforms.source_items = {"ws-london": [source_item("INK", "ws-london", 7.0)], "ws-leeds": []}
+        reconciler = application.channel_services.reconciler
+
+        assert reconciler.run_due(clock.now()) == {
+            "mage": {"orders": "not pulled (pull_orders = false)", "stock": {"pulled": 1, "new": 1}}
+        }
+        assert not [r for r in platforms.requests if r.url.path.endswith("/V1/orders")]
+        assert reconciler.due(clock.now()) == []  # the round counts: not pulled again at once
+        clock.advance(minutes=5)
+        assert reconciler.due(clock.now()) == ["mage"]
+    finally:
+        application.close()

@@ -84,9 +84,15 @@ class Reconciler:
         return [cid for cid in self.due(now) if self.is_stock_source(cid)]
 
     def reconcile_channel(self, cid: str, now: datetime) -> dict[str, Any]:
-        """Pull one channel's stock levels (if it is a stock source), then its recent orders."""
+        """Pull one channel's stock levels (if it is a stock source), then its recent orders
+        (unless its settings say ``pull_orders = false``: stock only)."""
         stock = self.reconcile_stock(cid, now) if self.is_stock_source(cid) else None
-        result = self.reconcile(cid, now)
+        if getattr(self.channels[cid].settings, "pull_orders", True):
+            result = self.reconcile(cid, now)
+        else:  # the round is done all the same: due again after reconcile_minutes
+            _, watermark = self.store.sync_state(cid)
+            self.store.save_sync_state(cid, now, watermark, None)
+            result = {"orders": "not pulled (pull_orders = false)"}
         if stock is not None:
             result["stock"] = stock
         return result

@@ -33,6 +33,8 @@ class MagentoSettings(ConnectorSettings):
     0 (the default): never — the integration token then needs read access to sales orders. When
     ``source_locations`` maps a source, the same round first pulls the quantities of the mapped
     sources (``GET /V1/inventory/source-items``)."""
+    pull_orders: bool = True
+    """False: the rounds pull stock only (a token without the Sales read ACL)."""
     stock_refresh_hours: float = Field(24.0, ge=0)
     """MSI source items carry no modification time, so a pulled level is keyed by its quantity and
     an unchanged one adds no inbox row. A quantity that went away and came back (5 → 3 → 5) while

@@ -43,6 +43,8 @@ class SfccSettings(ConnectorSettings):
     ``inventory_locations`` maps a list, the same round first pulls that list's product inventory
     records (OCAPI Data ``GET /inventory_lists/{list}/product_inventory_records``; the client's
     Data API permission must allow ``get`` on that resource)."""
+    pull_orders: bool = True
+    """False: the rounds pull stock only (an API client without the ``sfcc.orders`` scope)."""
 
     @model_validator(mode="after")
     def _check(self) -> SfccSettings:
