@@ -7,31 +7,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
+from tests.db_reset import empty_core_tables
 from tests.unit.test_reachable_claims import World, check_same_grants, check_same_run, store, worlds
 
 from backorder.services.ports import SystemClock, UnitOfWork
-from backorder.store import tables as t
 from backorder.store.engine import build_engine
 from backorder.store.migrate import upgrade
 from backorder.store.unit_of_work import SqlUnitOfWork
-
-TABLES = (
-    "line_holdings",
-    "allocation_ledger",
-    "order_lines",
-    "orders",
-    "receipts",
-    "po_lines",
-    "purchase_orders",
-    "stock_levels",
-    "supplier_items",
-    "skus",
-    "suppliers",
-    "locations",
-    "counters",
-    "outbox",
-)
 
 
 @pytest.fixture
@@ -45,10 +28,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def _stored(engine: Engine, world: World) -> Callable[[], UnitOfWork]:
-    with engine.begin() as conn:
-        for table in reversed(t.metadata.sorted_tables):
-            if table.name in TABLES:
-                conn.execute(delete(table))
+    empty_core_tables(engine)
     store(SqlUnitOfWork(engine, SystemClock()), world)
     return lambda: SqlUnitOfWork(engine, SystemClock())
 

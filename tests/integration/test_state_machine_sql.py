@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import settings
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
+from tests.db_reset import empty_core_tables
 from tests.unit.test_state_machine import build_machine
 
 from backorder.services.ports import SystemClock
@@ -31,26 +32,7 @@ def _store() -> Any:
 
 
 def _reset() -> None:
-    with _store().begin() as conn:
-        for table in reversed(t.metadata.sorted_tables):
-            if table.name != "alembic_version" and table.name in (
-                "line_holdings",
-                "allocation_ledger",
-                "order_lines",
-                "orders",
-                "receipts",
-                "po_lines",
-                "purchase_orders",
-                "stock_levels",
-                "supplier_items",
-                "skus",
-                "suppliers",
-                "locations",
-                "counters",
-                "outbox",
-                "delivery_attempts",
-            ):
-                conn.execute(delete(table))
+    empty_core_tables(_store())
 
 
 def _outbox() -> Any:
