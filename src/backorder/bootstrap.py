@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import StaticPool
 
 from backorder.config import Config, ConfigError, load_config
 from backorder.connectors.base import Connector, ConnectorDeps, ConnectorSettings, ConnectorSpec, settings_lookup
@@ -91,6 +92,7 @@ class Application:
     def close(self) -> None:
         if self.channel_services is not None:
             self.channel_services.writer.close()  # flush and stop the inbox writer thread
+        self.dispatcher.close()
         self.engine.dispose()
 
 
@@ -160,6 +162,8 @@ def bootstrap(
         RetryPolicy(config.worker.max_attempts, config.worker.backoff_base_seconds, config.worker.backoff_cap_seconds),
         lease=timedelta(seconds=config.worker.lease_seconds),
         rng=rng,
+        # One connection shared by every thread (in-memory SQLite) cannot take concurrent use.
+        threads=1 if isinstance(engine.pool, StaticPool) else config.worker.delivery_threads,
     )
     application = Application(config, engine, clock, bus, read, queue, dispatcher, routes, specs)
     # --- issue 3 (channels) wiring ---

@@ -51,6 +51,9 @@ class WorkerConfig(Strict):
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_cap_seconds: float = Field(3600.0, gt=0)
     batch_size: int = Field(50, ge=1)
+    delivery_threads: int = Field(4, ge=1, le=64)
+    """Deliveries one worker makes at once (a send mostly waits on the provider); an order's
+    messages still go one after another."""
     bop_interval_minutes: int = Field(60, ge=0)
     """A full backorder run this often (0: only after stock movements)."""
 

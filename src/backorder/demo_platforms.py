@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,13 +255,15 @@ class PlatformSandbox:
     shopify_available: dict[str, int] = field(default_factory=dict)
     woo_stock: dict[int, int] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, channel: str, base_url: str) -> httpx.Client:
         handler = self._shopify if "myshopify" in base_url else self._woo
 
         def answer(request: httpx.Request) -> httpx.Response:
             request.read()
-            return handler(channel, request)
+            with self._lock:  # one call at a time, as the dispatcher sends on several threads
+                return handler(channel, request)
 
         return httpx.Client(base_url=base_url, transport=httpx.MockTransport(answer))
 

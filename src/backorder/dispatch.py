@@ -3,14 +3,22 @@ and decide: sent, retry later (full-jitter backoff, ``Retry-After`` honoured), o
 
 Fan-out actions (``notify_customer``, ``push_stock``) become child rows, one per recipient
 channel or sales channel, so each delivery retries and dead-letters on its own.
+
+A claimed batch is delivered on up to ``threads`` threads at once (a send mostly waits on the
+provider), in lanes: the deliveries of one order share a lane and go one after another in claim
+order, so a customer never hears "ready to ship" before "backordered"; other deliveries share a
+lane per target.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -81,6 +89,22 @@ class MessagingOptions:
     digest_hour: int | None = 8
 
 
+_ROLE_OF_ACTION = {
+    "send_email": "email",
+    "send_sms": "sms",
+    "send_sms_confirmation": "sms",
+    "notify_staff": "staff",
+    "send_purchase_order": "purchasing",
+}
+_CHANNEL_ACTIONS = frozenset({"push_stock_channel", "push_stock_batch", "tag_order"})
+
+
+def lane_of(delivery: ClaimedDelivery) -> str:
+    """Deliveries in one lane keep their claim order: an order's messages, else a target's."""
+    order_id = delivery.payload.get("order_id")
+    return f"order:{order_id}" if order_id else f"target:{delivery.target}"
+
+
 class Skip(Exception):
     """Nothing to deliver (no recipient, no capable connector): recorded as skipped."""
 
@@ -122,7 +146,10 @@ class Dispatcher:
         limiters: Mapping[str, RateLimiter] | None = None,
         choices_url: Callable[[str], str | None] | None = None,
         messaging: MessagingOptions | None = None,
+        threads: int = 1,
     ) -> None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
         self.messaging = messaging
         self.queue = queue
         self.read = read
@@ -134,14 +161,74 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.limiters = dict(limiters or {})
         self.choices_url = choices_url or (lambda order_id: None)
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the pool and the limiters are made on first use
 
     def run_once(self, limit: int = 50, worker: str | None = None) -> DispatchStats:
-        stats = DispatchStats()
-        for delivery in self.queue.claim(self.clock.now(), limit, self.lease, worker):
-            stats.claimed += 1
-            outcome = self.deliver(delivery)
+        claimed = self.queue.claim(self.clock.now(), limit, self.lease, worker)
+        stats = DispatchStats(claimed=len(claimed))
+        for outcome in self._deliver_all(claimed):
             stats.add(outcome)
         return stats
+
+    def _deliver_all(self, claimed: Sequence[ClaimedDelivery]) -> list[str]:
+        """Lanes that wait on a provider run on the pool; the rest (fan-outs, the sandbox) here,
+        meanwhile, one after another: threads are for waiting, not for taking the CPU."""
+        if self.threads == 1:
+            return self._deliver_lane(claimed)
+        lanes: dict[str, list[ClaimedDelivery]] = {}
+        for delivery in claimed:
+            lanes.setdefault(lane_of(delivery), []).append(delivery)
+        waiting: list[list[ClaimedDelivery]] = []
+        local: list[ClaimedDelivery] = []
+        for lane in lanes.values():
+            if any(self._waits_on_provider(d) for d in lane):
+                waiting.append(lane)
+            else:
+                local.extend(lane)
+        if len(waiting) < 2:
+            return self._deliver_lane(claimed)
+        pool = self._executor()
+        futures = [pool.submit(self._deliver_lane, lane) for lane in waiting]
+        try:
+            here = self._deliver_lane(local)
+        finally:
+            wait_all(futures)  # every lane finishes (or fails) before a failure is raised
+        return here + [outcome for future in futures for outcome in future.result()]
+
+    def _waits_on_provider(self, delivery: ClaimedDelivery) -> bool:
+        """Whether the delivery will call a provider (one without credentials is only deferred)."""
+        connector = self._route(delivery)
+        return connector is not None and not connector.local and not connector.settings.missing_credentials()
+
+    def _route(self, delivery: ClaimedDelivery) -> Connector | None:
+        """The connector a delivery goes to; None for the fan-outs, which are done here."""
+        role = _ROLE_OF_ACTION.get(delivery.action)
+        if role is not None:
+            connector: Connector | None = getattr(self.routes, role)
+            return connector
+        if delivery.action in _CHANNEL_ACTIONS:
+            return self.routes.channels.get(str(delivery.payload.get("channel", "")))
+        return None
+
+    def _deliver_lane(self, lane: Sequence[ClaimedDelivery]) -> list[str]:
+        """One after another; an error (the store failing) leaves the rest of the lane to be
+        claimed again when its lease runs out, as it leaves the rest of a batch."""
+        return [self.deliver(delivery) for delivery in lane]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backorder-deliver")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the delivery threads (after the deliveries under way)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def drain(self, limit: int = 50, max_rounds: int = 10_000) -> DispatchStats:
         """Dispatch until nothing is due now (for the demo, tests and `outbox flush`)."""
@@ -246,9 +333,10 @@ class Dispatcher:
         key = connector.rate_limit_key(payload)
         if key is None or connector.rate_per_second <= 0:
             return
-        limiter = self.limiters.get(connector.name)
-        if limiter is None:
-            limiter = self.limiters[connector.name] = RateLimiter(connector.rate_per_second)
+        with self._lock:
+            limiter = self.limiters.get(connector.name)
+            if limiter is None:
+                limiter = self.limiters[connector.name] = RateLimiter(connector.rate_per_second)
         wait = limiter.reserve(key)
         if wait > 0:
             raise _Deferred(wait)

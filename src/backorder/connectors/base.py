@@ -130,6 +130,10 @@ class Connector:
 
     rate_per_second: float = 0.0
 
+    local: bool = False
+    """True when a delivery never waits on a provider (the sandbox): the dispatcher spends no
+    thread on it, so such work does not compete with order processing for the CPU."""
+
 
 class NotifiesCustomers(abc.ABC):
     @abc.abstractmethod

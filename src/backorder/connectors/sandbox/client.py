@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,15 +53,21 @@ class MemorySink(SandboxSink):
 
 
 class SandboxConnector(Connector, NotifiesCustomers, NotifiesStaff, PlacesPurchaseOrders, SyncsStock, TagsOrders):
+    local = True  # records to the database and a folder: nothing to wait for
+
     def __init__(self, name: str, settings: SandboxSettings, sink: SandboxSink, folder: Path | None) -> None:
         super().__init__(name, settings)
         self._sink = sink
         self._folder = folder
         self._failures_left = settings.fail_first
+        self._failures_lock = threading.Lock()  # the dispatcher delivers on several threads
 
     def _keep(self, record: SandboxRecord, message_id: str) -> DeliveryReceipt:
-        if self._failures_left > 0:
-            self._failures_left -= 1
+        with self._failures_lock:
+            fail = self._failures_left > 0
+            if fail:
+                self._failures_left -= 1
+        if fail:
             raise ProviderUnavailable(503, provider="sandbox", detail="sandbox: simulated outage (fail_first)")
         sandbox_id = self._sink.record(record, message_id)
         if self._folder is not None:

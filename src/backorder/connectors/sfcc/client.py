@@ -14,6 +14,7 @@ Calls are made once; the outbox dispatcher owns retries.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -60,9 +61,14 @@ class AccountManagerToken:
         self._clock = clock
         self._token: str | None = None
         self._until = 0.0
+        self._lock = threading.Lock()  # one fetch at a time: deliveries run on several threads
 
     def get(self) -> tuple[str, bool]:
         """The token and whether it came from the cache."""
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> tuple[str, bool]:
         if self._token is not None and self._clock() < self._until:
             return self._token, True
         s = self._settings
@@ -87,7 +93,8 @@ class AccountManagerToken:
         return token, False
 
     def drop(self) -> None:
-        self._token = None
+        with self._lock:
+            self._token = None
 
 
 class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
