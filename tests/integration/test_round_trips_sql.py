@@ -4,13 +4,13 @@ answer, and an order stored twice is refused without writing anything."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from backorder.bootstrap import Application
-from backorder.domain import commands
+from backorder.domain import commands, events
 from backorder.domain.commands import NewLine
 from backorder.domain.errors import DuplicateOrder
 from backorder.domain.model import PoStatus
@@ -95,3 +95,43 @@ def test_a_channel_view_saved_twice_keeps_the_last(shop: Application) -> None:
     with SqlUnitOfWork(shop.engine, shop.clock) as uow:
         assert uow.orders.channel_view("P") == {"A": 2, "C": 1}
         assert uow.orders.channel_view("SC") is None
+
+
+def _stored_etas(app: Application, order_id: str) -> dict[int, object]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.order_lines.c.line_no, t.order_lines.c.eta).where(t.order_lines.c.order_id == order_id)
+        )
+        return {r.line_no: r.eta for r in rows}
+
+
+def test_a_new_waiting_line_of_a_sku_without_dated_supply_is_stored_with_its_eta(shop: Application) -> None:
+    """Its ETA is the fallback whatever its rank: written with the line, no second write."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(shop.engine, "before_cursor_execute", seen)
+    try:
+        happened = shop.bus.handle(commands.PlaceOrder("N", "web", PLACED, (NewLine(1, "A", 2),)))
+    finally:
+        event.remove(shop.engine, "before_cursor_execute", seen)
+    (created,) = [e for e in happened if isinstance(e, events.BackorderCreated)]
+    expected = shop.clock.today() + timedelta(days=4)  # A's supplier item lead time
+    assert [line.eta for line in created.lines] == [expected]
+    assert _stored_etas(shop, "N") == {1: expected}
+    assert not [s for s in statements if s.startswith("UPDATE ORDER_LINES")]
+
+
+def test_a_new_waiting_line_of_a_sku_with_dated_supply_gets_the_eta_of_the_po_that_covers_it(
+    shop: Application,
+) -> None:
+    happened = shop.bus.handle(commands.PlaceOrder("N", "web", PLACED, (NewLine(1, "A", 1), NewLine(2, "B", 1))))
+    (created,) = [e for e in happened if isinstance(e, events.BackorderCreated)]
+    stored = _stored_etas(shop, "N")
+    assert {line.line_no: line.eta for line in created.lines} == stored
+    with shop.engine.connect() as conn:
+        po_date = conn.execute(select(func.max(t.po_lines.c.expected_on)).where(t.po_lines.c.sku == "B")).scalar_one()
+    assert stored[2] == po_date is not None
+    assert stored[1] == shop.clock.today() + timedelta(days=4)

@@ -472,7 +472,8 @@ def check_thresholds(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) 
     ]
     if not breaches:
         return
-    items = uow.catalog.supplier_items([code for code, _, _ in breaches])
+    supplied = [code for code, sku, _ in breaches if sku.preferred_supplier]
+    items = uow.catalog.supplier_items(supplied) if supplied else {}
     for code, sku, position in breaches:
         uow.record(events.StockBelowThreshold(code, position.projected, sku.reorder_point, sku.preferred_supplier))
         if not sku.preferred_supplier:
@@ -581,14 +582,21 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
     for grant in grants:
         order.line(grant.line_no).take(grant.quantity)
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
+    # A waiting line of a SKU without dated supply gets the fallback date whatever its rank:
+    # stored with the line, so the ETA step below only looks for other lines to move.
+    undated = {line.sku for line in order.lines if line.backordered > 0} - basis.dated_supply
+    for sku, eta in _fallback_etas(uow, undated, ctx, basis.lead_times).items():
+        for line in order.lines:
+            if line.sku == sku and line.backordered > 0:
+                line.eta = eta
     uow.orders.add(order)
     if grants:  # else no level changed
         line_ids = {line.line_no: line.id for line in order.lines if line.id is not None}
         records = grant_records(grants, "arrival", None, ctx.clock.now(), line_ids)
         uow.orders.save_grants((), levels.values(), records)
     backordered = [line for line in order.lines if line.backordered > 0]
-    # ``refresh_etas`` of these SKUs without reading their whole queues: the new lines are
-    # waiting lines without an ETA, so each is among the ETAs this sets.
+    # ``refresh_etas`` of these SKUs without reading their whole queues: a new line of a SKU
+    # with dated supply has no ETA yet, so it is among the ETAs this sets; the others have theirs.
     nothing_read = ReachedQueues([], {}, set())
     waiting = {line.sku for line in backordered}
     etas = _refresh_reached_etas(uow, waiting, ctx, frozenset({order.id}), nothing_read, (), basis)
@@ -598,7 +606,7 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
                 order.id,
                 order.channel,
                 tuple(
-                    events.BackorderedLine(line.line_no, line.sku, line.backordered, etas.get(line.id or -1))
+                    events.BackorderedLine(line.line_no, line.sku, line.backordered, etas.get(line.id or -1, line.eta))
                     for line in backordered
                 ),
             )
