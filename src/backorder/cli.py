@@ -401,8 +401,9 @@ def _serve(app: Application, host: str | None, port: int | None, with_worker: bo
     from backorder.worker import start_in_thread
 
     stop: threading.Event | None = None
+    worker_thread: threading.Thread | None = None
     if with_worker:
-        _, stop = start_in_thread(app)
+        worker_thread, stop = start_in_thread(app)
     try:
         # http/loop "auto": httptools and uvloop (dependencies) when importable, else h11/asyncio.
         # One access-log line per request at info (bench/ingest.py serves its no-op the same way).
@@ -416,8 +417,9 @@ def _serve(app: Application, host: str | None, port: int | None, with_worker: bo
             access_log=True,
         )
     finally:
-        if stop is not None:
+        if stop is not None and worker_thread is not None:
             stop.set()
+            worker_thread.join(timeout=60)  # its round (and its deliveries) end before the app closes
 
 
 @cli.command("worker")

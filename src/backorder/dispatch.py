@@ -163,6 +163,7 @@ class Dispatcher:
         self.choices_url = choices_url or (lambda order_id: None)
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         self._lock = threading.Lock()  # the pool and the limiters are made on first use
 
     def run_once(self, limit: int = 50, worker: str | None = None) -> DispatchStats:
@@ -187,10 +188,16 @@ class Dispatcher:
                 waiting.append(lane)
             else:
                 local.extend(lane)
-        if len(waiting) < 2:
-            return self._deliver_lane(claimed)
         pool = self._executor()
-        futures = [pool.submit(self._deliver_lane, lane) for lane in waiting]
+        if len(waiting) < 2 or pool is None:
+            return self._deliver_lane(claimed)
+        futures = []
+        for i, lane in enumerate(waiting):
+            try:
+                futures.append(pool.submit(self._deliver_lane, lane))
+            except RuntimeError:  # closed meanwhile (shutting down): the other lanes here
+                local.extend(d for rest in waiting[i:] for d in rest)
+                break
         try:
             here = self._deliver_lane(local)
         finally:
@@ -217,16 +224,18 @@ class Dispatcher:
         claimed again when its lease runs out, as it leaves the rest of a batch."""
         return [self.deliver(delivery) for delivery in lane]
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """The delivery threads; None once closed (a round still under way finishes on its own
+        thread)."""
         with self._lock:
-            if self._pool is None:
+            if self._pool is None and not self._closed:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="backorder-deliver")
             return self._pool
 
     def close(self) -> None:
         """Stop the delivery threads (after the deliveries under way)."""
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             pool.shutdown(wait=True)
 

@@ -140,3 +140,15 @@ def test_lanes_follow_the_order_else_the_target() -> None:
     assert lane_of(delivery("email", {"order_id": "W-1"})) != lane_of(delivery("email", {"order_id": "W-2"}))
     assert lane_of(delivery("channel:web", {"sku": "INK"})) == lane_of(delivery("channel:web", {"sku": "PAPER"}))
     assert lane_of(delivery("channel:web", {"sku": "INK"})) != lane_of(delivery("channel:pos", {"sku": "INK"}))
+
+
+def test_a_closed_dispatcher_still_delivers_a_round_on_the_calling_thread(app: Application) -> None:
+    """Shutting down (`serve` stops its worker, then closes the app): a round still under way
+    delivers without threads instead of failing."""
+    found = [_enqueue(app, order) for order in ("A", "B")]
+    provider = GatedProvider({f"bo-{i}": "one" for i in found}, set(), gated=1)
+    app.routes.staff = provider
+    app.dispatcher.close()
+
+    assert app.dispatcher.run_once().sent == 2
+    assert provider.sent == [f"bo-{i}" for i in found]
