@@ -279,13 +279,15 @@ class FakeOrders(OrderRepository):
     def get(self, order_id: str) -> Order | None:
         return _copy(self.state.orders.get(order_id))
 
-    def add(self, order: Order) -> None:
+    def add(self, order: Order, channel_view: Mapping[str, int] | None = None) -> None:
         if order.id in self.state.orders:
             raise DuplicateOrder(order.id)
         for line in order.lines:
             line.id = self.state.next_line_id
             self.state.next_line_id += 1
         self.state.orders[order.id] = _copy(order)
+        if channel_view is not None:
+            self.save_channel_view(order.id, channel_view)
 
     def _stored_line(self, line: OrderLine) -> tuple[Order, int]:
         order = self.state.orders[line.order_id]

@@ -13,7 +13,7 @@ from backorder.bootstrap import Application
 from backorder.domain import commands, events
 from backorder.domain.commands import NewLine
 from backorder.domain.errors import DuplicateOrder
-from backorder.domain.model import PoStatus
+from backorder.domain.model import Order, OrderLine, PoStatus
 from backorder.store import tables as t
 from backorder.store.unit_of_work import SqlUnitOfWork
 
@@ -135,3 +135,19 @@ def test_a_new_waiting_line_of_a_sku_with_dated_supply_gets_the_eta_of_the_po_th
         po_date = conn.execute(select(func.max(t.po_lines.c.expected_on)).where(t.po_lines.c.sku == "B")).scalar_one()
     assert stored[2] == po_date is not None
     assert stored[1] == shop.clock.today() + timedelta(days=4)
+
+
+def test_an_order_added_with_its_channel_view_stores_both_and_a_duplicate_neither(shop: Application) -> None:
+    with SqlUnitOfWork(shop.engine, shop.clock) as uow:
+        uow.orders.save_channel_view("P", {"A": 1})
+        uow.commit()
+    with SqlUnitOfWork(shop.engine, shop.clock) as uow:
+        uow.orders.add(Order("V", "web", PLACED, lines=[OrderLine("V", 1, "C", 2, backordered=2)]), {"C": 2})
+        with pytest.raises(DuplicateOrder):
+            uow.orders.add(Order("P", "web", PLACED, lines=[OrderLine("P", 9, "C", 1, backordered=1)]), {"C": 7})
+        uow.commit()
+    with SqlUnitOfWork(shop.engine, shop.clock) as uow:
+        assert uow.orders.channel_view("V") == {"C": 2}
+        assert uow.orders.channel_view("P") == {"A": 1}
+        stored = uow.orders.get("V")
+        assert stored is not None and [(x.line_no, x.sku, x.quantity) for x in stored.lines] == [(1, "C", 2)]

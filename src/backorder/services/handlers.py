@@ -534,6 +534,13 @@ def _send(uow: UnitOfWork, po: PurchaseOrder, ctx: HandlerContext) -> None:
 
 def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.PlaceOrder)
+    _place_order(cmd, uow, ctx)
+
+
+def _place_order(
+    cmd: commands.PlaceOrder, uow: UnitOfWork, ctx: HandlerContext, channel_view: Mapping[str, int] | None = None
+) -> None:
+    """``channel_view``: the channel's view of the order, stored with it (``channel_order``)."""
     if not cmd.lines:
         raise InvalidQuantity(f"order {cmd.order_id} has no lines")
     if len({line.line_no for line in cmd.lines}) != len(cmd.lines):
@@ -589,7 +596,7 @@ def place_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
         for line in order.lines:
             if line.sku == sku and line.backordered > 0:
                 line.eta = eta
-    uow.orders.add(order)
+    uow.orders.add(order, channel_view)
     if grants:  # else no level changed
         line_ids = {line.line_no: line.id for line in order.lines if line.id is not None}
         records = grant_records(grants, "arrival", None, ctx.clock.now(), line_ids)
@@ -1185,9 +1192,8 @@ def channel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
     placed = cmd.order
     view = _view(placed.lines)
     first = uow.orders.get(placed.order_id)
-    if first is None:
-        place_order(placed, uow, ctx)  # DuplicateOrder if another transaction placed it meanwhile
-        uow.orders.save_channel_view(placed.order_id, view)
+    if first is None:  # DuplicateOrder if another transaction placed it meanwhile
+        _place_order(placed, uow, ctx, channel_view=view)
         return
     order = _locked_order(uow, placed.order_id, first)
     before = uow.orders.channel_view(order.id)

@@ -203,10 +203,11 @@ class OrderRepository(abc.ABC):
     def get(self, order_id: str) -> Order | None: ...
 
     @abc.abstractmethod
-    def add(self, order: Order) -> None:
-        """Insert the order and its lines, setting each line's ``id``. Raises ``DuplicateOrder``
-        (and stores nothing) when an order with that id is stored, another transaction's
-        included (issue 2: ``place_order`` no longer reads the order first)."""
+    def add(self, order: Order, channel_view: Mapping[str, int] | None = None) -> None:
+        """Insert the order and its lines, setting each line's ``id``, and with ``channel_view``
+        what :meth:`save_channel_view` saves. Raises ``DuplicateOrder`` (and stores nothing)
+        when an order with that id is stored, another transaction's included (issue 2:
+        ``place_order`` no longer reads the order first)."""
 
     @abc.abstractmethod
     def save_lines(self, lines: Iterable[OrderLine]) -> None: ...

@@ -457,12 +457,13 @@ class SqlOrders(OrderRepository):
     def get(self, order_id: str) -> Order | None:
         return self._orders([order_id]).get(order_id)
 
-    def add(self, order: Order) -> None:
+    def add(self, order: Order, channel_view: Mapping[str, int] | None = None) -> None:
         created_at = self._now()
         if self.conn.dialect.name == "postgresql":  # the order and its lines in one statement
             rows = self.conn.exec_driver_sql(
-                statements.PG_ADD_ORDER,
+                statements.PG_ADD_ORDER if channel_view is None else statements.PG_ADD_ORDER_WITH_VIEW,
                 {
+                    "units": None if channel_view is None else json.dumps(dict(channel_view)),
                     "id": order.id,
                     "channel": order.channel,
                     "placed_at": _utc(order.placed_at),
@@ -504,6 +505,8 @@ class SqlOrders(OrderRepository):
         )
         if done.rowcount == 0:
             raise DuplicateOrder(order.id)
+        if channel_view is not None:
+            self.save_channel_view(order.id, channel_view)
         if not order.lines:
             return
         rows = [

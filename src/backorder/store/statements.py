@@ -435,7 +435,7 @@ def insert_order_if_new() -> Any:
     return sqlite.insert(t.orders).on_conflict_do_nothing(index_elements=["id"])
 
 
-PG_ADD_ORDER = (
+_PG_ADD_ORDER_CTES = (
     "WITH o AS ("
     " INSERT INTO orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_phone,"
     " customer_name, created_at)"
@@ -452,12 +452,23 @@ PG_ADD_ORDER = (
     " AS v(line_no, sku, quantity, allocated, shipped, backordered, status, eta)"
     " RETURNING id, line_no"
     ")"
-    " SELECT o.id, l.id, l.line_no FROM o LEFT JOIN l ON true"
 )
+_PG_ADD_ORDER_RESULT = " SELECT o.id, l.id, l.line_no FROM o LEFT JOIN l ON true"
+PG_ADD_ORDER = _PG_ADD_ORDER_CTES + _PG_ADD_ORDER_RESULT
 """An order and its lines, unless an order with that id is stored (another transaction's
 included: the insert waits for it). No row back: the order was there (and no line was
 inserted); else one row per line (line id, line number), or one of NULLs for an order without
 lines."""
+
+PG_ADD_ORDER_WITH_VIEW = (
+    _PG_ADD_ORDER_CTES + ", v AS ("
+    " INSERT INTO order_channel_views (order_id, units, updated_at)"
+    " SELECT o.id, %(units)s::json, %(created_at)s FROM o"
+    " ON CONFLICT (order_id) DO UPDATE SET units = excluded.units, updated_at = excluded.updated_at"
+    ")" + _PG_ADD_ORDER_RESULT
+)
+"""``PG_ADD_ORDER`` and the channel's view of the order (``units``: JSON), in the same statement:
+nothing of either when the order was there."""
 
 
 @cache
