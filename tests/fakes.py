@@ -232,7 +232,7 @@ class FakeStock(StockRepository):
             return None
         return self.read_locked(self.lock_ship_complete_scope([sku]))
 
-    def read_locked(self, skus: Iterable[str]) -> StockScope:
+    def read_locked(self, skus: Iterable[str], with_positions: bool = False) -> StockScope:
         scope = {code for code in skus if code in self.state.skus}
         catalog = FakeCatalog(self.state)
         return StockScope(
@@ -248,6 +248,7 @@ class FakeStock(StockRepository):
                 for line in po.lines
                 if line.sku in scope and line.outstanding > 0
             },
+            positions=self.positions(scope) if with_positions else None,
         )
 
 

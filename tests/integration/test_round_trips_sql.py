@@ -151,3 +151,67 @@ def test_an_order_added_with_its_channel_view_stores_both_and_a_duplicate_neithe
         assert uow.orders.channel_view("P") == {"A": 1}
         stored = uow.orders.get("V")
         assert stored is not None and [(x.line_no, x.sku, x.quantity) for x in stored.lines] == [(1, "C", 2)]
+
+
+def test_the_threshold_check_after_an_order_sees_the_positions_a_fresh_read_gives(app: Application) -> None:
+    """``place_order`` judges thresholds on the positions read with its lock plus what it just
+    did (PostgreSQL) or on a read after it (SQLite): either way what it judged is what the store
+    holds once the order is placed, before the proposals it made."""
+    app.bus.handle(
+        commands.ImportBatch(
+            (
+                commands.UpsertSupplier("ROYAL", "Royal Talens", "r@example.com", 10),
+                commands.UpsertSku("X", "Ink", supplier="ROYAL"),
+                commands.UpsertSku("Y", "Paper"),
+                commands.UpsertSku("Z", "Brush", supplier="ROYAL"),
+                commands.SetStockLevel("X", "main", 3),
+                commands.SetStockLevel("X", "back", 2),
+                commands.SetStockLevel("Z", "main", 100),
+            )
+        )
+    )
+    app.bus.handle(  # reorder points once the stock is there (no draft yet)
+        commands.ImportBatch(
+            (
+                commands.UpsertSku("X", "Ink", supplier="ROYAL", reorder_point=5, order_up_to=20, moq=3, case_pack=2),
+                commands.UpsertSku("Z", "Brush", supplier="ROYAL", reorder_point=5, order_up_to=30),
+            )
+        )
+    )
+    orders = [
+        ("O1", (("X", 10),)),  # takes all five, five wait: a breach, a draft
+        ("O2", (("X", 2), ("Z", 3))),  # X waits further (the draft counts as incoming); Z calm
+        ("SEND", ()),
+        ("O3", (("Y", 1), ("Z", 95))),  # Y waits with no supplier; Z falls under its reorder point
+        ("O4", (("Z", 2), ("X", 1))),
+    ]
+    breached: set[tuple[str, str]] = set()
+    calm: set[tuple[str, str]] = set()
+    for order_id, lines in orders:
+        if order_id == "SEND":
+            with SqlUnitOfWork(app.engine, app.clock) as uow:
+                drafts = [po.number for po in uow.purchasing.drafts()]
+            for number in drafts:
+                app.bus.handle(commands.SendPurchaseOrder(number))
+            continue
+        new_lines = tuple(NewLine(n, sku, units) for n, (sku, units) in enumerate(lines, start=1))
+        happened = app.bus.handle(commands.PlaceOrder(order_id, "web", PLACED, new_lines))
+        judged = {e.sku: e.projected for e in happened if isinstance(e, events.StockBelowThreshold)}
+        proposed: dict[str, int] = {}
+        for e in happened:
+            if isinstance(e, events.PurchaseOrderProposed):
+                proposed[e.sku] = proposed.get(e.sku, 0) + e.quantity
+        with SqlUnitOfWork(app.engine, app.clock) as uow:
+            fresh = uow.stock.positions([sku for sku, _ in lines])
+            catalog = uow.catalog.get_skus(list(fresh))
+        for sku, position in fresh.items():
+            before_proposals = position.projected - proposed.get(sku, 0)
+            if sku in judged:
+                assert judged[sku] == before_proposals, (order_id, sku)
+                breached.add((order_id, sku))
+            else:
+                assert sku not in proposed and before_proposals >= max(catalog[sku].reorder_point, 0), (order_id, sku)
+                calm.add((order_id, sku))
+    # the scenario reaches both sides of the check, with and without a supplier
+    assert {("O1", "X"), ("O3", "Y"), ("O3", "Z")} <= breached
+    assert ("O2", "Z") in calm

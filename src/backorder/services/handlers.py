@@ -35,6 +35,7 @@ from backorder.domain.model import (
     PurchaseOrderLine,
     Sku,
     StockLevel,
+    StockPosition,
     Supplier,
     SupplierItem,
 )
@@ -457,12 +458,16 @@ def withdraw_shrinkage(
     return True
 
 
-def check_thresholds(uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext) -> None:
+def check_thresholds(
+    uow: UnitOfWork, skus: Iterable[str], ctx: HandlerContext, positions: Mapping[str, StockPosition] | None = None
+) -> None:
     """A SKU whose projected stock is below its reorder point gets a proposal on its preferred
-    supplier's open draft PO (one draft per supplier; demand already on order is counted)."""
+    supplier's open draft PO (one draft per supplier; demand already on order is counted).
+    ``positions``: the SKUs' positions as they are now, when the caller knows them."""
     codes = sorted(set(skus))
     catalog = uow.catalog.get_skus(codes)
-    positions = uow.stock.positions(codes)
+    if positions is None:
+        positions = uow.stock.positions(codes)
     breaches = [
         (code, sku, position)
         for code in codes
@@ -566,7 +571,7 @@ def _place_order(
             for line in cmd.lines
         ],
     )
-    basis = uow.stock.read_locked(skus)  # levels, and what the ETA step reads, at once
+    basis = uow.stock.read_locked(skus, with_positions=True)  # levels, what the ETA step reads, positions
     levels = basis.levels
     claims = [
         _with_locations(
@@ -620,7 +625,31 @@ def _place_order(
         )
     for sku in sorted({g.sku for g in grants}):
         uow.record(events.StockLevelChanged(sku))
-    check_thresholds(uow, skus, ctx)
+    check_thresholds(uow, skus, ctx, _positions_after(basis, levels, order))
+
+
+def _positions_after(
+    basis: StockScope, levels: Mapping[tuple[str, str], StockLevel], order: Order
+) -> dict[str, StockPosition] | None:
+    """The positions of the order's SKUs once it is placed: as read with the lock, with the
+    levels as allocated now and the order's waiting units added (None: the store did not read
+    them with the lock, and ``check_thresholds`` reads them)."""
+    if basis.positions is None:
+        return None
+    waiting: dict[str, int] = defaultdict(int)
+    for line in order.lines:
+        waiting[line.sku] += line.backordered
+    after: dict[str, StockPosition] = {}
+    for code, before in basis.positions.items():
+        held = [level for (sku, _), level in levels.items() if sku == code]
+        after[code] = StockPosition(
+            code,
+            sum(level.on_hand for level in held),
+            sum(level.allocated for level in held),
+            before.incoming,
+            before.backordered + waiting[code],
+        )
+    return after
 
 
 def _locked_order(uow: UnitOfWork, order_id: str, first: Order | None = None) -> Order:

@@ -188,9 +188,11 @@ class StockRepository(abc.ABC):
         in the lock's own statement would see the snapshot from before the lock was granted)."""
 
     @abc.abstractmethod
-    def read_locked(self, skus: Iterable[str]) -> StockScope:
+    def read_locked(self, skus: Iterable[str], with_positions: bool = False) -> StockScope:
         """What :meth:`lock_change_scope` reads, for ``skus`` as they are (the caller locked
-        them; ``scope`` is those that exist, no closure). One statement where stores can."""
+        them; ``scope`` is those that exist, no closure). One statement where stores can; with
+        ``with_positions`` a store that can read :meth:`positions` in that statement too sets
+        ``StockScope.positions``."""
 
     @abc.abstractmethod
     def lock_existing_skus(self, skus: Iterable[str]) -> dict[str, Sku]:
@@ -510,3 +512,6 @@ class StockScope:
     sent_supply: set[str]
     """The scope's SKUs with units outstanding on a sent or acknowledged PO: a SKU not in it has
     no PO a receipt naming none could book against (``open_for_sku`` less drafts is empty)."""
+    positions: dict[str, StockPosition] | None = None
+    """``StockRepository.positions`` of the scope's SKUs as read with the rest (``read_locked``
+    with ``with_positions``, where the store reads them in the same statement); else None."""

@@ -333,7 +333,7 @@ class SqlStock(StockRepository):
             cursor.execute(sql, params)
             return cursor.fetchall()
 
-    def read_locked(self, skus: Iterable[str]) -> StockScope:
+    def read_locked(self, skus: Iterable[str], with_positions: bool = False) -> StockScope:
         codes = sorted(set(skus))
         if self.conn.dialect.name != "postgresql":
             found = self._catalog.get_skus(codes)
@@ -346,7 +346,8 @@ class SqlStock(StockRepository):
                 SqlPurchasing(self.conn).skus_with_open_supply(scope, dated_only=True),
                 scope,  # not asked: every SKU may have sent supply (``open_for_sku`` tells)
             )
-        rows = self.conn.exec_driver_sql(statements.PG_READ_SKUS, {"keys": codes}).mappings().all()
+        statement = statements.PG_READ_SKUS_WITH_POSITIONS if with_positions else statements.PG_READ_SKUS
+        rows = self.conn.exec_driver_sql(statement, {"keys": codes}).mappings().all()
         found = {}
         levels: dict[tuple[str, str], StockLevel] = {}
         lead_times: dict[str, int | None] = {}
@@ -366,7 +367,19 @@ class SqlStock(StockRepository):
                 dated.add(code)
             if r["sent"]:
                 sent.add(code)
-        return StockScope(found, set(found), levels, lead_times, dated, sent)
+        positions: dict[str, StockPosition] | None = None
+        if with_positions:
+            positions = {}
+            for r in rows:
+                held = [level for (sku, _), level in levels.items() if sku == r["code"]]
+                positions[r["code"]] = StockPosition(
+                    r["code"],
+                    sum(level.on_hand for level in held),
+                    sum(level.allocated for level in held),
+                    int(r["incoming"] or 0),
+                    int(r["backordered"] or 0),
+                )
+        return StockScope(found, set(found), levels, lead_times, dated, sent, positions)
 
 
 def _utc(value: datetime) -> datetime:

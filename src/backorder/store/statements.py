@@ -373,9 +373,17 @@ PG_LOCK_SCOPE = (
 """:func:`lock_ship_complete_scope` as raw driver SQL (``keys``: a list of codes)."""
 
 
-def _pg_read_skus() -> str:
+def _pg_read_skus(with_positions: bool = False) -> str:
     statuses = ", ".join(f"'{s.value}'" for s in OPEN_PO_STATUSES)
     sent = ", ".join(f"'{s.value}'" for s in OPEN_PO_STATUSES if s is not PoStatus.DRAFT)
+    positions = (  # as ``positions`` reads them (on hand and allocated come with the levels)
+        " (SELECT sum(pl.quantity - pl.received) FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
+        f"  WHERE pl.sku = k.code AND p.status IN ({statuses})) AS incoming,"
+        " (SELECT sum(o.backordered) FROM order_lines AS o"
+        "  WHERE o.sku = k.code AND o.status = 'open' AND o.backordered > 0) AS backordered,"
+        if with_positions
+        else ""
+    )
     return (
         "SELECT k.code, k.name, k.brand, k.product_line, k.colour, k.pigments, k.size, k.hazmat,"
         " k.safety_stock, k.reorder_point, k.order_up_to, k.preferred_supplier, k.unit_price,"
@@ -384,7 +392,7 @@ def _pg_read_skus() -> str:
         "  FROM stock_levels AS l WHERE l.sku = k.code) AS levels,"
         " EXISTS (SELECT 1 FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
         "  WHERE pl.sku = k.code AND pl.quantity > pl.received AND pl.expected_on IS NOT NULL"
-        f"  AND p.status IN ({statuses})) AS dated,"
+        f"  AND p.status IN ({statuses})) AS dated,{positions}"
         " EXISTS (SELECT 1 FROM po_lines AS pl JOIN purchase_orders AS p ON p.id = pl.po_id"
         "  WHERE pl.sku = k.code AND pl.quantity > pl.received"
         f"  AND p.status IN ({sent})) AS sent"
@@ -400,6 +408,9 @@ PG_READ_SKUS = _pg_read_skus()
 levels as a JSON array of [location, on_hand, allocated], and whether it has dated open supply
 (``skus_with_open_supply(dated_only=True)``), and whether it has units outstanding on a
 sent or acknowledged PO."""
+
+PG_READ_SKUS_WITH_POSITIONS = _pg_read_skus(with_positions=True)
+"""``PG_READ_SKUS`` and, as ``positions`` reads them, each SKU's ``incoming`` and ``backordered``."""
 
 PG_SAVE_GRANTS = (
     "WITH lines AS ("
