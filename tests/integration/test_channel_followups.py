@@ -6,8 +6,6 @@ stock-source channels through the inbox, and an older level never overwrites a n
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.platforms import app_calling
+from tests.platforms import app_calling, hmac_base64, receive_webhook
 
 from backorder.bootstrap import Application
-from backorder.connectors.base import InboundRequest
 from backorder.connectors.errors import ConnectorError
 from backorder.domain import commands as c
 from backorder.store import tables as t
@@ -160,28 +157,14 @@ def app(database_url: str, clock: SettableClock, platforms: Platforms) -> Iterat
         application.close()
 
 
-def _sign(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
 def deliver(app: Application, platform: str, channel: str, headers: dict[str, str], data: dict[str, Any]) -> str:
     """What the ingress does (verify, identify, inbox commit), then the worker's processor;
     returns the row's status and note."""
     body = json.dumps(data).encode()
     secret = SHOP_SECRET if platform == "shopify" else WOO_SECRET
     signature = "x-shopify-hmac-sha256" if platform == "shopify" else "x-wc-webhook-signature"
-    lowered = {**{k.lower(): v for k, v in headers.items()}, signature: _sign(secret, body)}
-    services = app.channel_services
-    receiver = services.receivers[channel]
-    request = InboundRequest(platform, channel, "/", lowered, body, app.clock.now())
-    receiver.verify(request)
-    identity = receiver.identify(request)
-    row_id, created = services.inbox.record(
-        platform, channel, identity.event_key, identity.topic, lowered, body, app.clock.now()
-    )
-    assert created and row_id is not None
-    outcome = services.processor.process_id(row_id)
-    assert outcome is not None
+    lowered = {**{k.lower(): v for k, v in headers.items()}, signature: hmac_base64(secret, body)}
+    _, outcome = receive_webhook(app, platform, channel, lowered, body)
     return f"{outcome.status}: {outcome.detail}"
 
 

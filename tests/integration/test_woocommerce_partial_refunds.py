@@ -11,9 +11,6 @@ item); the order lists its refunds as ``{id, reason, total}`` only."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.platforms import app_calling
+from tests.platforms import app_calling, hmac_base64, receive_webhook
 
 from backorder.bootstrap import Application
-from backorder.connectors.base import InboundRequest
 from backorder.domain import commands as c
 from backorder.store import tables as t
 
@@ -33,6 +29,12 @@ if TYPE_CHECKING:
 
 SECRET = "woo-secret"
 CORE = ("orders", "order_lines", "stock_levels", "line_holdings", "allocation_ledger", "outbox")
+
+
+def core_state(db: Db) -> dict[str, Any]:
+    """The tables an applied order changes: equal before and after means nothing was applied."""
+    snapshot = db.snapshot()
+    return {table: snapshot[table] for table in CORE}
 
 
 def config() -> dict[str, Any]:
@@ -99,24 +101,13 @@ def deliver(app: Application, topic: str, delivery: str, data: dict[str, Any], c
     """What the ingress does (verify, identify, inbox commit), then the worker's processor;
     returns the row id and its status and note."""
     body = json.dumps(data).encode()
-    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
     headers = {
         "x-wc-webhook-topic": topic,
         "x-wc-webhook-id": "12",
         "x-wc-webhook-delivery-id": delivery,
-        "x-wc-webhook-signature": signature,
+        "x-wc-webhook-signature": hmac_base64(SECRET, body),
     }
-    services = app.channel_services
-    receiver = services.receivers[channel]
-    request = InboundRequest("woocommerce", channel, "/", headers, body, app.clock.now())
-    receiver.verify(request)
-    identity = receiver.identify(request)
-    row_id, created = services.inbox.record(
-        "woocommerce", channel, identity.event_key, identity.topic, headers, body, app.clock.now()
-    )
-    assert created and row_id is not None
-    outcome = services.processor.process_id(row_id)
-    assert outcome is not None
+    row_id, outcome = receive_webhook(app, "woocommerce", channel, headers, body)
     return row_id, f"{outcome.status}: {outcome.detail}"
 
 
@@ -214,7 +205,7 @@ def test_a_partial_woocommerce_refund_cuts_the_refunded_units_once(
     assert db.level("INK", "main")["allocated"] == 1
     assert cancellations(db) == [("changed on woocommerce", [{"line_no": 1, "sku": "INK", "quantity": 2}])]
     assert store.refund_calls() == 1
-    before = db.snapshot()
+    before = core_state(db)
 
     # the same webhook again under a new delivery id: not newer, ignored before any call
     _, note = deliver(app, "order.updated", "d-3", order("2026-03-02T09:00:00", refunds=(store.refunds[0],)))
@@ -229,8 +220,7 @@ def test_a_partial_woocommerce_refund_cuts_the_refunded_units_once(
     assert app.channel_services.reconciler.reconcile("woo", clock.now())["new"] == 1
     assert app.channel_services.processor.drain() == 1
     assert store.refund_calls() == 2
-    after = db.snapshot()
-    assert {k: after[k] for k in CORE} == {k: before[k] for k in CORE}
+    assert core_state(db) == before
 
 
 def test_an_older_update_arriving_after_a_newer_one_changes_nothing(
@@ -243,11 +233,10 @@ def test_an_older_update_arriving_after_a_newer_one_changes_nothing(
     _, note = deliver(app, "order.updated", "d-3", order("2026-03-02T10:00:00", refunds=(second, first)))
     assert note.startswith("processed"), note
     assert lines(app)[0] == ("INK", 1, 1, 0, 0, "open")
-    before = db.snapshot()
+    before = core_state(db)
     _, note = deliver(app, "order.updated", "d-2", order("2026-03-02T09:00:00", refunds=(first,)))
     assert note.startswith("ignored") and "is not newer" in note, note
-    after = db.snapshot()
-    assert {k: after[k] for k in CORE} == {k: before[k] for k in CORE}
+    assert core_state(db) == before
 
 
 def test_a_line_refunded_in_full_is_cancelled_and_its_stock_released(
@@ -267,12 +256,11 @@ def test_a_refund_of_money_only_changes_no_line(app: Application, clock: Settabl
     placed(app)
     goodwill = {**refund(804, 315, 1), "line_items": []}
     store.refunds = [goodwill]
-    before = db.snapshot()
+    before = core_state(db)
     clock.advance(hours=1)
     _, note = deliver(app, "order.updated", "d-2", order("2026-03-02T09:00:00", refunds=(goodwill,)))
     assert note.startswith("ignored") and "already recorded as the channel shows it" in note, note
-    after = db.snapshot()
-    assert {k: after[k] for k in CORE} == {k: before[k] for k in CORE}
+    assert core_state(db) == before
 
 
 def test_a_refund_after_the_order_shipped_changes_no_line_and_no_stock(
@@ -284,7 +272,7 @@ def test_a_refund_after_the_order_shipped_changes_no_line_and_no_stock(
     _, note = deliver(app, "order.updated", "d-2", order("2026-03-02T09:00:00", "completed", ink=2))
     assert note.startswith("processed"), note
     assert lines(app) == [("INK", 2, 2, 0, 2, "shipped"), ("PEN", 1, 1, 0, 1, "shipped")]
-    before = db.snapshot()
+    before = core_state(db)
     # a return: one INK refunded after it shipped
     store.refunds = [refund(805, 315, 1)]
     clock.advance(hours=1)
@@ -294,8 +282,7 @@ def test_a_refund_after_the_order_shipped_changes_no_line_and_no_stock(
     # the completion is not shipped again, and ReduceLine never goes below what shipped
     assert note.startswith("ignored"), note
     assert "shipment woocommerce:completed:727:315 of order woo-727 is already recorded" in note
-    after = db.snapshot()
-    assert {k: after[k] for k in CORE} == {k: before[k] for k in CORE}
+    assert core_state(db) == before
     assert db.level("INK", "main")["on_hand"] == 0
 
 
@@ -322,13 +309,12 @@ def test_refunds_woocommerce_cannot_answer_fail_the_row_and_a_reprocess_applies_
     placed(app)
     store.refunds = [refund(801, 315, 2)]
     store.down = True
-    before = db.snapshot()
+    before = core_state(db)
     clock.advance(hours=1)
     row_id, note = deliver(app, "order.updated", "d-2", order("2026-03-02T09:00:00", refunds=(store.refunds[0],)))
     assert note.startswith("failed: MalformedPayload: the refunds of order 727 could not be read"), note
     assert "ProviderUnavailable" in note
-    after = db.snapshot()
-    assert {k: after[k] for k in CORE} == {k: before[k] for k in CORE}
+    assert core_state(db) == before
     store.down = False
     services = app.channel_services
     assert services.inbox.reprocess(row_id)
