@@ -61,6 +61,7 @@ __all__ = [
     "RateLimiter",
     "full_jitter_delay",
     "host_is_allowed",
+    "json_answer",
     "parse_retry_after",
 ]
 
@@ -114,6 +115,15 @@ class HttpSettings(BaseModel):
     def timeout(self) -> httpx.Timeout:
         """The :class:`httpx.Timeout` these settings describe."""
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
+
+
+def json_answer(response: httpx.Response, provider: str, what: str) -> Any:
+    """The decoded body of a provider's answer; anything that is not JSON (a proxy's login page,
+    a changed API) is ``Rejected``, saying that ``what`` "are not JSON"."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise Rejected(response.status_code, provider=provider, detail=f"{what} are not JSON") from exc
 
 
 def full_jitter_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:

@@ -32,7 +32,7 @@ from backorder.connectors.base import (
     TagsOrders,
 )
 from backorder.connectors.errors import MalformedPayload, NotConfigured, Rejected
-from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.http import HttpSettings, ProviderClient, json_answer
 from backorder.connectors.magento import inbound, mapping
 from backorder.connectors.magento.settings import MagentoSettings
 from backorder.domain.commands import Command
@@ -224,12 +224,7 @@ class MagentoConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
 def _source_item_page(response: httpx.Response, source: str) -> tuple[list[Mapping[str, Any]], int]:
     """The items and ``total_count`` of a ``inventory-api-data-source-item-search-results-interface``
     answer; anything else is refused (a proxy's login page, a changed API)."""
-    try:
-        answer = response.json()
-    except ValueError as exc:
-        raise Rejected(
-            response.status_code, provider=PROVIDER, detail=f"Magento's source items of {source} are not JSON"
-        ) from exc
+    answer = json_answer(response, PROVIDER, f"Magento's source items of {source}")
     items = answer.get("items") if isinstance(answer, dict) else None
     total = answer.get("total_count") if isinstance(answer, dict) else None
     if items is None and total == 0:

@@ -37,7 +37,7 @@ from backorder.connectors.base import (
     TagsOrders,
 )
 from backorder.connectors.errors import MalformedPayload, NotConfigured, Rejected
-from backorder.connectors.http import HttpSettings, ProviderClient
+from backorder.connectors.http import HttpSettings, ProviderClient, json_answer
 from backorder.connectors.sfcc import mapping
 from backorder.connectors.sfcc.settings import SfccSettings
 from backorder.connectors.standard_webhooks import identify_standard, parse_envelope, verify_signed
@@ -249,12 +249,7 @@ class SfccConnector(Connector, ReceivesWebhooks, SyncsStock, TagsOrders):
 def _inventory_record_page(response: httpx.Response, list_id: str) -> tuple[list[Any], int]:
     """The records and ``total`` of a ``ProductInventoryRecords`` answer (``data`` may be absent
     when there are none); anything else is refused."""
-    try:
-        answer = response.json()
-    except ValueError as exc:
-        raise Rejected(
-            response.status_code, provider=PROVIDER, detail=f"SFCC's inventory records of {list_id} are not JSON"
-        ) from exc
+    answer = json_answer(response, PROVIDER, f"SFCC's inventory records of {list_id}")
     total = answer.get("total") if isinstance(answer, dict) else None
     records = answer.get("data", []) if isinstance(answer, dict) else None
     if not isinstance(records, list) or not isinstance(total, int) or isinstance(total, bool):
