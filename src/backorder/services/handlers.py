@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -625,31 +625,25 @@ def _place_order(
         )
     for sku in sorted({g.sku for g in grants}):
         uow.record(events.StockLevelChanged(sku))
-    check_thresholds(uow, skus, ctx, _positions_after(basis, levels, order))
+    check_thresholds(uow, skus, ctx, _positions_after(basis, grants, order))
 
 
-def _positions_after(
-    basis: StockScope, levels: Mapping[tuple[str, str], StockLevel], order: Order
-) -> dict[str, StockPosition] | None:
-    """The positions of the order's SKUs once it is placed: as read with the lock, with the
-    levels as allocated now and the order's waiting units added (None: the store did not read
-    them with the lock, and ``check_thresholds`` reads them)."""
+def _positions_after(basis: StockScope, grants: Sequence[Grant], order: Order) -> dict[str, StockPosition] | None:
+    """The positions of the order's SKUs once it is placed: as read with the lock, plus what the
+    order took and what of it waits (None: the store did not read them with the lock, and
+    ``check_thresholds`` reads them)."""
     if basis.positions is None:
         return None
+    taken: dict[str, int] = defaultdict(int)
+    for grant in grants:
+        taken[grant.sku] += grant.quantity
     waiting: dict[str, int] = defaultdict(int)
     for line in order.lines:
         waiting[line.sku] += line.backordered
-    after: dict[str, StockPosition] = {}
-    for code, before in basis.positions.items():
-        held = [level for (sku, _), level in levels.items() if sku == code]
-        after[code] = StockPosition(
-            code,
-            sum(level.on_hand for level in held),
-            sum(level.allocated for level in held),
-            before.incoming,
-            before.backordered + waiting[code],
-        )
-    return after
+    return {
+        code: replace(before, allocated=before.allocated + taken[code], backordered=before.backordered + waiting[code])
+        for code, before in basis.positions.items()
+    }
 
 
 def _locked_order(uow: UnitOfWork, order_id: str, first: Order | None = None) -> Order:

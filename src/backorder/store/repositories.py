@@ -353,6 +353,7 @@ class SqlStock(StockRepository):
         lead_times: dict[str, int | None] = {}
         dated: set[str] = set()
         sent: set[str] = set()
+        positions: dict[str, StockPosition] | None = {} if with_positions else None
         for r in rows:
             code = r["code"]
             found[code] = self._catalog.remember(_sku_from_row(_Row(r)))
@@ -361,19 +362,18 @@ class SqlStock(StockRepository):
                 if not r["preferred_supplier"]
                 else (r["item_days"] if r["item_days"] is not None else r["supplier_days"])
             )
-            for location, on_hand, allocated in r["levels"] or ():
-                levels[(code, location)] = StockLevel(code, location, int(on_hand), int(allocated))
+            held = [
+                StockLevel(code, location, int(on_hand), int(allocated))
+                for location, on_hand, allocated in r["levels"] or ()
+            ]
+            levels.update(((code, level.location), level) for level in held)
             if r["dated"]:
                 dated.add(code)
             if r["sent"]:
                 sent.add(code)
-        positions: dict[str, StockPosition] | None = None
-        if with_positions:
-            positions = {}
-            for r in rows:
-                held = [level for (sku, _), level in levels.items() if sku == r["code"]]
-                positions[r["code"]] = StockPosition(
-                    r["code"],
+            if positions is not None:
+                positions[code] = StockPosition(
+                    code,
                     sum(level.on_hand for level in held),
                     sum(level.allocated for level in held),
                     int(r["incoming"] or 0),
