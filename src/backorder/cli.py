@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import enum
 import json
 import logging
 import sys
@@ -56,6 +57,25 @@ DbOption = Annotated[
         envvar="BACKORDER_DATABASE_URL",
     ),
 ]
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+class InboxStatus(enum.StrEnum):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (env BACKORDER_CONFIG).", envvar="BACKORDER_CONFIG")
 ]
@@ -171,7 +191,7 @@ def export_lines(fmt: Annotated[str, typer.Option("--format", help="csv or json"
 @cli.command("bop")
 def bop(
     sku: Annotated[list[str] | None, typer.Option("--sku", help="Only these SKUs (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run backorder processing: hand available stock to waiting lines by the allocation contract."""
     with application() as app, progress() as bar:
@@ -201,7 +221,10 @@ def bop(
 
 
 @cli.command("explain")
-def explain(order_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def explain(
+    order_id: Annotated[str, typer.Argument(help="The order's id, as `export lines` shows it.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Why an order's lines got (or did not get) stock: allocations, receipts, who went first."""
     with application() as app:
         data = app.read.explain(order_id)
@@ -237,7 +260,14 @@ def explain(order_id: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
 
 
 @cli.command("receive")
-def receive(sku: str, location: str, quantity: int, po: Annotated[str | None, typer.Option("--po")] = None) -> None:
+def receive(
+    sku: Annotated[str, typer.Argument(help="The SKU received.")],
+    location: Annotated[str, typer.Argument(help="The location it was put away at.")],
+    quantity: Annotated[int, typer.Argument(help="Units received.")],
+    po: Annotated[
+        str | None, typer.Option("--po", help="The purchase order it delivers (its open line is reduced).")
+    ] = None,
+) -> None:
     """Book a supplier receipt; waiting lines get the stock by the contract."""
     with application() as app:
         happened = app.bus.handle(c.ReceiveStock(sku, location, quantity, app.clock.now(), po))
@@ -248,7 +278,12 @@ def receive(sku: str, location: str, quantity: int, po: Annotated[str | None, ty
 
 @cli.command("ship")
 def ship(
-    order_id: str, line_no: int, quantity: int, location: Annotated[str | None, typer.Option("--location")] = None
+    order_id: Annotated[str, typer.Argument(help="The order's id.")],
+    line_no: Annotated[int, typer.Argument(help="The line number within the order.")],
+    quantity: Annotated[int, typer.Argument(help="Units shipped.")],
+    location: Annotated[
+        str | None, typer.Option("--location", help="Where it shipped from (default: where the line's stock is held).")
+    ] = None,
 ) -> None:
     """Record a shipment of an order line."""
     with application() as app:
@@ -258,7 +293,13 @@ def ship(
 
 @cli.command("cancel")
 def cancel(
-    order_id: str, line: Annotated[list[int] | None, typer.Option("--line")] = None, reason: str = "cancelled by staff"
+    order_id: Annotated[str, typer.Argument(help="The order's id.")],
+    line: Annotated[
+        list[int] | None, typer.Option("--line", help="Only this line number (repeatable; default: every open line).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Kept with the cancellation and told to the customer.")] = (
+        "cancelled by staff"
+    ),
 ) -> None:
     """Cancel an order (or some lines); released stock goes to the next waiting lines."""
     with application() as app:
@@ -267,7 +308,7 @@ def cancel(
 
 
 @po_cli.command("list")
-def po_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def po_list(as_json: JsonFlag = False) -> None:
     """Purchase orders with their status, lines, units and value."""
     with application() as app:
         rows = app.read.purchase_orders()
@@ -290,8 +331,8 @@ def po_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @po_cli.command("send")
 def po_send(
-    number: Annotated[list[str] | None, typer.Argument()] = None,
-    all_drafts: Annotated[bool, typer.Option("--all")] = False,
+    number: Annotated[list[str] | None, typer.Argument(help="PO numbers (see `po list`).")] = None,
+    all_drafts: Annotated[bool, typer.Option("--all", help="Send every draft PO.")] = False,
 ) -> None:
     """Send draft purchase orders now (one by number, or --all drafts)."""
     if not number and not all_drafts:
@@ -308,7 +349,7 @@ def po_send(
 
 @po_cli.command("ack")
 def po_ack(
-    number: str,
+    number: Annotated[str, typer.Argument(help="The PO number (see `po list`).")],
     expected: Annotated[
         str | None, typer.Option("--expected", help="Delivery date the supplier confirmed (YYYY-MM-DD).")
     ] = None,
@@ -328,8 +369,8 @@ def po_ack(
 
 @outbox_cli.command("list")
 def outbox_list(
-    status: Annotated[str | None, typer.Option("--status", help="pending, in_flight, sent, dead, skipped")] = None,
-    limit: int = 50,
+    status: Annotated[OutboxStatus | None, typer.Option("--status", help="Only rows in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
 ) -> None:
     """Recent outbound deliveries with their status and last error."""
     with application() as app:
@@ -351,7 +392,7 @@ def outbox_list(
 
 
 @outbox_cli.command("retry")
-def outbox_retry(ids: list[int]) -> None:
+def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox ids (see `outbox list`).")]) -> None:
     """Make pending or dead deliveries due now."""
     with application() as app:
         n = app.queue.retry(ids, app.clock.now(), dead_only=False)
@@ -359,7 +400,9 @@ def outbox_retry(ids: list[int]) -> None:
 
 
 @outbox_cli.command("replay")
-def outbox_replay(ids: list[int]) -> None:
+def outbox_replay(
+    ids: Annotated[list[int], typer.Argument(help="Ids of dead outbox rows (see `outbox list --status dead`).")],
+) -> None:
     """Replay dead letters: each is sent once more, with a fresh attempt budget."""
     with application() as app:
         n = app.queue.retry(ids, app.clock.now(), dead_only=True)
@@ -383,8 +426,8 @@ def outbox_flush() -> None:
 
 @cli.command("serve")
 def serve(
-    host: Annotated[str | None, typer.Option("--host")] = None,
-    port: Annotated[int | None, typer.Option("--port")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: \\[server] host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default: \\[server] port).")] = None,
     with_worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run the dispatcher in this process.")
     ] = True,
@@ -443,7 +486,7 @@ cli.add_typer(inbox_cli, name="inbox")
 
 
 @cli.command("channels")
-def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def channels_list(as_json: JsonFlag = False) -> None:
     """Configured sales channels: platform, what they receive, and whether outbound calls wait."""
     with application(sandbox_folder=False) as app:
         services = app.channel_services
@@ -496,12 +539,10 @@ def channels_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 
 @inbox_cli.command("list")
 def inbox_list(
-    status: Annotated[
-        str | None, typer.Option("--status", help="received | processing | processed | ignored | failed")
-    ] = None,
-    channel: Annotated[str | None, typer.Option("--channel")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[InboxStatus | None, typer.Option("--status", help="Only rows in this state.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel's rows.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """Recent inbox rows, newest first, with the reason of any failure."""
     with application(sandbox_folder=False) as app:
@@ -542,7 +583,7 @@ def inbox_reprocess(row_id: Annotated[int, typer.Argument(help="Inbox row id (se
 @cli.command("connect")
 def connect(
     platform: Annotated[str, typer.Argument(help="shopify | woocommerce")],
-    channel: Annotated[str, typer.Argument(help="The channel id in [channels.<id>].")],
+    channel: Annotated[str, typer.Argument(help="The channel id: the <id> of its \\[channels.<id>] table.")],
     check: Annotated[
         bool,
         typer.Option(
@@ -552,9 +593,10 @@ def connect(
         ),
     ] = False,
 ) -> None:
-    """Create the platform's webhook subscriptions pointing at server.public_url (and load the
-    SKU ↔ item map where the platform has one). The worker re-checks them every
-    ``webhook_check_minutes``; ``--check`` does it now."""
+    """Create the platform's webhook subscriptions for a channel.
+
+    They point at server.public_url; where the platform has one, the SKU-to-item map is loaded too.
+    The worker re-checks them every webhook_check_minutes; --check does it now."""
     with application(sandbox_folder=False) as app:
         settings = app.config.channels.get(channel)
         if settings is None or settings.kind != platform:
@@ -606,8 +648,9 @@ def _check_subscriptions(app: Application, channel: str, connector: Any) -> None
 
 @cli.command("reconcile")
 def reconcile(channel: Annotated[str | None, typer.Argument(help="One channel (default: all due).")] = None) -> None:
-    """Pull recent orders (and, for stock-source channels, stock levels) from channel APIs into
-    the inbox now, then process the inbox."""
+    """Pull recent orders (and stock) from channel APIs now, then process the inbox.
+
+    Stock levels are pulled for stock-source channels only."""
     with application(sandbox_folder=False) as app:
         services = app.channel_services
         now = app.clock.now()
@@ -784,7 +827,7 @@ def apikey_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix (
 @cli.command("demo")
 def demo(
     orders: Annotated[int, typer.Option("--orders", min=1, help="Orders to simulate.")] = 400,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same month.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     serve_after: Annotated[bool, typer.Option("--serve", help="Then serve the app on the demo data.")] = False,
     workdir: Annotated[
