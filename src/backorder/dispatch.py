@@ -12,6 +12,8 @@ lane per target.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -128,7 +130,14 @@ class DispatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-_STAT_FOR_OUTCOME = {"sent": "sent", "retry": "retried", "dead": "dead", "skipped": "skipped", "deferred": "deferred"}
+_STAT_FOR_OUTCOME = {
+    "sent": "sent",
+    "retry": "retried",
+    "dead": "dead",
+    "skipped": "skipped",
+    "deferred": "deferred",
+    "lost": "lost_claims",
+}
 
 
 class Dispatcher:
@@ -165,19 +174,26 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._lock = threading.Lock()  # the pool and the limiters are made on first use
+        self._rest = _ProviderRest(retry)
 
     def run_once(self, limit: int = 50, worker: str | None = None) -> DispatchStats:
         claimed = self.queue.claim(self.clock.now(), limit, self.lease, worker)
         stats = DispatchStats(claimed=len(claimed))
-        for outcome in self._deliver_all(claimed):
-            stats.add(outcome)
+        if not claimed:
+            return stats
+        keeper = None
+        if any(self._waits_on_provider(d) for d in claimed):  # only a provider can keep a round waiting
+            keeper = _LeaseKeeper(self.queue, claimed, self.clock, self.lease)
+        with keeper or contextlib.nullcontext():
+            for outcome in self._deliver_all(claimed, keeper):
+                stats.add(outcome)
         return stats
 
-    def _deliver_all(self, claimed: Sequence[ClaimedDelivery]) -> list[str]:
+    def _deliver_all(self, claimed: Sequence[ClaimedDelivery], keeper: _LeaseKeeper | None = None) -> list[str]:
         """Lanes that wait on a provider run on the pool; the rest (fan-outs, the sandbox) here,
         meanwhile, one after another: threads are for waiting, not for taking the CPU."""
         if self.threads == 1:
-            return self._deliver_lane(claimed)
+            return self._deliver_lane(claimed, keeper)
         lanes: dict[str, list[ClaimedDelivery]] = {}
         for delivery in claimed:
             lanes.setdefault(lane_of(delivery), []).append(delivery)
@@ -190,16 +206,16 @@ class Dispatcher:
                 local.extend(lane)
         pool = self._executor()
         if len(waiting) < 2 or pool is None:
-            return self._deliver_lane(claimed)
+            return self._deliver_lane(claimed, keeper)
         futures = []
         for i, lane in enumerate(waiting):
             try:
-                futures.append(pool.submit(self._deliver_lane, lane))
+                futures.append(pool.submit(self._deliver_lane, lane, keeper))
             except RuntimeError:  # closed meanwhile (shutting down): the other lanes here
                 local.extend(d for rest in waiting[i:] for d in rest)
                 break
         try:
-            here = self._deliver_lane(local)
+            here = self._deliver_lane(local, keeper)
         finally:
             wait_all(futures)  # every lane finishes (or fails) before a failure is raised
         return here + [outcome for future in futures for outcome in future.result()]
@@ -219,10 +235,18 @@ class Dispatcher:
             return self.routes.channels.get(str(delivery.payload.get("channel", "")))
         return None
 
-    def _deliver_lane(self, lane: Sequence[ClaimedDelivery]) -> list[str]:
+    def _deliver_lane(self, lane: Sequence[ClaimedDelivery], keeper: _LeaseKeeper | None = None) -> list[str]:
         """One after another; an error (the store failing) leaves the rest of the lane to be
-        claimed again when its lease runs out, as it leaves the rest of a batch."""
-        return [self.deliver(delivery) for delivery in lane]
+        claimed again when its lease runs out, as it leaves the rest of a batch. A row whose
+        claim was lost (another worker has it now) is left to that worker."""
+        outcomes = []
+        for delivery in lane:
+            if keeper is not None and not keeper.holds(delivery.id):
+                log.warning("outbox %s: claim lost before delivery (lease expired); left to its new claim", delivery.id)
+                outcomes.append("lost")
+            else:
+                outcomes.append(self.deliver(delivery))
+        return outcomes
 
     def _executor(self) -> ThreadPoolExecutor | None:
         """The delivery threads; None once closed (a round still under way finishes on its own
@@ -255,7 +279,13 @@ class Dispatcher:
         started = self.clock.now()
         connector_name = delivery.target
         children: list[tuple[str, str, dict[str, Any]]] = []
+        provider = _provider_key(delivery)
         try:
+            resting_until = self._rest.until(provider, started) if provider is not None else None
+            if resting_until is not None:
+                raise _Deferred(
+                    (resting_until - started).total_seconds(), f"the {provider} provider is failing; resting"
+                )
             handler = getattr(self, f"_do_{delivery.action}", None)
             if handler is None:
                 raise _Fatal(f"unknown action {delivery.action!r}")
@@ -267,13 +297,21 @@ class Dispatcher:
                 connector_name, receipt = result
                 outcome = AttemptOutcome("sent", receipt.detail, provider_ref=receipt.provider_ref)
         except _Deferred as wait:
-            outcome = AttemptOutcome(
-                "deferred", "rate limited locally", next_attempt_at=started + timedelta(seconds=wait.seconds)
-            )
+            outcome = AttemptOutcome("deferred", wait.reason, next_attempt_at=started + timedelta(seconds=wait.seconds))
         except Skip as skip:
             outcome = AttemptOutcome("skipped", str(skip))
         except RetryableError as exc:
             outcome = self._retry_or_dead(delivery, exc.detail, exc.retry_after, exc.status_code, started)
+            if provider is not None:
+                until, failures = self._rest.failed(provider, self.clock.now(), exc.retry_after)
+                if outcome.next_attempt_at is not None and outcome.next_attempt_at < until:
+                    outcome = dataclasses.replace(outcome, next_attempt_at=until)  # it is the probe then
+                log.warning(
+                    "the %s provider failed (%s in a row): its deliveries wait until %s",
+                    provider,
+                    failures,
+                    until.isoformat(timespec="seconds"),
+                )
         except (FatalError, _Fatal) as exc:
             detail = exc.detail if isinstance(exc, ConnectorError) else str(exc)
             outcome = AttemptOutcome("dead", detail, getattr(exc, "status_code", None))
@@ -284,9 +322,11 @@ class Dispatcher:
             )
             outcome = self._retry_or_dead(delivery, detail, None, None, started)
         finished = self.clock.now()
+        if provider is not None and outcome.outcome == "sent":
+            self._rest.succeeded(provider)
         if not self.queue.finish(delivery, outcome, connector_name, started, finished, children):
             log.warning("outbox %s: claim lost before completion (lease expired); result discarded", delivery.id)
-            return "deferred"
+            return "lost"
         # Logs carry no provider answer: it may quote the customer (names cannot be redacted by
         # pattern). The full answer is kept with the attempt, for staff, in the database.
         status = f"HTTP {outcome.status_code}" if outcome.status_code else "no HTTP status"
@@ -677,6 +717,49 @@ class Dispatcher:
         return connector.name, connector.tag_order(tag)
 
 
+class _LeaseKeeper:
+    """Keeps a round's claim while its deliveries run.
+
+    A round that waits on slow providers (a read timeout, in-call retries) can outlast its
+    lease, and another worker would then claim the rows not yet delivered and send them a
+    second time. Every third of the lease the rows this round still holds get a fresh lease; a
+    row found held by another claim is not delivered by this round."""
+
+    def __init__(self, queue: OutboxQueue, claimed: Sequence[ClaimedDelivery], clock: Clock, lease: timedelta) -> None:
+        self._queue = queue
+        self._ids = [d.id for d in claimed]
+        self._claim = claimed[0].claim
+        self._clock = clock
+        self._lease = lease
+        self._lost: frozenset[int] = frozenset()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backorder-lease", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def holds(self, outbox_id: int) -> bool:
+        return outbox_id not in self._lost
+
+    def _run(self) -> None:
+        interval = self._lease.total_seconds() / 3
+        while not self._stop.wait(interval):
+            try:
+                held = self._queue.renew(self._ids, self._claim, self._clock.now() + self._lease)
+            except Exception:  # the store is away: the rows may be claimed again once the lease ends
+                log.exception("could not renew the lease of %d outbox row(s)", len(self._ids))
+                continue
+            # Rows not held were finished by this round, or claimed by another worker: either
+            # way this round must not deliver them (again).
+            self._lost = self._lost | frozenset(i for i in self._ids if i not in held)
+            self._ids = [i for i in self._ids if i in held]
+
+
 @dataclass
 class _FanOut:
     children: list[tuple[str, str, dict[str, Any]]]
@@ -688,9 +771,53 @@ class _Fatal(Exception):
 
 
 class _Deferred(Exception):
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, reason: str = "rate limited locally") -> None:
         super().__init__(seconds)
         self.seconds = seconds
+        self.reason = reason
+
+
+class _ProviderRest:
+    """A provider that fails with a retryable error (down, timing out, rate limiting) gets a rest.
+
+    While it rests, deliveries to it are deferred without calling it (no attempt is counted),
+    instead of each waiting out the same timeout, so one failing provider does not hold up the
+    messages to the others in the same round. The rest doubles with each failure in a row, from
+    the retry policy's base up to its cap, and is at least the provider's ``Retry-After``; a
+    success ends it. The first delivery after a rest is the probe."""
+
+    def __init__(self, retry: RetryPolicy) -> None:
+        self._retry = retry
+        self._lock = threading.Lock()
+        self._until: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+
+    def until(self, key: str, now: datetime) -> datetime | None:
+        with self._lock:
+            until = self._until.get(key)
+        return until if until is not None and until > now else None
+
+    def failed(self, key: str, now: datetime, retry_after: float | None) -> tuple[datetime, int]:
+        with self._lock:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            seconds = min(self._retry.cap_seconds, self._retry.base_seconds * 2 ** min(failures - 1, 20))
+            until = self._until[key] = now + timedelta(seconds=max(seconds, retry_after or 0.0))
+        return until, failures
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+            self._until.pop(key, None)
+
+
+def _provider_key(delivery: ClaimedDelivery) -> str | None:
+    """Which provider a delivery calls, as the dispatcher routes it (None for fan-outs)."""
+    role = _ROLE_OF_ACTION.get(delivery.action)
+    if role is not None:
+        return role
+    if delivery.action in _CHANNEL_ACTIONS:
+        return f"channel:{delivery.payload.get('channel', '')}"
+    return None
 
 
 CREDENTIALS_WAIT_SECONDS = 600.0

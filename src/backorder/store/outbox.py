@@ -5,6 +5,7 @@ claimed again once the lease expires. Every attempt is a ``delivery_attempts`` r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,6 +130,18 @@ class OutboxQueue:
                     ],
                 )
         return True
+
+    def renew(self, ids: Sequence[int], claim: str, until: datetime) -> set[int]:
+        """Extend the lease of the rows of ``ids`` that ``claim`` still holds; returns their ids
+        (a row missing from the answer was finished, or claimed by another worker after its lease
+        ran out, and must not be delivered by this one)."""
+        if not ids:
+            return set()
+        o = t.outbox.c
+        held = and_(o.id.in_(list(ids)), o.claimed_by == claim, o.status == "in_flight")
+        with self.engine.begin() as conn:
+            conn.execute(update(t.outbox).where(held).values(lease_until=until))
+            return set(conn.execute(select(o.id).where(held)).scalars())
 
     def enqueue(self, action: str, target: str, payload: dict[str, Any], now: datetime) -> int:
         with self.engine.begin() as conn:

@@ -1,0 +1,116 @@
+"""A dispatcher round that waits on a slow provider keeps its claim: its rows' leases are renewed
+while it runs, so another worker cannot claim them and send them a second time; and a row that
+another worker did claim (the lease ran out first) is left to that worker. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from backorder.bootstrap import Application
+from backorder.connectors.base import Connector, ConnectorSettings, DeliveryReceipt, NotifiesStaff, StaffMessage
+from backorder.store.outbox import ClaimedDelivery
+
+if TYPE_CHECKING:
+    from conftest import SettableClock
+
+LEASE = timedelta(seconds=0.6)  # renewed every 0.2 s
+PAYLOAD = {"event": "StockBelowThreshold", "sku": "INK", "projected": -2, "reorder_point": 0, "supplier": None}
+
+
+class SlowProvider(Connector, NotifiesStaff):
+    """Answers after ``seconds``; during the first message it lets ``meanwhile`` run (the
+    test's other worker)."""
+
+    def __init__(self, seconds: float, meanwhile: Any) -> None:
+        super().__init__("slow", ConnectorSettings(provider="slow"))
+        self.seconds = seconds
+        self.meanwhile = meanwhile
+        self.sent: list[str] = []
+        self.lock = threading.Lock()
+
+    def post_staff(self, message: StaffMessage) -> DeliveryReceipt:
+        with self.lock:
+            first = not self.sent
+            self.sent.append(message.message_id)
+        if first:
+            self.meanwhile()
+        time.sleep(self.seconds)
+        return DeliveryReceipt(provider_ref=message.message_id, detail="accepted")
+
+
+def _one_orders_messages(app: Application, n: int) -> list[int]:
+    """``n`` messages of one order: one lane, delivered one after another."""
+    return [
+        app.queue.enqueue("notify_staff", "staff", {**PAYLOAD, "order_id": "W-1"}, app.clock.now()) for _ in range(n)
+    ]
+
+
+def _status(app: Application) -> dict[int, tuple[str, int]]:
+    return {r["id"]: (r["status"], r["attempts"]) for r in app.queue.list(limit=20)}
+
+
+def test_a_round_that_outlasts_its_lease_keeps_its_rows(app: Application, clock: SettableClock) -> None:
+    ids = _one_orders_messages(app, 3)
+    app.dispatcher.lease = LEASE
+    taken_by_other: list[ClaimedDelivery] = []
+
+    def other_worker_after_the_lease() -> None:
+        # Time passes beyond the first lease; the keeper renews it (0.2 s) before the other looks.
+        clock.advance(seconds=2)
+        time.sleep(0.5)
+        taken_by_other.extend(app.queue.claim(clock.now(), 50, LEASE, "other-worker"))
+
+    provider = SlowProvider(0.05, other_worker_after_the_lease)
+    app.routes.staff = provider
+
+    stats = app.dispatcher.run_once(worker="this-worker")
+
+    assert taken_by_other == []
+    assert (stats.claimed, stats.sent, stats.lost_claims) == (3, 3, 0)
+    assert provider.sent == [f"bo-{i}" for i in ids]  # each once
+    assert all(_status(app)[i] == ("sent", 1) for i in ids)
+
+
+def test_a_row_another_worker_claimed_meanwhile_is_not_delivered_again(app: Application, clock: SettableClock) -> None:
+    ids = _one_orders_messages(app, 3)
+    app.dispatcher.lease = LEASE
+    taken_by_other: list[ClaimedDelivery] = []
+
+    def other_worker_before_the_renewal() -> None:
+        # The process stalled past its lease (e.g. a long GC pause) before the keeper ran.
+        clock.advance(seconds=2)
+        taken_by_other.extend(app.queue.claim(clock.now(), 50, LEASE, "other-worker"))
+        time.sleep(0.5)  # the keeper's renewal now finds the other rows held by the other worker
+
+    provider = SlowProvider(0.0, other_worker_before_the_renewal)
+    app.routes.staff = provider
+
+    stats = app.dispatcher.run_once(worker="this-worker")
+
+    assert [d.id for d in taken_by_other] == ids  # the one being sent too: its lease had run out
+    # The one in flight was sent (its result is discarded: the other worker owns the row now);
+    # the two not yet started are not sent by this round.
+    assert provider.sent == [f"bo-{ids[0]}"]
+    assert (stats.claimed, stats.sent, stats.lost_claims) == (3, 0, 3)
+    assert [_status(app)[i][0] for i in ids] == ["in_flight"] * 3  # the other worker's now
+
+
+def test_a_round_of_local_deliveries_starts_no_keeper(app: Application) -> None:
+    _one_orders_messages(app, 2)  # the default staff connector is the sandbox: nothing to wait on
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def record(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        original(thread)
+
+    threading.Thread.start = record  # type: ignore[method-assign]
+    try:
+        assert app.dispatcher.run_once().sent == 2
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    assert "backorder-lease" not in started
