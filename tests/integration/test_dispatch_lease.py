@@ -1,7 +1,7 @@
 """A dispatcher round that waits on a slow provider keeps its claim: its rows' leases are renewed
 while it runs, so another worker cannot claim them and send them a second time; and a row that
-another worker did claim (the lease ran out first) is left to that worker. On SQLite and
-PostgreSQL."""
+another worker did claim (the lease ran out first) is left to that worker. A provider that fails
+rests: one call per rest, not one per message. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from backorder.bootstrap import Application
 from backorder.connectors.base import Connector, ConnectorSettings, DeliveryReceipt, NotifiesStaff, StaffMessage
+from backorder.connectors.errors import Rejected, TransportFailure
 from backorder.store.outbox import ClaimedDelivery
 
 if TYPE_CHECKING:
@@ -114,3 +115,67 @@ def test_a_round_of_local_deliveries_starts_no_keeper(app: Application) -> None:
     finally:
         threading.Thread.start = original  # type: ignore[method-assign]
     assert "backorder-lease" not in started
+
+
+class DownProvider(Connector, NotifiesStaff):
+    """Times out on every call until ``up`` is set; counts the calls."""
+
+    def __init__(self) -> None:
+        super().__init__("down", ConnectorSettings(provider="down"))
+        self.calls = 0
+        self.up = False
+
+    def post_staff(self, message: StaffMessage) -> DeliveryReceipt:
+        self.calls += 1
+        if not self.up:
+            raise TransportFailure("read timed out", provider="down")
+        return DeliveryReceipt(provider_ref=message.message_id, detail="accepted")
+
+
+def test_a_failing_provider_rests_and_costs_one_call_per_rest(app: Application, clock: SettableClock) -> None:
+    """Five orders' staff messages to a provider that times out: one call, four deferred without
+    an attempt; the customer's message of another provider in the same round goes on."""
+    app.dispatcher.threads = 1
+    ids = [app.queue.enqueue("notify_staff", "staff", {**PAYLOAD, "order_id": f"W-{n}"}, clock.now()) for n in range(5)]
+    provider = DownProvider()
+    app.routes.staff = provider
+
+    stats = app.dispatcher.run_once()
+
+    assert provider.calls == 1
+    assert (stats.retried, stats.deferred, stats.sent) == (1, 4, 0)
+    rows = {r["id"]: r for r in app.queue.list(limit=20)}
+    assert [rows[i]["attempts"] for i in ids] == [1, 0, 0, 0, 0]  # a rest uses up no attempt
+    rest_ends = rows[ids[0]]["next_attempt_at"]
+    assert all(rows[i]["next_attempt_at"] == rest_ends for i in ids)  # the probe first, by id
+
+    clock.set(rest_ends)
+    stats = app.dispatcher.run_once()  # the probe fails again: the rest doubles
+    assert provider.calls == 2
+    rows = {r["id"]: r for r in app.queue.list(limit=20)}
+    assert rows[ids[0]]["next_attempt_at"] - rest_ends == timedelta(seconds=2 * app.dispatcher.retry.base_seconds)
+
+    provider.up = True
+    clock.set(rows[ids[0]]["next_attempt_at"])
+    assert app.dispatcher.drain().sent == 5
+    assert provider.calls == 7  # two failed probes, then each message once
+
+
+def test_a_rejected_message_does_not_rest_the_provider(app: Application) -> None:
+    """A 4xx is about that message (a bad address), not the provider: the others still go."""
+    app.dispatcher.threads = 1
+    for n in range(3):
+        app.queue.enqueue("notify_staff", "staff", {**PAYLOAD, "order_id": f"W-{n}"}, app.clock.now())
+
+    class RejectsFirst(DownProvider):
+        def post_staff(self, message: StaffMessage) -> DeliveryReceipt:
+            self.calls += 1
+            if self.calls == 1:
+                raise Rejected(404, "channel_not_found", provider="down")
+            return DeliveryReceipt(provider_ref=message.message_id, detail="accepted")
+
+    provider = RejectsFirst()
+    app.routes.staff = provider
+
+    stats = app.dispatcher.run_once()
+    assert (stats.dead, stats.sent, stats.deferred, provider.calls) == (1, 2, 0, 3)
