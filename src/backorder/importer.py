@@ -5,8 +5,11 @@ Row numbers count the header as row 1, as a spreadsheet shows them."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
+import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,10 +72,25 @@ OPTIONAL_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
 
 
 class CsvImportError(Exception):
-    def __init__(self, file: str, row: int | None, column: str | None, problem: str) -> None:
+    def __init__(
+        self, file: str, row: int | None, column: str | None, problem: str, *, message: str | None = None
+    ) -> None:
         where = file + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
-        super().__init__(f"{where}: {problem}. Nothing from this file was imported.")
+        super().__init__(message or f"{where}: {problem}. Nothing from this file was imported.")
         self.file, self.row, self.column, self.problem = file, row, column, problem
+
+
+class CsvFileError(CsvImportError):
+    """The file as a whole cannot be imported (missing, a directory, unreadable, empty, not UTF-8):
+    the fix is to the file or the path, not to one row's values."""
+
+
+def _file_error(file: str, problem: str, message: str) -> CsvFileError:
+    return CsvFileError(file, None, None, problem, message=message)
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+"""Deliberately permissive: one ``@``, a dot in the domain, no spaces."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,12 @@ class _Row:
             raise self.fail(column, f"{raw!r} must be a non-negative amount")
         return value
 
+    def email(self, column: str) -> str:
+        value = self.text(column, required=False)
+        if value and not EMAIL.fullmatch(value):
+            raise self.fail(column, f"{value!r} is not an email address (like orders@supplier.example)")
+        return value
+
     def boolean(self, column: str) -> bool:
         raw = (self.data.get(column) or "").strip().lower()
         if raw in ("", "0", "false", "no", "n"):
@@ -144,13 +168,46 @@ class _Row:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _read_text(path: Path, kind: ImportKind) -> str:
+    """The file's text: UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8" writes one)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _file_error(str(path), "no such file", f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise _file_error(str(path), "is a directory", f"{path} is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise _file_error(str(path), "cannot be read", f"{path} cannot be read ({exc.strerror})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = _row_at(data[: exc.start])
+        raise CsvFileError(path.name, row, None, "not UTF-8 text (save the file as UTF-8 CSV)") from None
+    if not text.strip():
+        columns = ", ".join(REQUIRED_COLUMNS[kind])
+        raise _file_error(
+            path.name,
+            "is empty",
+            f"{path.name} is empty: it needs a header row with the columns {columns} for --kind {kind.value}",
+        )
+    return text
+
+
+def _row_at(before: bytes) -> int | None:
+    """The row number (as ``_rows`` counts them) of the row that continues after ``before``, the
+    part of the file that decoded cleanly; None when that cannot be told."""
+    try:
+        records = csv.reader(io.StringIO(before.decode("utf-8") + "?", newline=""))
+        return sum(1 for record in records if record)
+    except (csv.Error, UnicodeDecodeError):
+        return None
+
+
 def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
     name = path.name
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise CsvImportError(str(path), None, None, f"cannot be read ({exc.strerror})") from None
-    with handle:
+    with io.StringIO(_read_text(path, kind), newline="") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
@@ -172,7 +229,7 @@ def _supplier(row: _Row) -> commands.Command:
     return commands.UpsertSupplier(
         row.text("supplier"),
         row.text("name"),
-        row.text("email", required=False),
+        row.email("email"),
         row.integer("lead_time_days", default=14, minimum=0),
     )
 
@@ -266,13 +323,38 @@ _PARSERS: dict[ImportKind, Callable[[_Row], commands.Command]] = {
 }
 
 
+_KEYS: dict[ImportKind, tuple[str, ...]] = {
+    ImportKind.SUPPLIERS: ("supplier",),
+    ImportKind.SKUS: ("sku",),
+    ImportKind.STOCK: ("sku", "location"),
+}
+"""The columns that identify a row; a second row with the same key would silently replace the
+first, so it is an error. (Receipts may repeat a SKU; orders check their own line numbers.)"""
+
+
+def _key_problem(kind: ImportKind, key: tuple[str, ...], first: int) -> str:
+    if kind is ImportKind.STOCK:
+        return f"{key[0]!r} at location {key[1]!r} is already on row {first}"
+    return f"{key[0]!r} is already on row {first}"
+
+
 def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command, dict[str, int]]]:
     """Every row parsed and checked before anything is applied: (row number, command, row of
     each SKU the command names — an order spans several rows)."""
     rows = list(_rows(path, kind))
     if kind is ImportKind.ORDERS:
         return _orders(rows)
-    parsed = [(row.number, _PARSERS[kind](row), {}) for row in rows]
+    parsed: list[tuple[int, commands.Command, dict[str, int]]] = []
+    key_columns = _KEYS.get(kind, ())
+    seen: dict[tuple[str, ...], int] = {}
+    for row in rows:
+        command = _PARSERS[kind](row)
+        if key_columns:
+            key = tuple(row.text(column) for column in key_columns)
+            if key in seen:
+                raise row.fail(key_columns[0], _key_problem(kind, key, seen[key]))
+            seen[key] = row.number
+        parsed.append((row.number, command, {}))
     if kind is ImportKind.RECEIPTS:
         parsed.sort(
             key=lambda item: (getattr(item[1], "received_at", None) or datetime.min.replace(tzinfo=UTC), item[0])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from backorder.bootstrap import Application
-from backorder.importer import REQUIRED_COLUMNS, CsvImportError, ImportKind, import_file
+from backorder.importer import REQUIRED_COLUMNS, CsvFileError, CsvImportError, ImportKind, import_file
 from backorder.store import tables as t
 
 if TYPE_CHECKING:
@@ -251,9 +251,96 @@ def test_a_receipt_for_an_unknown_purchase_order_names_its_row_and_imports_nothi
     assert db.count(t.receipts) == 0
 
 
-def test_a_file_that_is_not_there_is_named(app: Application, tmp_path: Path) -> None:
-    with pytest.raises(CsvImportError, match=r"missing\.csv.*cannot be read"):
-        import_file(app.bus, tmp_path / "missing.csv", "stock")
+def test_a_missing_file_a_directory_or_an_empty_file_is_explained_on_its_own(
+    app: Application, tmp_path: Path, db: Db
+) -> None:
+    missing = tmp_path / "missing.csv"
+    error = failing_import(app, missing, "stock", db)
+    assert isinstance(error, CsvFileError)
+    assert str(error) == f"no such file: {missing}"
+    error = failing_import(app, tmp_path, "stock", db)
+    assert isinstance(error, CsvFileError)
+    assert str(error) == f"{tmp_path} is a directory, not a CSV file"
+    for text in ("", "\ufeff", " \n\n"):
+        error = failing_import(app, write(tmp_path, "empty.csv", text), "stock", db)
+        assert isinstance(error, CsvFileError)
+        assert (error.file, error.row, error.column) == ("empty.csv", None, None)
+        assert str(error) == (
+            "empty.csv is empty: it needs a header row with the columns sku, location, on_hand for --kind stock"
+        )
+
+
+def test_a_file_that_is_not_utf8_names_the_row_that_is_not_and_imports_nothing(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    cases = [
+        ("sku,location,on_hand\nINK,main,5\nOCHRE,Entrep\xf4t,3\n", 3),  # a later row, saved as Latin-1
+        ('sku,location,on_hand\r\nINK,"main\r\nfloor",5\r\n\r\nOCHRE,b\xe4ck,3\r\n', 3),  # quoted newline, blank line
+        ("sku,location,on_h\xe4nd\nINK,main,5\n", 1),  # the header
+    ]
+    for text, row in cases:
+        path = tmp_path / "latin1.csv"
+        path.write_bytes(text.encode("latin-1"))
+        error = failing_import(catalog, path, "stock", db)
+        assert isinstance(error, CsvFileError)
+        assert (error.file, error.row, error.column) == ("latin1.csv", row, None)
+        assert str(error) == (
+            f"latin1.csv, row {row}: not UTF-8 text (save the file as UTF-8 CSV). Nothing from this file was imported."
+        )
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(STOCK.encode("utf-16"))
+    assert failing_import(catalog, path, "stock", db).row == 1
+
+
+def test_a_utf8_file_with_a_byte_order_mark_imports(catalog: Application, tmp_path: Path, db: Db) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + STOCK.replace("main", "entrepôt")).encode("utf-8"))
+    assert import_file(catalog.bus, path, "stock").rows == 3
+    assert db.rows(t.stock_levels, t.stock_levels.c.sku == "INK")[0]["location"] == "entrepôt"
+
+
+DUPLICATE_KEYS = [
+    (
+        "suppliers.csv",
+        "suppliers",
+        SUPPLIERS + "ROYAL,Royal Talens again,x@royal.example,5\n",
+        4,
+        "supplier",
+        "'ROYAL' is already on row 2",
+    ),
+    (
+        "skus.csv",
+        "skus",
+        SKUS + "OCHRE,Yellow ochre 2,W&N,Ochre,PY43,37 ml,false,WN,W-OCH2,4.20,30,2,1,1,4,10,Oil,\n",
+        5,
+        "sku",
+        "'OCHRE' is already on row 3",
+    ),
+    ("stock.csv", "stock", STOCK + "OCHRE,back,7\n", 5, "sku", "'OCHRE' at location 'back' is already on row 4"),
+]
+
+
+def test_a_duplicate_key_names_the_second_row_and_imports_nothing(catalog: Application, tmp_path: Path, db: Db) -> None:
+    for name, kind, text, row, column, problem in DUPLICATE_KEYS:
+        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
+        assert (error.file, error.row, error.column) == (name, row, column)
+        assert str(error).startswith(f"{name}, row {row}, column {column!r}: {problem}"), str(error)
+    # the same SKU at another location, and receipts repeating a SKU, are not duplicates
+    assert load(catalog, tmp_path, "stock.csv", STOCK + "INK,back,1\n", "stock") == 4
+    assert load(catalog, tmp_path, "receipts.csv", RECEIPTS + "INK,main,1,2026-03-02T09:00:00Z,\n", "receipts") == 3
+
+
+def test_a_supplier_email_that_is_not_an_address_names_its_row_and_column(
+    app: Application, tmp_path: Path, db: Db
+) -> None:
+    for email in ("not-an-email", "po@wn", "po @wn.example", "po@@wn.example", "a@b@wn.example"):
+        text = SUPPLIERS + f"BAD,Bad Supplier,{email},7\n"
+        error = failing_import(app, write(tmp_path, "suppliers.csv", text), "suppliers", db)
+        assert (error.file, error.row, error.column) == ("suppliers.csv", 4, "email"), email
+        assert str(error).startswith(f"suppliers.csv, row 4, column 'email': {email!r} is not an email address")
+    text = SUPPLIERS + "EMPTY,No Email Yet,,7\nPLUS,Plus,Orders+PO@mail.plus-art.example,7\n"
+    assert load(app, tmp_path, "suppliers.csv", text, "suppliers") == 4
+    assert {r["code"]: r["email"] for r in db.rows(t.suppliers)}["EMPTY"] == ""
 
 
 def test_dates_in_the_file_keep_their_zone_as_utc(catalog: Application, tmp_path: Path, db: Db) -> None:
