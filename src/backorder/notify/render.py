@@ -22,6 +22,10 @@ CUSTOMER_TEMPLATES = {
     "BackorderCancelled": "cancelled",
 }
 
+CUSTOMER_FACTS = {"reserved": False, "can_ship_now": False, "substitutes_offered": False}
+"""What a customer message may claim about the order (the dispatcher reads them at send time).
+Not given, nothing is claimed: nothing reserved, no shipping now, no substitute offered."""
+
 
 @dataclass(frozen=True)
 class RenderedEmail:
@@ -64,7 +68,7 @@ class Renderer:
         return {**self._globals, **payload, **extra}
 
     def email(self, template: str, payload: dict[str, Any], **extra: Any) -> RenderedEmail:
-        ctx = self._context(payload, extra)
+        ctx = {**CUSTOMER_FACTS, **self._context(payload, extra)}
         subject = self._env.get_template(f"customer/{template}.subject.txt").render(ctx).strip()
         text = self._env.get_template(f"customer/{template}.txt").render(ctx).strip() + "\n"
         html = self._env.get_template(f"customer/{template}.html").render(ctx)
@@ -72,7 +76,9 @@ class Renderer:
 
     def sms(self, template: str, payload: dict[str, Any], **extra: Any) -> str:
         return " ".join(
-            self._env.get_template(f"customer/{template}.sms.txt").render(self._context(payload, extra)).split()
+            self._env.get_template(f"customer/{template}.sms.txt")
+            .render({**CUSTOMER_FACTS, **self._context(payload, extra)})
+            .split()
         )
 
     def sms_opt_out_confirmation(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from backorder.domain.substitutes import CatalogItem, suggest
 from backorder.store import tables as t
 from backorder.store.engine import READ_ONLY
 from backorder.store.repositories import SqlOrders, _chunks
@@ -66,6 +67,63 @@ class ReadModel:
         with self._conn() as conn:
             total = int(conn.execute(q).scalar_one())
         return max(total - buffer, 0)
+
+    def customer_facts(self, order_id: str) -> dict[str, bool] | None:
+        """What a customer message may claim about the order now (None: no such order).
+
+        ``reserved``: an open line holds allocated, unshipped stock. ``can_ship_now``: the
+        self-service page offers to ship what is in stock (the order is not ship-complete and
+        something is reserved). ``substitutes_offered``: the self-service page suggests a
+        substitute (``domain.substitutes.suggest``) for at least one waiting line."""
+        o, c, s, lv = t.orders.c, t.order_lines.c, t.skus.c, t.stock_levels.c
+        with self._conn() as conn:
+            ship_complete = conn.execute(select(o.ship_complete).where(o.id == order_id)).scalar()
+            if ship_complete is None:
+                return None
+            lines = conn.execute(
+                select(c.sku, c.quantity, c.allocated, c.shipped, c.backordered).where(
+                    c.order_id == order_id, c.status == "open"
+                )
+            ).all()
+            waiting = [line for line in lines if line.backordered > 0]
+            catalog: dict[str, CatalogItem] = {}
+            if waiting:
+                available = (
+                    select(func.coalesce(func.sum(lv.on_hand - lv.allocated), 0))
+                    .where(lv.sku == s.code)
+                    .scalar_subquery()
+                )
+                columns: list[Any] = [s.code, s.name, s.brand, s.product_line, s.pigments, s.size, s.unit_price]
+                columns.append(available.label("available"))
+                wanted = sorted({line.sku for line in waiting})
+                # the waiting SKUs, and the candidates: a substitute needs units available
+                rows = list(conn.execute(select(*columns).where(s.pigments != "", s.code.in_(wanted))))
+                rows += conn.execute(select(*columns).where(s.pigments != "", available > 0)).all()
+                catalog = {
+                    r.code: CatalogItem(
+                        code=r.code,
+                        brand=r.brand,
+                        product_line=r.product_line,
+                        pigments=tuple(str(r.pigments).split()),
+                        size=r.size,
+                        unit_price=Decimal(r.unit_price) if r.unit_price is not None else None,
+                        available=int(r.available),
+                        name=r.name,
+                    )
+                    for r in rows
+                }
+        reserved = any(line.allocated > line.shipped for line in lines)
+        candidates = list(catalog.values())
+        substitutes = any(
+            suggest(catalog[line.sku], candidates, line.quantity - line.shipped)
+            for line in waiting
+            if line.sku in catalog
+        )
+        return {
+            "reserved": reserved,
+            "can_ship_now": reserved and not ship_complete,
+            "substitutes_offered": substitutes,
+        }
 
     # --- order lines, explain, export ------------------------------------------------------
 
