@@ -474,11 +474,17 @@ class Dispatcher:
             raise Skip(f"order {payload['order_id']} no longer exists")
         names = self.read.sku_names(_skus_in(payload))
         enriched = _with_names(dict(payload), names)
+        # What the message may claim about the order, read now (it may have changed since the
+        # event): anything reserved, and the choices the self-service page will really offer.
+        facts = self.read.customer_facts(payload["order_id"]) or {}
         extra = {
             "order_ref": payload["order_id"],
             "customer_name": contact.name,
             "choices_url": self.choices_url(payload["order_id"]),
             "unsubscribe_url": None,
+            "reserved": facts.get("reserved", False),
+            "can_ship_now": facts.get("can_ship_now", False),
+            "substitutes_offered": facts.get("substitutes_offered", False),
         }
         return {**enriched, **extra}, contact
 
