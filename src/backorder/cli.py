@@ -26,7 +26,7 @@ from backorder.config import DEFAULT_DATABASE_URL, ConfigError
 from backorder.connectors.errors import ConnectorError
 from backorder.domain import commands as c
 from backorder.domain.errors import DomainError
-from backorder.importer import CsvImportError, ImportKind, import_file
+from backorder.importer import CsvFileError, CsvImportError, ImportKind, import_file
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Backorder automation for art-materials retailers.")
 db_cli = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -161,6 +161,8 @@ def import_command(
         task = bar.add_task(f"importing {file.name}", total=None)
         try:
             result = import_file(app.bus, file, kind, progress=lambda n: bar.update(task, total=n, completed=n))
+        except CsvFileError as exc:
+            raise fail(str(exc), "Fix the file (or the path to it) and run the import again.") from None
         except CsvImportError as exc:
             raise fail(str(exc), "Fix that row and run the import again.") from None
     out.print(f"imported {result.rows} {kind.value} row(s) from {file}")
@@ -372,11 +374,11 @@ def outbox_list(
     status: Annotated[OutboxStatus | None, typer.Option("--status", help="Only rows in this state.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 50,
 ) -> None:
-    """Recent outbound deliveries with their status and last error."""
+    """Recent outbound deliveries with their status and last error (for a skipped one: why)."""
     with application() as app:
         rows = app.queue.list(status, limit)
         counts = app.queue.counts()
-    table = Table("id", "action", "target", "status", "attempts", "next attempt", "last error")
+    table = Table("id", "action", "target", "status", "attempts", "next attempt", "last error / note")
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -391,10 +393,29 @@ def outbox_list(
     out.print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
+def _refuse_outbox_ids(app: Application, ids: list[int], allowed: tuple[str, ...], hint: str) -> None:
+    """Fail (exit 2, nothing changed) naming every id that is unknown or not in an ``allowed``
+    state; read before anything is updated, so one bad id leaves the good ones untouched too."""
+    wanted = sorted(set(ids))
+    found = {int(r["id"]): str(r["status"]) for r in app.queue.list(limit=len(wanted), ids=wanted)}
+    problems = []
+    unknown = [i for i in wanted if i not in found]
+    if unknown:
+        problems.append(f"no outbox row with id{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}")
+    wrong = [i for i in wanted if i in found and found[i] not in allowed]
+    if wrong:
+        problems.append(", ".join(f"{i} is {found[i]}" for i in wrong) + f" (not {' or '.join(allowed)})")
+    if problems:
+        raise fail("; ".join(problems) + "; nothing was changed", hint)
+
+
 @outbox_cli.command("retry")
 def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox ids (see `outbox list`).")]) -> None:
-    """Make pending or dead deliveries due now."""
+    """Make pending or dead deliveries due now (every id must be one; else nothing changes)."""
     with application() as app:
+        _refuse_outbox_ids(
+            app, ids, ("pending", "dead"), "See `backorder outbox list --status pending` (or --status dead)."
+        )
         n = app.queue.retry(ids, app.clock.now(), dead_only=False)
     out.print(f"{n} deliver{'y' if n == 1 else 'ies'} due now")
 
@@ -403,8 +424,10 @@ def outbox_retry(ids: Annotated[list[int], typer.Argument(help="Outbox ids (see 
 def outbox_replay(
     ids: Annotated[list[int], typer.Argument(help="Ids of dead outbox rows (see `outbox list --status dead`).")],
 ) -> None:
-    """Replay dead letters: each is sent once more, with a fresh attempt budget."""
+    """Replay dead letters: each is sent once more, with a fresh attempt budget (every id must be a
+    dead letter; else nothing changes)."""
     with application() as app:
+        _refuse_outbox_ids(app, ids, ("dead",), "See `backorder outbox list --status dead`.")
         n = app.queue.retry(ids, app.clock.now(), dead_only=True)
     if n == 0:
         raise fail("no dead letter with those ids", "See `backorder outbox list --status dead`.")
@@ -440,9 +463,12 @@ def serve(
 def _serve(app: Application, host: str | None, port: int | None, with_worker: bool) -> None:
     import uvicorn
 
-    from backorder.web.app import create_app
+    from backorder.web.app import create_app, install_access_log_redaction
     from backorder.worker import start_in_thread
 
+    # Self-service and unsubscribe URLs carry signed tokens: the access log shows them as
+    # [redacted] (a filter on uvicorn.access; uvicorn's logging config keeps logger filters).
+    install_access_log_redaction()
     stop: threading.Event | None = None
     worker_thread: threading.Thread | None = None
     if with_worker:
@@ -524,17 +550,25 @@ def channels_list(as_json: JsonFlag = False) -> None:
         if as_json:
             out.print_json(json.dumps(rows))
             return
-        table = Table("channel", "platform", "state", "webhook URL", "webhooks", "last reconciled")
+        table = Table("channel", "platform", "state", "webhooks", "last reconciled")
         for r in rows:
             table.add_row(
                 r["channel"],
                 r["platform"],
                 r["state"],
-                r["webhook_url"],
                 r["webhooks"] or "not known",
                 r["last_reconciled_at"] or "never",
             )
         out.print(table)
+        # The URL is the one value a user copies (into the platform's webhook settings): one line
+        # each, never wrapped or cut by the console (a table cell would be, at 80 columns).
+        if rows:
+            out.print("webhook URLs (point the platform's webhooks here):")
+            width = max(len(r["channel"]) for r in rows)
+            for r in rows:
+                out.print(
+                    f"  {r['channel']:<{width}}  {r['webhook_url']}", soft_wrap=True, markup=False, highlight=False
+                )
 
 
 @inbox_cli.command("list")
@@ -663,6 +697,23 @@ def reconcile(channel: Annotated[str | None, typer.Argument(help="One channel (d
             results = {cid: services.reconciler.reconcile_channel(cid, now) for cid in services.reconciler.due(now)}
         handled = services.processor.drain()
         out.print_json(json.dumps({"channels": results, "inbox_rows_processed": handled}))
+    failed = sorted(cid for cid, result in results.items() if _reconcile_failed(result))
+    if failed:
+        console.print(f'[bold red]error:[/] reconciliation failed for {", ".join(failed)} (see "error" above)')
+        tables = ", ".join(f"\\[channels.{cid}]" for cid in failed)
+        console.print(
+            f"[dim]Set the channel's API credentials in {tables} of the config (`backorder channels` shows "
+            "what is missing; an HTTP 401/403 means they were refused), then run it again; see docs/channels.md.[/]"
+        )
+        raise typer.Exit(1)
+
+
+def _reconcile_failed(result: Any) -> bool:
+    """A channel's `reconcile` result holds an error: its order pull's, or its stock pull's."""
+    if not isinstance(result, dict):
+        return False
+    stock = result.get("stock")
+    return bool(result.get("error")) or (isinstance(stock, dict) and bool(stock.get("error")))
 
 
 class _HttpIngress:

@@ -82,8 +82,11 @@ class OutboxQueue:
         worker whose lease ran out must not overwrite the next one's result)."""
         o = t.outbox.c
         values: dict[str, Any] = {"updated_at": finished_at, "lease_until": None, "claimed_by": None}
-        if outcome.outcome in ("sent", "skipped"):
-            values.update(status=outcome.outcome, provider_ref=outcome.provider_ref, last_error=None)
+        if outcome.outcome == "sent":
+            values.update(status="sent", provider_ref=outcome.provider_ref, last_error=None)
+        elif outcome.outcome == "skipped":
+            # why nothing was sent (e.g. no SMS consent) stays on the row, for `outbox list`
+            values.update(status="skipped", provider_ref=outcome.provider_ref, last_error=outcome.detail or None)
         elif outcome.outcome == "dead":
             values.update(status="dead", last_error=outcome.detail)
         elif outcome.outcome == "deferred":
@@ -183,11 +186,17 @@ class OutboxQueue:
         with self.engine.connect() as conn:
             return {r[0]: int(r[1]) for r in conn.execute(select(o.status, func.count()).group_by(o.status))}
 
-    def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(
+        self, status: str | None = None, limit: int = 50, *, ids: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows, newest first; ``ids``: only those rows (``limit`` still applies). ``last_error``
+        holds the last failure, or for a skipped row why it was skipped."""
         o = t.outbox.c
         q = select(t.outbox).order_by(o.id.desc()).limit(limit)
         if status:
             q = q.where(o.status == status)
+        if ids is not None:
+            q = q.where(o.id.in_(sorted(set(ids))))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 

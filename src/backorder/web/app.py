@@ -2,10 +2,17 @@
 
 Webhooks skip FastAPI: :class:`BackorderApp` hands ``POST /webhooks/<platform>/<channel>`` to the
 raw ASGI ingress (``web/webhooks.py``) before routing and middleware, so the hot path of the
-service costs only what it must (body, signature, inbox commit). Everything else is FastAPI."""
+service costs only what it must (body, signature, inbox commit). Everything else is FastAPI.
+
+The app's URLs carry bearer secrets in their path: ``/self-service/<token>`` (a signed link that
+lets anyone ship, cancel or substitute the order for 60 days) and ``/hooks/unsubscribe/<token>``
+(which also encodes the customer's address). :class:`RedactTokens`, installed on uvicorn's access
+logger by :func:`create_app`, writes them as ``[redacted]`` in the access log."""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,6 +22,55 @@ from backorder import __version__
 from backorder.bootstrap import Application
 from backorder.store.migrate import is_current
 from backorder.web.webhooks import PREFIX, WebhookIngress
+
+ACCESS_LOGGER = "uvicorn.access"
+REDACTED = "[redacted]"
+_TOKEN_IN_PATH = re.compile(r"(/(?:self-service|hooks/unsubscribe)/)[^?#\s\"]+")
+"""Everything after a token route's prefix, up to the query (a token never holds a '?')."""
+_SECRET_IN_QUERY = re.compile(
+    r"([?&;](?:[^=&;#\s\"]*(?:token|secret|signature|password|api[_-]?key)[^=&;#\s\"]*|key|sig)=)[^&;#\s\"]*",
+    re.IGNORECASE,
+)
+"""No route of ours takes a secret in its query; should a client send one anyway, its value goes."""
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` (a request path with its query, or a whole access-log line) without secrets."""
+    if "/self-service/" in text or "/hooks/unsubscribe/" in text:
+        text = _TOKEN_IN_PATH.sub(rf"\1{REDACTED}", text)
+    if "=" in text:
+        text = _SECRET_IN_QUERY.sub(rf"\1{REDACTED}", text)
+    return text
+
+
+class RedactTokens(logging.Filter):
+    """A filter for uvicorn's access logger. Its records are ``'%s - "%s %s HTTP/%s" %d'`` with
+    ``(client, method, path_with_query, http_version, status)``; only the path is rewritten, so
+    the arguments stay the 5-tuple uvicorn's ``AccessFormatter`` unpacks and the format is unchanged.
+    A record already flattened to a message (no arguments) has its message rewritten."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            if len(args) >= 3 and isinstance(args[2], str):
+                path = redact_tokens(args[2])
+                if path != args[2]:
+                    record.args = (*args[:2], path, *args[3:])
+        elif not args and isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        return True
+
+
+def install_access_log_redaction(logger: logging.Logger | None = None) -> RedactTokens:
+    """Put :class:`RedactTokens` on uvicorn's access logger (once). Logger filters survive
+    uvicorn's own ``dictConfig`` of its loggers, which replaces handlers but keeps filters."""
+    target = logger or logging.getLogger(ACCESS_LOGGER)
+    for existing in target.filters:
+        if isinstance(existing, RedactTokens):
+            return existing
+    installed = RedactTokens()
+    target.addFilter(installed)
+    return installed
 
 
 class BackorderApp(FastAPI):
@@ -33,6 +89,7 @@ class BackorderApp(FastAPI):
 def create_app(application: Application) -> FastAPI:
     app = BackorderApp(title="backorder", version=__version__, docs_url="/api/docs", openapi_url="/openapi.json")
     app.state.backorder = application
+    install_access_log_redaction()  # whichever server runs the app, its access log holds no tokens
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Any:
