@@ -760,3 +760,26 @@ def test_only_a_sent_purchase_order_can_be_acknowledged() -> None:
     number = next(iter(uow.state.purchase_orders))
     with pytest.raises(InvalidTransition, match="only a sent PO can be acknowledged"):
         bus.handle(cmds.AcknowledgePurchaseOrder(number))
+
+
+def test_a_shrinkage_that_reaches_a_ship_complete_order_takes_back_all_of_it(world) -> None:
+    """A ship-complete order holds all of its lines or nothing: when a count takes units from it,
+    the rest of what it holds goes back too, on every SKU, and the freed units go to the next
+    lines by the contract."""
+    bus, uow, _ = world
+    receive(bus, "RED", 4)
+    receive(bus, "BLUE", 1)
+    place(bus, "SC", ("RED", 3), ("BLUE", 1), ship_complete=True, minutes=1)  # held whole
+    place(bus, "LATE", ("RED", 1), minutes=2)  # the last RED unit
+    place(bus, "NEXT", ("BLUE", 1), minutes=3)  # waits for BLUE
+    assert (order(uow, "SC").line(1).allocated, order(uow, "SC").line(2).allocated) == (3, 1)
+
+    happened = bus.handle(commands.SetStockLevel("RED", "main", 2))  # a count: 2 RED, not 4
+
+    sc = order(uow, "SC")
+    assert [(line.allocated, line.backordered) for line in sc.lines] == [(0, 3), (0, 1)]
+    assert (order(uow, "LATE").line(1).allocated, order(uow, "NEXT").line(1).allocated) == (1, 1)
+    assert (level(uow, "RED").on_hand, level(uow, "RED").allocated) == (2, 1)
+    assert (level(uow, "BLUE").on_hand, level(uow, "BLUE").allocated) == (1, 1)
+    withdrawn = {(e.order_id, e.sku): e.quantity for e in of_type(happened, events.AllocationWithdrawn)}
+    assert withdrawn[("SC", "RED")] == 3 and withdrawn[("SC", "BLUE")] == 1

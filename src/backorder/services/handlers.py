@@ -425,15 +425,17 @@ def _with_locations(claim: Claim, channel: str, ctx: HandlerContext) -> Claim:
 
 def withdraw_shrinkage(
     uow: UnitOfWork, sku: str, levels: dict[tuple[str, str], StockLevel], ctx: HandlerContext
-) -> bool:
-    """Where on hand fell below what is promised, lowest-ranked lines give units back."""
+) -> set[str]:
+    """Where on hand fell below what is promised, lowest-ranked lines give units back. Returns
+    the SKUs whose stock that freed (none when nothing was withdrawn): the caller saves
+    ``levels`` and then hands what is free on them to the waiting lines."""
     shortfall = {
         (level.sku, level.location): level.allocated - max(level.on_hand, 0)
         for level in levels.values()
         if level.sku == sku and level.allocated > max(level.on_hand, 0)
     }
     if not shortfall:
-        return False
+        return set()
     holdings = [h for (s, loc) in shortfall for h in uow.orders.holdings(s, loc)]
     releases = release_for_shrinkage(holdings, shortfall)
     found = uow.orders.lines_by_id({r.line_key for r in releases})
@@ -453,9 +455,67 @@ def withdraw_shrinkage(
             for r in releases
         ]
     )
-    for (order_id, channel), quantity in sorted(per_order.items()):
-        uow.record(events.AllocationWithdrawn(order_id, channel, sku, quantity))
-    return True
+    withdrawn = {(order_id, channel, sku): quantity for (order_id, channel), quantity in per_order.items()}
+    whole = {o.id: o for o, _ in found.values() if o.ship_complete}
+    for key, quantity in _withdraw_whole_ship_complete(uow, sku, whole, levels, ctx).items():
+        withdrawn[key] = withdrawn.get(key, 0) + quantity
+    for (order_id, channel, code), quantity in sorted(withdrawn.items()):
+        uow.record(events.AllocationWithdrawn(order_id, channel, code, quantity))
+    return {sku} | {code for _, _, code in withdrawn}
+
+
+def _withdraw_whole_ship_complete(
+    uow: UnitOfWork,
+    sku: str,
+    orders: Mapping[str, Order],
+    levels: dict[tuple[str, str], StockLevel],
+    ctx: HandlerContext,
+) -> dict[tuple[str, str, str], int]:
+    """A ship-complete order holds all of its lines or nothing: one that gave units back to a
+    shrinkage gives back what its lines still hold, on every SKU. ``levels``: the shrunk SKU's,
+    saved by the caller; the other SKUs' levels are saved here. Returns the units given back by
+    (order, channel, SKU); the caller hands them out by the contract."""
+    held = [
+        (order, line) for order in orders.values() for line in order.lines if line.is_open and line.unshipped_allocated
+    ]
+    if not held:
+        return {}
+    others = sorted({line.sku for _, line in held} - {sku})
+    uow.stock.lock_skus(others)
+    other_levels = uow.stock.levels(others)
+    now = ctx.clock.now()
+    records: list[AllocationRecord] = []
+    per_order_sku: dict[tuple[str, str, str], int] = defaultdict(int)
+    for order, line in held:
+        assert line.id is not None
+        for location, quantity in sorted(uow.orders.held_at(line.id).items()):
+            if quantity <= 0:
+                continue
+            line.give_back(quantity)
+            level = _level(levels if line.sku == sku else other_levels, line.sku, location)
+            level.allocated -= quantity
+            per_order_sku[(order.id, order.channel, line.sku)] += quantity
+            records.append(
+                AllocationRecord(
+                    order.id,
+                    line.line_no,
+                    line.sku,
+                    location,
+                    -quantity,
+                    "withdraw",
+                    "ship_complete",
+                    None,
+                    now,
+                    line.id,
+                )
+            )
+    uow.orders.save_lines(line for _, line in held)
+    uow.orders.record_allocations(records)
+    if others:
+        uow.stock.save_levels(other_levels.values())
+        for code in others:
+            uow.record(events.StockLevelChanged(code))
+    return dict(per_order_sku)
 
 
 def check_thresholds(
@@ -744,9 +804,10 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
     uow.orders.record_allocations(records)
     uow.record(events.LineShipped(order.id, order.channel, line.line_no, line.sku, cmd.quantity))
     uow.record(events.StockLevelChanged(line.sku))
-    if withdraw_shrinkage(uow, line.sku, levels, ctx):
+    freed = withdraw_shrinkage(uow, line.sku, levels, ctx)
+    if freed:
         uow.stock.save_levels(levels.values())
-        allocate_waiting(uow, [line.sku], ctx, "adjustment", "shipment")
+        allocate_waiting(uow, freed, ctx, "adjustment", "shipment")
     if order.ship_complete and from_backorder:
         # the channel shipped a line we were holding the order for: the rest may now be coverable
         allocate_waiting(uow, {other.sku for other in order.lines if other.is_open}, ctx, "release", f"ship:{order.id}")
@@ -780,6 +841,8 @@ def _change_on_hand(
         reuse = prepared if not withdrawn else None
         kind = source if delta > 0 else "adjustment"
         allocate_waiting(uow, [sku], ctx, kind, ref, levels=levels, prepared=reuse)  # saves them
+        if withdrawn - {sku}:  # a ship-complete order gave back its other SKUs' units too
+            allocate_waiting(uow, withdrawn - {sku}, ctx, "release", "ship_complete")
     else:
         uow.stock.save_levels(levels.values())
     check_thresholds(uow, [sku], ctx)
