@@ -234,6 +234,33 @@ def test_receipts_allocate_by_priority_then_placed_at_then_order_id_then_line_nu
     assert top["lines"][0]["history"][0]["source_ref"] == f"R{first}"
 
 
+def test_explain_credits_a_receipt_only_with_the_units_it_brought(shop: Application, db: Db) -> None:
+    """A ship-complete order completed by a receipt of one SKU takes its other SKU from stock
+    that was already there: the ledger says so, not that the receipt brought it."""
+    set_stock(shop, "PAPER", 1)
+    place(shop, "SC", ("INK", 2), ("PAPER", 1), ship_complete=True)
+    ink = receive(shop, "INK", 2)
+    assert (allocated(db, "SC", 1), allocated(db, "SC", 2)) == ((2, 0), (1, 0))
+
+    explained = shop.read.explain("SC")
+    assert explained is not None
+    by_line = {line["line_no"]: line["history"] for line in explained["lines"]}
+    assert [(h["source"], h["source_ref"], h["quantity"]) for h in by_line[1]] == [("receipt", f"R{ink}", 2)]
+    assert [(h["source"], h["source_ref"], h["quantity"], h["receipt"]) for h in by_line[2]] == [
+        ("stock", None, 1, None)
+    ]
+
+
+def test_explain_lists_who_went_first_only_for_a_line_that_waited(shop: Application) -> None:
+    set_stock(shop, "INK", 1)
+    place(shop, "FIRST", ("INK", 1), minutes=60)  # served on arrival
+    place(shop, "URGENT", ("INK", 1), minutes=120, priority=5)  # ranks ahead now, waits
+    receive(shop, "INK", 1)
+
+    first = shop.read.explain("FIRST")
+    assert first is not None and first["lines"][0]["ranked_ahead"] == []
+
+
 def test_a_ship_complete_order_takes_all_of_its_lines_or_nothing(shop: Application, db: Db) -> None:
     set_stock(shop, "INK", 3)
     place(shop, "SC", ("INK", 2), ("PAPER", 1), ship_complete=True)

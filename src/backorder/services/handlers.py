@@ -8,7 +8,7 @@ into outbox rows by the rules in that same transaction. Stock is touched only af
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -196,9 +196,14 @@ def apply_grants(
     source: str,
     ref: str | None,
     at: datetime,
+    sources: Collection[str] | None = None,
 ) -> None:
     """Give granted units to existing lines, hold them at their locations, write the ledger,
-    and record one BackorderAllocated per order."""
+    and record one BackorderAllocated per order.
+
+    ``sources``: the SKUs whose stock the source (a receipt, a release) added. A grant on
+    another SKU (a ship-complete order's other line, judged whole) came from stock already
+    there, and its ledger row says so: source ``stock``, no reference."""
     if not grants:
         return
     found = uow.orders.lines_by_id({g.line_key for g in grants})
@@ -211,7 +216,13 @@ def apply_grants(
         _level(levels, grant.sku, grant.location).allocated += grant.quantity
         per_order[grant.order_id].append(grant)
     changed = [line for _, line in found.values()]
-    uow.orders.save_grants(changed, levels.values(), grant_records(grants, source, ref, at))
+    if sources is None or all(g.sku in sources for g in grants):
+        records = grant_records(grants, source, ref, at)
+    else:
+        records = grant_records([g for g in grants if g.sku in sources], source, ref, at) + grant_records(
+            [g for g in grants if g.sku not in sources], "stock", None, at
+        )
+    uow.orders.save_grants(changed, levels.values(), records)
     orders = {order.id: order for order, _ in found.values()}
     for order_id, order_grants in sorted(per_order.items()):
         order = orders[order_id]
@@ -247,6 +258,7 @@ def allocate_waiting(
 
     Each SKU's queue is read in rank order only as far as its stock can reach (see
     :func:`reachable_claims`), and the ETA step reuses what was read (:func:`_refresh_reached_etas`)."""
+    skus = set(skus)
     scope = set(prepared.scope) if prepared is not None else uow.stock.lock_ship_complete_scope(skus)
     known = dict(levels or {})
     unread = scope - {sku for sku, _ in known}
@@ -258,7 +270,7 @@ def allocate_waiting(
     pools = _pools(uow, levels)
     reached = reachable_claims(uow, scope, pools, ctx)
     grants = allocate(reached.claims, pools)
-    apply_grants(uow, grants, levels, source, ref, ctx.clock.now())  # saves every level when it grants
+    apply_grants(uow, grants, levels, source, ref, ctx.clock.now(), skus)  # saves every level when it grants
     if known and not grants:
         uow.stock.save_levels(known.values())
     touched = {g.sku for g in grants}

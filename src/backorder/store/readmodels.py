@@ -168,7 +168,12 @@ class ReadModel:
                     for r in ledger
                     if r.line_no == line.line_no
                 ]
-                ahead = _ranked_ahead(conn, order, line.sku, line.line_no)
+                # Who went first matters to a line that waited (or waits): one that got all its
+                # stock when it arrived was served before anyone ranked ahead of it later.
+                waited = line.backordered > 0 or any(
+                    h["kind"] == "allocate" and h["source"] != "arrival" for h in history
+                )
+                ahead = _ranked_ahead(conn, order, line.sku, line.line_no) if waited else []
                 lines_out.append(
                     {
                         "line_no": line.line_no,
