@@ -11,7 +11,7 @@ from tests.fakes import START, FakeUnitOfWork, FixedClock, make_bus, outbox_rows
 
 from backorder.domain import commands, events
 from backorder.domain.commands import NewLine
-from backorder.domain.errors import DuplicateOrder, InvalidQuantity, UnknownSku
+from backorder.domain.errors import DomainError, DuplicateOrder, InvalidQuantity, UnknownSku
 from backorder.domain.model import LineStatus, Order, PoStatus, Sku, StockLevel, Supplier, SupplierItem
 from backorder.services.messagebus import BatchItemFailed, MessageBus
 from backorder.services.policy import EnginePolicy
@@ -783,3 +783,25 @@ def test_a_shrinkage_that_reaches_a_ship_complete_order_takes_back_all_of_it(wor
     assert (level(uow, "BLUE").on_hand, level(uow, "BLUE").allocated) == (1, 1)
     withdrawn = {(e.order_id, e.sku): e.quantity for e in of_type(happened, events.AllocationWithdrawn)}
     assert withdrawn[("SC", "RED")] == 3 and withdrawn[("SC", "BLUE")] == 1
+
+
+def test_a_receipt_naming_a_po_without_that_sku_is_refused_and_changes_nothing(world) -> None:
+    bus, uow, _ = world
+    place(bus, "A", ("RED", 5))  # proposes RED on ROYAL's draft
+    [draft] = uow.purchasing.drafts()
+    before = uow.state.levels.copy(), order(uow, "A")
+
+    with pytest.raises(DomainError, match="has no line for BLUE"):
+        receive(bus, "BLUE", 2, po=draft.number)
+
+    assert (uow.state.levels, order(uow, "A")) == before
+    assert uow.stock.levels(["BLUE"]) == {}
+
+
+def test_a_receipt_dated_in_the_future_is_refused(world) -> None:
+    bus, uow, _ = world
+    with pytest.raises(DomainError, match="in the future"):
+        bus.handle(commands.ReceiveStock("RED", "main", 2, START + timedelta(days=3)))
+    assert level(uow, "RED").on_hand == 0
+    receive(bus, "RED", 2)  # today's is booked
+    assert level(uow, "RED").on_hand == 2

@@ -860,10 +860,19 @@ def _change_on_hand(
     check_thresholds(uow, [sku], ctx)
 
 
+RECEIPT_CLOCK_SLACK = timedelta(hours=24)
+"""How far ahead of our clock a receipt's time may be (time zones, a warehouse clock that runs fast)."""
+
+
 def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
     assert isinstance(cmd, commands.ReceiveStock)
     if cmd.quantity <= 0:
         raise InvalidQuantity(f"receipt of {cmd.sku}: quantity must be positive, got {cmd.quantity}")
+    if cmd.received_at > ctx.clock.now() + RECEIPT_CLOCK_SLACK:
+        raise DomainError(
+            f"receipt of {cmd.sku}: received_at {cmd.received_at.isoformat()} is in the future; "
+            "stock is booked when it has arrived"
+        )
     # The SKU, its ship-complete scope locked, and what allocating over it reads, at once; the
     # location is ensured with the stock level (_change_on_hand).
     prepared = uow.stock.lock_change_scope(cmd.sku)
@@ -874,6 +883,11 @@ def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -
         po = uow.purchasing.get(cmd.po_number)
         if po is None:
             raise DomainError(f"receipt names purchase order {cmd.po_number!r}, which does not exist")
+        if po.line_for(cmd.sku) is None:
+            raise DomainError(
+                f"purchase order {cmd.po_number} has no line for {cmd.sku}: name the PO that ordered it, "
+                "or book the receipt without a PO"
+            )
         candidates = [po]
     elif cmd.sku in prepared.sent_supply:  # a receipt names no PO: book it against sent POs only
         candidates = [po for po in uow.purchasing.open_for_sku(cmd.sku) if po.status is not PoStatus.DRAFT]
