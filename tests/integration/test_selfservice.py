@@ -12,6 +12,7 @@ from test_dashboard_support import client, seed
 
 from backorder.bootstrap import Application
 from backorder.store import tables as t
+from backorder.store.sandbox import sandbox_messages
 
 if TYPE_CHECKING:
     from conftest import Db
@@ -104,12 +105,18 @@ def test_a_substitute_not_offered_is_refused(shop: Application, db: Db) -> None:
     assert db.line("O-1", 1)["status"] == "open"
 
 
-def test_shipping_what_is_in_stock_now_ships_the_allocated_line_only(shop: Application, db: Db) -> None:
+def test_shipping_what_is_in_stock_now_asks_staff_to_ship_the_allocated_line(shop: Application, db: Db) -> None:
+    """The choice tells staff what to pack; the line ships when the shipment is recorded."""
     http = client(shop)
     link = path_for(shop, "O-1")
-    http.post(link, data={"choice": "ship_now", "form_token": form_token(http.get(link).text)})
-    assert db.line("O-1", 2)["status"] == "shipped"
+    response = http.post(link, data={"choice": "ship_now", "form_token": form_token(http.get(link).text)})
+    assert "packing what is in stock now" in response.text
+    assert db.line("O-1", 2)["status"] == "open" and db.line("O-1", 2)["backordered"] == 0
     assert db.line("O-1", 1)["status"] == "open" and db.line("O-1", 1)["backordered"] == 2
+    shop.dispatcher.drain()
+    [staff] = [m for m in sandbox_messages(shop.engine, "staff") if m["template"] == "PartialShipmentRequested"]
+    assert staff["subject"].startswith("Ship now: order O-1 (web)")
+    assert "- 1 × WN-PR101-5 (line 2)" in staff["body"]
 
 
 def test_a_ship_complete_order_is_not_offered_partial_shipment_and_a_forced_request_is_refused(

@@ -236,11 +236,11 @@ class EditDraftPurchaseOrderLine(Command):
 
 @dataclass(frozen=True)
 class ShipAvailableNow(Command):
-    """The customer asked for what is in stock now: ship the allocated, unshipped units of the
-    order's open lines; the rest stays backordered. Refused for ship-complete orders."""
+    """The customer asked for what is in stock now to ship ahead of the rest: staff are asked to
+    pack the allocated, unshipped units of the order's open lines (the shipment itself is recorded
+    when it leaves); the rest stays backordered. Refused for ship-complete orders."""
 
     order_id: str
-    location: str | None = None
 
 
 @dataclass(frozen=True)

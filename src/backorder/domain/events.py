@@ -83,6 +83,24 @@ class BackorderCancelled(Event):
 
 
 @dataclass(frozen=True)
+class RequestedLine:
+    line_no: int
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PartialShipmentRequested(Event):
+    """The customer asked for what is in stock now to ship ahead of the rest. Nothing is shipped
+    by this: staff pack it, and the shipment is recorded when it leaves (a channel's fulfilment,
+    or ``backorder ship``)."""
+
+    order_id: str
+    channel: str
+    lines: tuple[RequestedLine, ...]
+
+
+@dataclass(frozen=True)
 class AllocationWithdrawn(Event):
     """On hand fell below what was promised; the lowest-ranked lines went back to waiting."""
 

@@ -218,10 +218,14 @@ def apply_grants(
     changed = [line for _, line in found.values()]
     if sources is None or all(g.sku in sources for g in grants):
         records = grant_records(grants, source, ref, at)
-    else:
-        records = grant_records([g for g in grants if g.sku in sources], source, ref, at) + grant_records(
-            [g for g in grants if g.sku not in sources], "stock", None, at
-        )
+    else:  # in grant order, each with its own source
+        records = [
+            record
+            for g in grants
+            for record in (
+                grant_records([g], source, ref, at) if g.sku in sources else grant_records([g], "stock", None, at)
+            )
+        ]
     uow.orders.save_grants(changed, levels.values(), records)
     orders = {order.id: order for order, _ in found.values()}
     for order_id, order_grants in sorted(per_order.items()):
@@ -1188,8 +1192,10 @@ def ship_available_now(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerConte
     ]
     if not ready:
         raise InvalidTransition(f"order {order.id} has nothing in stock to ship now")
-    for line_no, units in ready:
-        ship_line(commands.ShipLine(order.id, line_no, units, cmd.location), uow, ctx)
+    # A request to staff, not a shipment: the stock stays on the books (and held for the order)
+    # until the parcel leaves and the channel's fulfilment (or `backorder ship`) records it.
+    lines = tuple(events.RequestedLine(no, order.line(no).sku, units) for no, units in ready)
+    uow.record(events.PartialShipmentRequested(order.id, order.channel, lines))
 
 
 def substitute_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:

@@ -43,6 +43,7 @@ DEFAULT_RULES: dict[str, tuple[Action, ...]] = {
     "BackorderAllocated": (Action.NOTIFY_CUSTOMER, Action.TAG_ORDER),
     "BackorderCancelled": (Action.NOTIFY_CUSTOMER, Action.NOTIFY_STAFF, Action.TAG_ORDER),
     "AllocationWithdrawn": (Action.NOTIFY_STAFF,),
+    "PartialShipmentRequested": (Action.NOTIFY_STAFF,),
     "ReplenishmentBlocked": (Action.NOTIFY_STAFF,),
     "PurchaseOrderSent": (Action.SEND_PURCHASE_ORDER, Action.NOTIFY_STAFF),
     "StockLevelChanged": (Action.PUSH_STOCK,),

@@ -187,7 +187,7 @@ def build_router(application: Application) -> APIRouter:
         staff.audit(actor, "self_service_choice", order_id, detail)
         notices = {
             "wait": "Thank you: we will keep your order and ship it as soon as everything arrives.",
-            "ship_now": "Thank you: what is in stock now is being shipped; the rest follows when it arrives.",
+            "ship_now": "Thank you: we are packing what is in stock now; the rest follows when it arrives.",
             "substitute": "Thank you: the substitute replaces the waiting item on your order.",
             "cancel": "Done: the waiting items are cancelled.",
         }

@@ -62,16 +62,18 @@ def test_editing_a_draft_po_line_changes_its_quantity_and_only_drafts_can_be_edi
     assert sent is not None and sent.status is PoStatus.SENT
 
 
-def test_ship_available_now_ships_allocated_units_and_leaves_the_rest_waiting() -> None:
+def test_ship_available_now_asks_staff_to_ship_the_allocated_units_and_books_nothing_yet() -> None:
+    """Nothing has left the shelf when the customer asks: the request goes to staff, and the stock
+    stays on hand and held until the shipment is recorded."""
     bus, uow = world()
     order(bus, "O1")
+    before = uow.orders.get("O1"), dict(uow.state.levels)
     happened = bus.handle(commands.ShipAvailableNow("O1"))
-    shipped = [e for e in happened if isinstance(e, events.LineShipped)]
-    assert [(e.line_no, e.quantity) for e in shipped] == [(1, 2)]
-    stored = uow.orders.get("O1")
-    assert stored is not None
-    assert stored.line(1).status is LineStatus.SHIPPED
-    assert stored.line(2).backordered == 3 and stored.line(2).is_open
+    assert not [e for e in happened if isinstance(e, events.LineShipped)]
+    [asked] = [e for e in happened if isinstance(e, events.PartialShipmentRequested)]
+    assert asked.lines == (events.RequestedLine(1, "RED", 2),)
+    assert (uow.orders.get("O1"), dict(uow.state.levels)) == before
+    assert [m.action for m in outbox_rows(uow, "PartialShipmentRequested")] == ["notify_staff"]
 
 
 def test_ship_available_now_is_refused_for_ship_complete_orders_and_when_nothing_is_ready() -> None:
