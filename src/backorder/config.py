@@ -1,6 +1,7 @@
 """Configuration: one TOML file (``--config`` or ``BACKORDER_CONFIG``) validated into typed
-models at start. Any string may be written ``"${ENV_VAR}"`` to read a secret from the
-environment; secrets are ``SecretStr`` and never printed. Errors name the key to fix."""
+models at start. Every ``${ENV_VAR}`` in a string value is replaced by that environment variable
+(the whole string, ``"${TOKEN}"``, or a part of it, ``"postgresql://u:${PGPASSWORD}@db/x"``);
+secrets are ``SecretStr`` and never printed. Errors name the key to fix, never a value."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from backorder.services.policy import EnginePolicy
 from backorder.services.rules import DEFAULT_RULES, EVENT_NAMES, Action, RuleSet
 
 DEFAULT_DATABASE_URL = "sqlite:///backorder.db"
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(Exception):
@@ -81,8 +82,17 @@ class MessagesConfig(Strict):
     shop_name: str = "Our shop"
 
 
+class DatabaseConfig(Strict):
+    """``[database]``: only ``url``; an absent table keeps :data:`DEFAULT_DATABASE_URL`."""
+
+    url: str = Field(min_length=1)
+
+
 class Config(Strict):
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = Field(DEFAULT_DATABASE_URL, repr=False)
+    """From ``[database] url`` (or a top-level ``database_url``); ``--db`` /
+    ``BACKORDER_DATABASE_URL`` override it at bootstrap. Kept out of ``repr``: it may hold a
+    password read from the environment."""
     engine: EngineConfig = EngineConfig()
     server: ServerConfig = ServerConfig()
     worker: WorkerConfig = WorkerConfig()
@@ -126,13 +136,28 @@ def _expand_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_expand_env(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
     if isinstance(value, str):
-        match = _ENV_REF.match(value)
-        if match:
+
+        def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
                 raise ConfigError(f"{path}: environment variable {name} is not set (export it, or remove the key)")
             return environ[name]
+
+        # One pass: a variable's value is inserted as is, never scanned for references itself.
+        return _ENV_REF.sub(substitute, value)
     return value
+
+
+def _database_url(database: Any, data: Mapping[str, Any]) -> str:
+    if not isinstance(database, dict):
+        raise ConfigError('database: expected a table ([database] with url = "...")')
+    try:
+        url = DatabaseConfig.model_validate(database).url
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "database")) from None
+    if "database_url" in data:
+        raise ConfigError("database.url: the database is also set by the top-level database_url; keep one of them")
+    return url
 
 
 def _connector_settings(raw: Any, path: str, lookup: SettingsLookup, key: str) -> ConnectorSettings:
@@ -162,9 +187,7 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
 def parse_config(raw: Mapping[str, Any], lookup: SettingsLookup, environ: Mapping[str, str] | None = None) -> Config:
     data = _expand_env(dict(raw), "", os.environ if environ is None else environ)
     if "database" in data:
-        database = data.pop("database")
-        if isinstance(database, dict) and "url" in database:
-            data["database_url"] = database["url"]
+        data["database_url"] = _database_url(data.pop("database"), data)
     data["channels"] = {
         cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform")
         for cid, ch in data.get("channels", {}).items()

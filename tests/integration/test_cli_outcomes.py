@@ -218,3 +218,14 @@ def test_channels_prints_the_whole_webhook_url_at_80_columns(
     assert result.exit_code == 0, result.output
     assert url in result.stdout.splitlines()[-1]  # on one line, as it is to be copied
     assert "…" not in result.stdout.splitlines()[-1]
+
+
+def test_channels_says_a_channel_without_a_webhook_secret_receives_nothing(tmp_path: Path, database_url: str) -> None:
+    config = tmp_path / "backorder.toml"
+    config.write_text('[channels.web]\nplatform = "shopify"\n')
+
+    result = run(config, database_url, "channels", "--json")
+
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert row["state"].startswith("receives nothing: set webhook_secret")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from backorder.channels.state import channel_state
 from backorder.config import ConfigError, load_config, parse_config
 from backorder.connectors.base import settings_lookup
 from backorder.connectors.registry import load_specs
@@ -26,6 +27,7 @@ def test_the_example_file_documents_a_valid_configuration() -> None:
     assert set(config.channels) == {"pos", "web"}
     assert config.policy().locations_for("pos") == ("shop-floor", "warehouse")
     assert config.channels["web"].buffer == 2
+    assert config.locations == ("warehouse", "shop-floor")  # top level, not swallowed by [database]
 
 
 def test_an_env_reference_is_replaced_by_the_variable() -> None:
@@ -82,3 +84,122 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
     bad.write_text("[engine\nauto_send_purchase_orders = true\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, LOOKUP, environ={})
+
+
+# --- [database]: mistakes are errors, never a silent fall back to SQLite ----------------------
+
+PG_URL = "postgresql+psycopg://backorder:pw@db.internal:5432/backorder"
+
+
+def test_a_database_url_in_the_table_is_used() -> None:
+    assert parse_config({"database": {"url": PG_URL}}, LOOKUP, environ={}).database_url == PG_URL
+
+
+def test_a_misspelled_database_url_key_is_an_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"database\.uri: Extra inputs are not permitted") as caught:
+        parse_config({"database": {"uri": PG_URL}}, LOOKUP, environ={})
+    assert "database.url: Field required" in str(caught.value)
+    assert "pw" not in str(caught.value)
+
+
+def test_an_unknown_key_under_database_is_an_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"database\.pool_size: Extra inputs are not permitted"):
+        parse_config({"database": {"url": PG_URL, "pool_size": 20}}, LOOKUP, environ={})
+
+
+def test_an_empty_database_table_is_an_error_not_the_default() -> None:
+    with pytest.raises(ConfigError, match=r"database\.url: Field required"):
+        parse_config({"database": {}}, LOOKUP, environ={})
+    with pytest.raises(ConfigError, match=r"database\.url: String should have at least 1 character"):
+        parse_config({"database": {"url": ""}}, LOOKUP, environ={})
+
+
+def test_a_database_string_instead_of_a_table_is_an_error_without_the_value() -> None:
+    with pytest.raises(ConfigError, match=r"database: expected a table") as caught:
+        parse_config({"database": PG_URL}, LOOKUP, environ={})
+    assert "pw" not in str(caught.value)
+
+
+def test_the_database_table_and_a_top_level_database_url_together_are_an_error() -> None:
+    assert parse_config({"database_url": PG_URL}, LOOKUP, environ={}).database_url == PG_URL
+    with pytest.raises(ConfigError, match=r"database\.url: .*top-level database_url"):
+        parse_config({"database_url": PG_URL, "database": {"url": "sqlite:///x.db"}}, LOOKUP, environ={})
+
+
+# --- ${VAR} inside a string ---------------------------------------------------------------------
+
+
+def test_an_env_reference_inside_a_string_is_replaced() -> None:
+    url = "postgresql+psycopg://backorder:${PGPASSWORD}@db.internal:5432/backorder"  # the example file's
+    config = parse_config({"database": {"url": url}}, LOOKUP, environ={"PGPASSWORD": "s3cr3t"})
+    assert config.database_url == "postgresql+psycopg://backorder:s3cr3t@db.internal:5432/backorder"
+
+
+def test_every_env_reference_in_a_string_is_replaced_once() -> None:
+    environ = {"USER": "bo", "PW": "${HOST}", "HOST": "db"}  # a value is inserted as is, not expanded again
+    config = parse_config({"database": {"url": "pg://${USER}:${PW}@${HOST}/${USER}"}}, LOOKUP, environ=environ)
+    assert config.database_url == "pg://bo:${HOST}@db/bo"
+
+
+def test_a_missing_variable_inside_a_string_names_the_key_and_the_variable_only() -> None:
+    url = "postgresql+psycopg://${PGUSER}:${PGPASSWORD}@db.internal/backorder"
+    with pytest.raises(ConfigError, match=r"database\.url: environment variable PGPASSWORD is not set") as caught:
+        parse_config({"database": {"url": url}}, LOOKUP, environ={"PGUSER": "u-s3cr3t"})
+    assert "u-s3cr3t" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"channels\.web\.access_token: environment variable TOKEN is not set"):
+        parse_config({"channels": {"web": {"platform": "shopify", "access_token": "shpat_${TOKEN}"}}}, LOOKUP, {})
+
+
+def test_an_embedded_secret_stays_secret_and_out_of_errors_and_reprs() -> None:
+    raw = {
+        "database": {"url": "postgresql+psycopg://bo:${PGPASSWORD}@db/bo"},
+        "channels": {"web": {"platform": "shopify", "access_token": "shpat_${TOKEN}"}},
+    }
+    config = parse_config(raw, LOOKUP, environ={"PGPASSWORD": "pg-s3cr3t", "TOKEN": "tok-s3cr3t"})
+    assert config.channels["web"].access_token.get_secret_value() == "shpat_tok-s3cr3t"  # type: ignore[attr-defined]
+    assert "pg-s3cr3t" not in repr(config) and "tok-s3cr3t" not in repr(config)
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"server": {"port": "80${PORT}"}}, LOOKUP, environ={"PORT": "port-s3cr3t"})
+    assert "server.port" in str(caught.value) and "port-s3cr3t" not in str(caught.value)
+
+
+# --- the state `backorder channels` shows ---------------------------------------------------------
+
+
+def _state(channel: dict[str, object]) -> str:
+    return channel_state(parse_config({"channels": {"c": channel}}, LOOKUP, environ={}).channels["c"])
+
+
+SHOP: dict[str, object] = {"platform": "shopify", "shop_domain": "a.myshopify.com", "access_token": "t"}
+MAGENTO: dict[str, object] = {"platform": "magento", "base_url": "https://m.example", "access_token": "t"}
+
+
+def test_a_shopify_channel_without_webhook_secret_says_it_receives_nothing() -> None:
+    assert _state({"platform": "shopify"}) == (
+        "receives nothing: set webhook_secret (and access_token, shop_domain for outbound calls)"
+    )
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "magento", "sfcc"])
+def test_every_platform_whose_webhooks_need_a_secret_says_so(platform: str) -> None:
+    assert _state({"platform": platform}).startswith("receives nothing: set webhook_secret (and ")
+    assert _state({"platform": platform, "webhook_secret": "whsec_x"}).startswith("webhook-only: outbound waits for ")
+
+
+def test_a_channel_with_credentials_but_no_webhook_secret_says_webhooks_are_refused() -> None:
+    assert _state(SHOP) == "no webhooks (refused until webhook_secret is set); orders pulled every 5 min"
+    assert _state({**SHOP, "reconcile_minutes": 0}) == "outbound only: webhooks refused until webhook_secret is set"
+    assert _state(MAGENTO) == "outbound only: webhooks refused until webhook_secret is set"
+    assert _state({**MAGENTO, "reconcile_minutes": 10, "pull_orders": False}).startswith("outbound only")
+
+
+def test_the_other_states_are_unchanged() -> None:
+    assert _state({**SHOP, "webhook_secret": "s"}) == "two-way"
+    assert _state({**SHOP, "previous_webhook_secret": "s"}) == "two-way"  # still accepted by the verifier
+    assert _state({"platform": "shopify", "webhook_secret": "s"}) == (
+        "webhook-only: outbound waits for access_token, shop_domain"
+    )
+    assert _state({**MAGENTO, "webhook_secrets": ["whsec_old"]}) == "two-way"
+    assert _state({**MAGENTO, "adobe_public_keys": ["-----BEGIN PUBLIC KEY-----"]}) == "two-way"
+    assert _state({"platform": "pos"}) == "api only (POST /api/v1/orders)"
+    assert _state({"platform": "sandbox"}) == "two-way"
