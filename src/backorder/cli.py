@@ -18,8 +18,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from backorder.bootstrap import Application, bootstrap, read_config
 from backorder.config import DEFAULT_DATABASE_URL, ConfigError
@@ -27,6 +29,7 @@ from backorder.connectors.errors import ConnectorError
 from backorder.domain import commands as c
 from backorder.domain.errors import DomainError
 from backorder.importer import CsvFileError, CsvImportError, ImportKind, import_file
+from backorder.store.engine import driver_reason, is_unavailable, mask_url
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Backorder automation for art-materials retailers.")
 db_cli = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -94,23 +97,56 @@ def main_options(
 
 
 def fail(message: str, hint: str | None = None) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # escaped: a message or hint may hold brackets ("[database] url"), which are not markup;
+    # soft_wrap: one line however narrow the terminal (it folds it, if it must)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if hint:
-        console.print(f"[dim]{hint}[/]")
+        console.print(f"[dim]{escape(hint)}[/]", soft_wrap=True)
     return typer.Exit(2)
+
+
+DATABASE_HINT = (
+    "The database is --db URL, else BACKORDER_DATABASE_URL, else [database] url in the config file; "
+    "check it and that the server is running."
+)
+DATABASE_URL_HINT = "Give the database as --db URL, BACKORDER_DATABASE_URL or [database] url in the config file."
+
+
+def database_failure(url: str, exc: Exception) -> typer.Exit:
+    """One line for a database that cannot be used (never with its password), exit 2."""
+    if isinstance(exc, ArgumentError):  # make_url: not a URL at all, or no such dialect
+        return fail(
+            f"{mask_url(url)} is not a database URL (e.g. sqlite:///backorder.db or postgresql+psycopg://user@host/db)",
+            DATABASE_URL_HINT,
+        )
+    return fail(f"cannot connect to the database {mask_url(url)}: {driver_reason(exc)}", DATABASE_HINT)
 
 
 @contextmanager
 def application(**kwargs: Any) -> Iterator[Application]:
     try:
         config = read_config(options.config)
+    except ConfigError as exc:
+        raise fail(str(exc), "See backorder.example.toml for every key.") from None
+    url = options.db or config.database_url
+    try:
         app = bootstrap(config, database_url=options.db or None, **kwargs)
     except ConfigError as exc:
         raise fail(str(exc), "See backorder.example.toml for every key.") from None
+    except ArgumentError as exc:
+        raise database_failure(url, exc) from None
+    except SQLAlchemyError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise database_failure(url, exc) from None
     try:
         yield app
     except DomainError as exc:
         raise fail(str(exc)) from None
+    except SQLAlchemyError as exc:  # the database went away while the command ran
+        if not is_unavailable(exc):
+            raise
+        raise database_failure(url, exc) from None
     finally:
         app.close()
 
@@ -464,45 +500,102 @@ def _serve(app: Application, host: str | None, port: int | None, with_worker: bo
     import uvicorn
 
     from backorder.web.app import create_app, install_access_log_redaction
-    from backorder.worker import start_in_thread
+    from backorder.worker import InProcessWorker
 
     # Self-service and unsubscribe URLs carry signed tokens: the access log shows them as
     # [redacted] (a filter on uvicorn.access; uvicorn's logging config keeps logger filters).
     install_access_log_redaction()
-    stop: threading.Event | None = None
-    worker_thread: threading.Thread | None = None
+    web = create_app(app)
+    in_process: InProcessWorker | None = None
     if with_worker:
-        worker_thread, stop = start_in_thread(app)
+        in_process = InProcessWorker(app).start()
+        web.state.backorder_worker = in_process  # /healthz reports it
+    # uvicorn handles SIGTERM and SIGINT itself (a graceful shutdown), then raises the signal
+    # again with the handlers it found: ours only note it, so the worker below is stopped and
+    # joined (its round, deliveries and leases finished) instead of the process dying with it.
+    with _stop_on_signals(lambda _signum: None):
+        try:
+            # http/loop "auto": httptools and uvloop (dependencies) when importable, else h11/asyncio.
+            # One access-log line per request at info (bench/ingest.py serves its no-op the same way).
+            uvicorn.run(
+                web,
+                host=host or app.config.server.host,
+                port=port or app.config.server.port,
+                log_level="info",
+                http="auto",
+                loop="auto",
+                access_log=True,
+            )
+        finally:
+            if in_process is not None and not in_process.stop(timeout=60):
+                # its round (and its deliveries) end before the app closes
+                console.print("worker still busy after 60 s; stopping anyway (its rows' leases will run out)")
+
+
+@contextmanager
+def _stop_on_signals(on_signal: Any) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT call ``on_signal(signum)`` instead of ending the process
+    (a second one of them ends it as usual). Only the main thread can handle signals; elsewhere
+    (a test runner's thread) nothing is installed."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    previous: dict[signal.Signals, Any] = {}
+
+    def handle(signum: int, _frame: Any) -> None:
+        for sig in wanted:  # a second signal: the default behaviour (stop now)
+            signal.signal(sig, previous[sig])
+        on_signal(signum)
+
+    for sig in wanted:
+        previous[sig] = signal.signal(sig, handle)
     try:
-        # http/loop "auto": httptools and uvloop (dependencies) when importable, else h11/asyncio.
-        # One access-log line per request at info (bench/ingest.py serves its no-op the same way).
-        uvicorn.run(
-            create_app(app),
-            host=host or app.config.server.host,
-            port=port or app.config.server.port,
-            log_level="info",
-            http="auto",
-            loop="auto",
-            access_log=True,
-        )
+        yield
     finally:
-        if stop is not None and worker_thread is not None:
-            stop.set()
-            worker_thread.join(timeout=60)  # its round (and its deliveries) end before the app closes
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
 
 
 @cli.command("worker")
 def worker() -> None:
     """Run the outbox dispatcher and scheduler alone (several may run against PostgreSQL)."""
+    import signal
+
     from backorder.worker import Worker
 
     with application() as app:
         stop = threading.Event()
-        console.print("worker running; Ctrl-C to stop")
-        try:
-            Worker(app).run(stop)
-        except KeyboardInterrupt:
+        the_worker = Worker(app)
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                the_worker.run(stop)
+            except BaseException as exc:  # reported by the main thread
+                failed.append(exc)
+
+        # The worker runs on a thread of its own; this (main) thread only waits and takes the
+        # signals: SIGTERM (systemctl/docker stop) or Ctrl-C set the stop event, the round under
+        # way finishes (its rows are finished or released), and the command exits 0.
+        thread = threading.Thread(target=run, name="backorder-worker", daemon=True)
+        received: list[str] = []
+
+        def on_signal(signum: int) -> None:
+            received.append(signal.Signals(signum).name)
             stop.set()
+
+        with _stop_on_signals(on_signal):
+            thread.start()
+            console.print("worker running; Ctrl-C or SIGTERM to stop (a second one stops at once)")
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+        if failed:
+            raise failed[0]
+        why = f" ({received[0]})" if received else ""
+        console.print(f"worker stopped{why}")  # with -v the worker's own log says so too
 
 
 # --- sales channels: `backorder connect PLATFORM CHANNEL`, reconciliation (issue 3) -----------
@@ -514,17 +607,13 @@ cli.add_typer(inbox_cli, name="inbox")
 @cli.command("channels")
 def channels_list(as_json: JsonFlag = False) -> None:
     """Configured sales channels: platform, what they receive, and whether outbound calls wait."""
+    from backorder.channels.state import channel_state
+
     with application(sandbox_folder=False) as app:
         services = app.channel_services
         rows = []
         for cid, settings in sorted(app.config.channels.items()):
-            missing = settings.missing_credentials()
-            api_only = settings.kind in ("api", "pos", "b2b")
-            state = (
-                "api only (POST /api/v1/orders)"
-                if api_only
-                else ("webhook-only: outbound waits for " + ", ".join(missing) if missing else "two-way")
-            )
+            state = channel_state(settings)
             last, _watermark = services.store.sync_state(cid)
             registered = services.registrations.for_channel(cid) if services.registrations is not None else []
             rows.append(

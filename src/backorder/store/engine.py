@@ -4,11 +4,13 @@ PostgreSQL (psycopg 3) is the engine for several processes."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
@@ -24,6 +26,39 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+_PASSWORD_IN_URL = re.compile(r"([^\s/:@]+):[^\s@/]*@")
+"""``user:secret@`` in anything that looks like a URL (parsable or not)."""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password shown as ``***`` (``user:secret@`` → ``user:***@``)."""
+    try:
+        masked = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parsable: mask by pattern
+        masked = url
+    return _PASSWORD_IN_URL.sub(r"\1:***@", masked)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used right now (down, unreachable, a dropped
+    connection, a busy pool or a locked SQLite file): worth a retry later, not a bug."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
+        return True
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def driver_reason(exc: BaseException) -> str:
+    """The driver's own one-line reason for ``exc`` (SQLAlchemy's text adds the statement and a
+    link; psycopg adds hints on further lines)."""
+    cause = getattr(exc, "orig", None) or exc
+    for line in str(cause).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(cause).__name__
 
 
 def build_engine(url: str, *, pool_size: int = 10) -> Engine:

@@ -7,6 +7,7 @@ command on the message bus (or the outbox queue) and is audited as ``apikey:<pre
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -20,7 +21,10 @@ from backorder.bootstrap import Application
 from backorder.domain import commands
 from backorder.domain.errors import DomainError, UnknownOrder, UnknownSku
 from backorder.staff.service import ApiPrincipal
+from backorder.store.engine import driver_reason, is_unavailable
 from backorder.store.staff import LineFilter
+
+log = logging.getLogger(__name__)
 
 
 class Problem(BaseModel):
@@ -421,6 +425,24 @@ def build_router(application: Application) -> APIRouter:
 
     channel_services = application.channel_services
 
+    unavailable_503: dict[int | str, dict[str, Any]] = {
+        503: {
+            "description": "The database cannot be used right now; retry after the Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+        }
+    }
+
+    def _store_unavailable(exc: Exception, what: str) -> JSONResponse:
+        """The answer the webhook ingress gives when its inbox cannot be written: 503, Retry-After:
+        30, a JSON body; logged as one line (the traceback at debug)."""
+        log.warning("order API: the order could not be %s: %s: %s", what, type(exc).__name__, driver_reason(exc))
+        log.debug("order API store failure", exc_info=exc)
+        return JSONResponse(
+            {"status": "unavailable", "detail": f"the order could not be {what}; retry later"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
+
     async def create_channel_order(order: _ApiOrder, request: _Request) -> Any:
         import hashlib
 
@@ -438,13 +460,23 @@ def build_router(application: Application) -> APIRouter:
         key = f"idem:{idem}" if idem else "sha256:" + hashlib.sha256(body).hexdigest()
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}
         now = application.clock.now()
-        row_id, created = await run_in_threadpool(
-            channel_services.inbox.record, "api", channel, key, "order", headers, body, now
-        )
+        try:
+            row_id, created = await run_in_threadpool(
+                channel_services.inbox.record, "api", channel, key, "order", headers, body, now
+            )
+        except Exception as exc:  # not committed, like the webhook ingress: a 503 the client retries
+            return _store_unavailable(exc, "recorded")
         assert row_id is not None
-        if created:
-            await run_in_threadpool(channel_services.processor.process_id, row_id)
-        row = await run_in_threadpool(channel_services.inbox.get, row_id)
+        try:
+            if created:
+                await run_in_threadpool(channel_services.processor.process_id, row_id)
+            row = await run_in_threadpool(channel_services.inbox.get, row_id)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # The order is in the inbox (received, or processing under a lease that runs out):
+            # the worker processes it, and a retry (same Idempotency-Key or body) finds it there.
+            return _store_unavailable(exc, "processed")
         assert row is not None
         if not created and row.body != body:
             raise HTTPException(409, "this Idempotency-Key was used for a different order")
@@ -468,6 +500,7 @@ def build_router(application: Application) -> APIRouter:
             409: {"model": Problem, "description": "Idempotency-Key reused with a different body"},
             413: {"model": Problem, "description": "Body too large"},
             422: {"model": Problem, "description": "The order was kept in the inbox as failed"},
+            **unavailable_503,
         },
     )
 

@@ -93,17 +93,28 @@ def create_app(application: Application) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Any:
+        # The worker inside `backorder serve` (set by the command as app.state.backorder_worker,
+        # anything with a status() -> "ok" | "starting" | "failing since <time>: <error>" |
+        # "stopped"); no "worker" key when this process runs none. A stopped worker (its thread
+        # died) is a 503: this process no longer delivers; a failing one (it retries) is reported.
+        monitor = getattr(app.state, "backorder_worker", None)
+        worker = {"worker": monitor.status()} if monitor is not None else {}
+        worker_stopped = worker.get("worker") == "stopped"
         try:
             schema_ok = is_current(application.engine)
         except Exception as exc:  # the database is unreachable: say so, with a 503
-            return JSONResponse({"status": "error", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
+            return JSONResponse(
+                {"status": "error", "database": f"unreachable: {type(exc).__name__}", **worker}, status_code=503
+            )
+        worker_ok = worker.get("worker", "ok") in ("ok", "starting")
         body = {
-            "status": "ok" if schema_ok else "degraded",
+            "status": "ok" if schema_ok and worker_ok else "degraded",
             "database": "ok" if schema_ok else "schema out of date",
+            **worker,
             "outbox": application.queue.counts(),
             "version": __version__,
         }
-        return JSONResponse(body, status_code=200 if schema_ok else 503)
+        return JSONResponse(body, status_code=200 if schema_ok and not worker_stopped else 503)
 
     # Each area contributes a router built from the application (nothing at import time).
     from backorder.web import api, dashboard, provider_hooks, selfservice, webhooks
