@@ -6,7 +6,7 @@ channel or sales channel, so each delivery retries and dead-letters on its own.
 
 A claimed batch is delivered on up to ``threads`` threads at once (a send mostly waits on the
 provider), in lanes: the deliveries of one order share a lane and go one after another in claim
-order, so a customer never hears "ready to ship" before "backordered"; other deliveries share a
+order (within a batch: a retry, or another worker's batch, can change it); other deliveries share a
 lane per target.
 """
 
