@@ -270,22 +270,45 @@ def test_an_order_left_processing_by_the_outage_is_retried_when_its_lease_ends(
     app: Application, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The outage hits after the row was claimed: applying the order fails (its transaction rolls
-    back) and so does recording the outcome, so the row stays ``processing`` until its lease (five
-    minutes) ends; then the worker claims it again. No order is stored twice or half."""
+    back). The row is not marked failed for it: it stays ``processing`` until its lease (``[worker]
+    lease_seconds``) ends, then the worker claims it again. No order is stored twice or half."""
     client = TestClient(create_app(app), raise_server_exceptions=False)
     services = app.channel_services
     handle_calls: list[int] = []
     finish_calls: list[int] = []
     monkeypatch.setattr(app.bus, "handle", failing(app.bus.handle, 1, handle_calls))
-    monkeypatch.setattr(services.inbox, "finish_many", failing(services.inbox.finish_many, 1, finish_calls))
+    monkeypatch.setattr(services.inbox, "finish_many", failing(services.inbox.finish_many, 0, finish_calls))
     assert_unavailable(post_order(client))
-    assert [s for s, _ in inbox_rows(app)] == ["processing"]
+    assert [s for s, _ in inbox_rows(app)] == ["processing"]  # not failed: nobody would retry it
     assert count(app, t.orders) == 0 and count(app, t.order_lines) == 0
     assert services.processor.run() == 0  # leased: not yet
-    clock.advance(minutes=6)
+    clock.advance(seconds=app.config.worker.lease_seconds + 1)
     assert services.processor.run() == 1
     assert inbox_rows(app) == [("processed", None)]
     assert count(app, t.orders) == 1 and count(app, t.order_lines) == 1
+
+
+def test_a_worker_batch_hit_by_an_outage_leaves_its_rows_to_be_claimed_again(
+    app: Application, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's inbox round: the store goes away while a claimed row is applied. The round
+    fails (the loop backs off) and the row is claimed again after its lease, not marked failed."""
+    client = TestClient(create_app(app), raise_server_exceptions=False)
+    services = app.channel_services
+    inline: list[int] = []
+    monkeypatch.setattr(services.processor, "process_id", failing(services.processor.process_id, 1, inline))
+    assert_unavailable(post_order(client))  # recorded; left to the worker
+    assert inbox_rows(app) == [("received", None)]
+    applying: list[int] = []
+    monkeypatch.setattr(app.bus, "handle", failing(app.bus.handle, 1, applying))
+    with pytest.raises(OperationalError):
+        services.processor.run()
+    assert inbox_rows(app) == [("processing", None)]
+    assert services.processor.run() == 0  # leased
+    clock.advance(seconds=app.config.worker.lease_seconds + 1)
+    assert services.processor.run() == 1
+    assert inbox_rows(app) == [("processed", None)]
+    assert count(app, t.orders) == 1
 
 
 # --- SIGTERM -------------------------------------------------------------------------------------

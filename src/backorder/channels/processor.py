@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backorder.channels.api_orders import StandardWebhookReceiver, parse_order
@@ -22,6 +22,7 @@ from backorder.connectors.errors import WebhookRejected
 from backorder.domain import commands
 from backorder.domain.errors import DomainError, DuplicateOrder, DuplicateShipment, NothingLeftToShip, UnknownOrder
 from backorder.services.messagebus import BatchItemFailed, MessageBus
+from backorder.store.engine import is_unavailable
 from backorder.store.inbox import ChannelItem, ChannelStore, InboxRow, InboxStore
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class InboxProcessor:
         now: Callable[[], datetime],
         metrics: IngressMetrics | None = None,
         batch_size: int = 20,
+        lease: timedelta = timedelta(minutes=5),
     ) -> None:
         self.inbox = inbox
         self.store = store
@@ -78,10 +80,11 @@ class InboxProcessor:
         self.now = now
         self.metrics = metrics
         self.batch_size = max(1, batch_size)
+        self.lease = lease  # a claimed row left unfinished (a worker killed, the store away) is claimed again after it
 
     def run(self, limit: int = 100) -> int:
         """Process up to ``limit`` received rows; returns how many were handled."""
-        rows = self.inbox.claim(self.now(), limit)
+        rows = self.inbox.claim(self.now(), limit, self.lease)
         if rows:
             self._process_rows(rows)
         return len(rows)
@@ -97,7 +100,7 @@ class InboxProcessor:
 
     def process_id(self, row_id: int) -> Outcome | None:
         """Claim and process one row now (the order API answers with the result)."""
-        row = self.inbox.claim_one(row_id, self.now())
+        row = self.inbox.claim_one(row_id, self.now(), self.lease)
         if row is None:
             return None
         outcome = self.process(row)
@@ -337,6 +340,10 @@ class InboxProcessor:
 
 
 def _failure(row: InboxRow, exc: Exception) -> Outcome:
+    """The outcome of a row that could not be applied. The store being away is no outcome: it is
+    raised, and the row, still claimed, is processed again when its lease ends."""
+    if is_unavailable(exc):
+        raise exc
     if isinstance(exc, (WebhookRejected, DomainError)):
         reason = getattr(exc, "reason", None) or str(exc)
         return Outcome("failed", f"{type(exc).__name__}: {reason}")

@@ -248,7 +248,16 @@ def build_channel_services(app: Any) -> ChannelServices:
             receivers[cid] = connector
         elif isinstance(settings, ApiChannelSettings):
             receivers[cid] = StandardWebhookReceiver(cid, settings, clock.now)
-    processor = InboxProcessor(inbox, store, app.bus, receivers.get, app.config.channels.get, clock.now, metrics)
+    processor = InboxProcessor(
+        inbox,
+        store,
+        app.bus,
+        receivers.get,
+        app.config.channels.get,
+        clock.now,
+        metrics,
+        lease=timedelta(seconds=app.config.worker.lease_seconds),
+    )
     app.dispatcher = ChannelDispatcher.wrap(app.dispatcher, store)
     return ChannelServices(
         inbox=inbox,
