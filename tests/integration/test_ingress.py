@@ -618,6 +618,10 @@ def test_a_webhook_only_channel_receives_and_its_outbound_work_waits(
     app: Application, client: TestClient, clock: SettableClock, platforms: FakePlatforms
 ) -> None:
     assert app.channel_services.webhook_only() == {"web": ["access_token", "shop_domain"]}
+    settings = app.channel_services.settings
+    settings["bare"] = settings["web"].model_copy(update={"webhook_secret": None})  # refuses every webhook
+    assert "bare" not in app.channel_services.webhook_only()
+    del settings["bare"]
     post_order(client, 1001, "e-1")
     app.channel_services.processor.drain()
     app.dispatcher.drain()

@@ -13,6 +13,7 @@ from backorder.channels.ingest import InboxWriter
 from backorder.channels.metrics import IngressMetrics
 from backorder.channels.processor import API_KINDS, InboxProcessor
 from backorder.channels.reconcile import Reconciler
+from backorder.channels.state import can_verify_webhooks
 from backorder.channels.sync import StockSync
 from backorder.connectors.base import ApiChannelSettings, ConnectorSettings
 from backorder.connectors.errors import ConnectorError
@@ -156,11 +157,12 @@ class ChannelServices:
         return results
 
     def webhook_only(self) -> dict[str, list[str]]:
-        """Channels that receive webhooks but cannot call out yet, with what they lack."""
+        """Channels that receive webhooks but cannot call out yet, with what they lack (a channel
+        without what its webhooks are verified against receives nothing: not listed)."""
         return {
             cid: s.missing_credentials()
             for cid, s in sorted(self.settings.items())
-            if s.kind not in API_KINDS and s.missing_credentials()
+            if s.kind not in API_KINDS and s.missing_credentials() and can_verify_webhooks(s)
         }
 
     def record_registrations(
