@@ -320,7 +320,12 @@ def ship(
     line_no: Annotated[int, typer.Argument(help="The line number within the order.")],
     quantity: Annotated[int, typer.Argument(help="Units shipped.")],
     location: Annotated[
-        str | None, typer.Option("--location", help="Where it shipped from (default: where the line's stock is held).")
+        str | None,
+        typer.Option(
+            "--location",
+            help="Where it shipped from (default: where the line's stock is held); what the line held "
+            "elsewhere is then free for the next waiting lines.",
+        ),
     ] = None,
 ) -> None:
     """Record a shipment of an order line."""

@@ -805,3 +805,24 @@ def test_a_receipt_dated_in_the_future_is_refused(world) -> None:
     assert level(uow, "RED").on_hand == 0
     receive(bus, "RED", 2)  # today's is booked
     assert level(uow, "RED").on_hand == 2
+
+
+def test_a_shipment_from_another_location_frees_what_the_line_held_for_the_next_line(world) -> None:
+    """Staff shipped from `back` (`ship --location back`) while the line held its units at `main`:
+    `back` loses the units, and what `main` held is free again for the next waiting line."""
+    bus, uow, _ = world
+    receive(bus, "RED", 2)
+    bus.handle(commands.SetStockLevel("RED", "back", 2))
+    place(bus, "A", ("RED", 2), minutes=1)  # holds main's 2 (main ranks first)
+    place(bus, "B", ("RED", 4), minutes=2)  # takes back's 2, waits for 2
+    assert (level(uow, "RED").allocated, level(uow, "RED", "back").allocated) == (2, 2)
+
+    bus.handle(commands.ShipLine("A", 1, 2, "back"))
+
+    assert order(uow, "A").line(1).status is LineStatus.SHIPPED
+    assert (level(uow, "RED", "back").on_hand, level(uow, "RED").on_hand) == (0, 2)
+    # B's 2 at back left with A's parcel (a shortfall there: B gives them back); main's 2, which
+    # A held, are free again and go to B: 2 units on hand, both B's.
+    b = order(uow, "B").line(1)
+    assert (b.allocated, b.backordered) == (2, 2)
+    assert (level(uow, "RED").allocated, level(uow, "RED", "back").allocated) == (2, 0)

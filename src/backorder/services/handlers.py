@@ -785,6 +785,7 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
     now = ctx.clock.now()
     records: list[AllocationRecord] = []
     from_held = cmd.quantity - from_backorder
+    released_elsewhere = 0
     preferred = [cmd.location] if cmd.location in held else []
     for location in preferred + [loc for loc in held if loc not in preferred]:
         take = min(held[location], from_held)
@@ -792,22 +793,40 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
             continue
         level = _level(levels, line.sku, location)
         level.allocated -= take
-        level.on_hand -= take
         from_held -= take
-        records.append(
-            AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", source, ref, now, line.id)
-        )
-    if from_backorder:
+        if cmd.location is None or location == cmd.location:
+            level.on_hand -= take
+            records.append(
+                AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", source, ref, now, line.id)
+            )
+        else:  # it left from cmd.location: what the line held here is free again, for the next lines
+            released_elsewhere += take
+            records.append(
+                AllocationRecord(
+                    order.id,
+                    line.line_no,
+                    line.sku,
+                    location,
+                    -take,
+                    "release",
+                    source,
+                    ref or "shipped elsewhere",
+                    now,
+                    line.id,
+                )
+            )
+    direct = from_backorder + released_elsewhere
+    if direct:
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
         uow.catalog.ensure_location(location)
-        _level(levels, line.sku, location).on_hand -= from_backorder
+        _level(levels, line.sku, location).on_hand -= direct
         records.append(
             AllocationRecord(
                 order.id,
                 line.line_no,
                 line.sku,
                 location,
-                from_backorder,
+                direct,
                 "ship_direct",
                 source,
                 ref or "unallocated",
@@ -823,7 +842,8 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
     freed = withdraw_shrinkage(uow, line.sku, levels, ctx)
     if freed:
         uow.stock.save_levels(levels.values())
-        allocate_waiting(uow, freed, ctx, "adjustment", "shipment")
+    if freed or released_elsewhere:
+        allocate_waiting(uow, freed | {line.sku}, ctx, "adjustment", "shipment")
     if order.ship_complete and from_backorder:
         # the channel shipped a line we were holding the order for: the rest may now be coverable
         allocate_waiting(uow, {other.sku for other in order.lines if other.is_open}, ctx, "release", f"ship:{order.id}")
