@@ -705,6 +705,9 @@ def test_the_order_api_records_a_pos_order_once_per_idempotency_key(app: Applica
     again = client.post("/api/v1/orders", json=order, headers=headers)
     assert again.status_code == 200
     assert [(ln["allocated"], ln["backordered"]) for ln in app.read.lines("pos-T-77")] == [(2, 3)]
+    respaced = json.dumps(dict(reversed(order.items())), indent=2).encode() + b"\n"  # the same order, re-serialised
+    again = client.post("/api/v1/orders", content=respaced, headers={**headers, "Content-Type": "application/json"})
+    assert again.status_code == 200, again.text
     other = client.post("/api/v1/orders", json={**order, "order_id": "T-78"}, headers=headers)
     assert other.status_code == 409
     assert client.post("/api/v1/orders", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -7,6 +7,7 @@ command on the message bus (or the outbox queue) and is audited as ``apikey:<pre
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date, datetime
 from decimal import Decimal
@@ -478,7 +479,7 @@ def build_router(application: Application) -> APIRouter:
             # the worker processes it, and a retry (same Idempotency-Key or body) finds it there.
             return _store_unavailable(exc, "processed")
         assert row is not None
-        if not created and row.body != body:
+        if not created and not _same_json(row.body, body):
             raise HTTPException(409, "this Idempotency-Key was used for a different order")
         our_id = f"{channel}-{order.order_id}"
         if row.status == "failed":
@@ -623,3 +624,14 @@ def build_router(application: Application) -> APIRouter:
         return JSONResponse({"openapi": "/openapi.json", "docs": "/api/docs"})
 
     return outer
+
+
+def _same_json(stored: bytes, received: bytes) -> bool:
+    """Whether a retried order is the one recorded: the same JSON, however it is spaced or its
+    keys ordered (a client that re-serialises its retry is not sending a different order)."""
+    if stored == received:
+        return True
+    try:
+        return bool(json.loads(stored) == json.loads(received))
+    except ValueError:
+        return False
