@@ -180,3 +180,42 @@ def test_the_installed_redaction_cleans_records_every_handler_sees(caplog: pytes
         logging.getLogger("backorder.test").warning("bounce for %s, phone %s", "ada@example.com", "+447700900123")
     assert "ada@example.com" not in caplog.text and "+447700900123" not in caplog.text
     assert "[email]" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("facts", "offered", "not_offered"),
+    [
+        ({}, "You can still choose to cancel the waiting items:", ("ship what is in stock", "substitute")),
+        (
+            {"can_ship_now": True},
+            "You can still choose to ship what is in stock now or cancel the waiting items:",
+            ("substitute",),
+        ),
+        (
+            {"can_ship_now": True, "substitutes_offered": True},
+            "ship what is in stock now, take a substitute or cancel the waiting items:",
+            (),
+        ),
+    ],
+)
+def test_an_eta_message_offers_only_the_choices_the_order_has(
+    facts: dict[str, bool], offered: str, not_offered: tuple[str, ...]
+) -> None:
+    context = {**_context(PAYLOADS["eta_changed"], None), "choices_url": "https://shop.example/s/T", **facts}
+    body = Renderer().email("eta_changed", context).text
+    assert offered in body
+    assert not any(phrase in body for phrase in not_offered)
+
+
+@pytest.mark.parametrize("can_ship_now", [True, False])
+def test_an_allocated_message_offers_shipping_now_only_when_the_order_can(can_ship_now: bool) -> None:
+    context = {
+        **_context(PAYLOADS["allocated"], None),
+        "choices_url": "https://shop.example/s/T",
+        "can_ship_now": can_ship_now,
+    }
+    renderer = Renderer()
+    email, sms = renderer.email("allocated", context), renderer.sms("allocated", context)
+    assert ("ship what we have now" in email.text) is can_ship_now
+    assert ("Ship what is here now" in (email.html or "")) is can_ship_now
+    assert ("Ship now:" in sms) is can_ship_now
