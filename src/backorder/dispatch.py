@@ -6,7 +6,8 @@ channel or sales channel, so each delivery retries and dead-letters on its own.
 
 A claimed batch is delivered on up to ``threads`` threads at once (a send mostly waits on the
 provider), in lanes: the deliveries of one order share a lane and go one after another in claim
-order (within a batch: a retry, or another worker's batch, can change it); other deliveries share a
+order (across workers too: see ``_behind_another_claim``; a retry's back-off can still let a later
+one go first); other deliveries share a
 lane per target.
 """
 
@@ -99,6 +100,9 @@ _ROLE_OF_ACTION = {
     "send_purchase_order": "purchasing",
 }
 _CHANNEL_ACTIONS = frozenset({"push_stock_channel", "push_stock_batch", "tag_order"})
+_CUSTOMER_ACTIONS = frozenset({"notify_customer", "send_email", "send_sms"})
+EARLIER_MESSAGE_WAIT_SECONDS = 5.0
+"""How long a customer message waits for an earlier one of its order that another worker holds."""
 
 
 def lane_of(delivery: ClaimedDelivery) -> str:
@@ -181,6 +185,18 @@ class Dispatcher:
         stats = DispatchStats(claimed=len(claimed))
         if not claimed:
             return stats
+        waiting = self._behind_another_claim(claimed)
+        if waiting:
+            now = self.clock.now()
+            later = AttemptOutcome(
+                "deferred",
+                "an earlier message of this order is not sent yet",
+                next_attempt_at=now + timedelta(seconds=EARLIER_MESSAGE_WAIT_SECONDS),
+            )
+            for delivery in waiting:
+                stats.add("deferred" if self.queue.finish(delivery, later, delivery.target, now, now) else "lost")
+            held_back = {d.id for d in waiting}
+            claimed = [d for d in claimed if d.id not in held_back]
         keeper = None
         if any(self._waits_on_provider(d) for d in claimed):  # only a provider can keep a round waiting
             keeper = _LeaseKeeper(self.queue, claimed, self.clock, self.lease)
@@ -351,6 +367,18 @@ class Dispatcher:
                 outcome.next_attempt_at,
             )
         return outcome.outcome
+
+    def _behind_another_claim(self, claimed: Sequence[ClaimedDelivery]) -> list[ClaimedDelivery]:
+        """The claimed customer messages of an order whose earlier message is still to go outside
+        this claim (another worker holds it, or it is due and was not claimed with these): they
+        wait, so one order's messages go in the order they were written across workers too
+        (within a claim, lanes keep that order)."""
+        first = self.queue.first_unsent_elsewhere(claimed, sorted(_CUSTOMER_ACTIONS), self.clock.now())
+        return [
+            d
+            for d in claimed
+            if d.action in _CUSTOMER_ACTIONS and first.get(str(d.payload.get("order_id")), d.id) < d.id
+        ]
 
     def _retry_or_dead(
         self, delivery: ClaimedDelivery, detail: str, retry_after: float | None, status: int | None, now: datetime

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from backorder.bootstrap import Application
 from backorder.connectors.base import Connector, ConnectorSettings, DeliveryReceipt, NotifiesStaff, StaffMessage
 from backorder.connectors.errors import Rejected, TransportFailure
+from backorder.store import tables as t
 from backorder.store.outbox import ClaimedDelivery
 
 if TYPE_CHECKING:
@@ -179,3 +180,50 @@ def test_a_rejected_message_does_not_rest_the_provider(app: Application) -> None
 
     stats = app.dispatcher.run_once()
     assert (stats.dead, stats.sent, stats.deferred, provider.calls) == (1, 2, 0, 3)
+
+
+def test_a_customer_message_waits_while_another_worker_holds_the_orders_earlier_one(
+    app: Application, clock: SettableClock
+) -> None:
+    """Two workers claim different messages of one order: the later one is deferred, not sent
+    first, until the earlier one has gone."""
+    payload = {"event": "BackorderCreated", "order_id": "W-1", "channel": "web", "lines": []}
+    first = app.queue.enqueue("send_email", "email", payload, clock.now())
+    second = app.queue.enqueue("send_email", "email", {**payload, "event": "BackorderCancelled"}, clock.now())
+    [held] = app.queue.claim(clock.now(), 1, LEASE, "other-worker")  # the other worker has the first
+    assert held.id == first
+
+    stats = app.dispatcher.run_once(worker="this-worker")  # claims the second
+
+    assert (stats.claimed, stats.deferred, stats.sent) == (1, 1, 0)
+    status = _status(app)
+    assert status[second] == ("pending", 0)  # no attempt used
+    assert status[first][0] == "in_flight"
+
+
+def test_messages_of_one_order_claimed_together_still_go_in_one_round(app: Application) -> None:
+    """The check does not hold back a worker's own earlier message: its lane sends them in order."""
+    payload = {"event": "BackorderCreated", "order_id": "W-2", "lines": []}
+    for _ in range(2):
+        app.queue.enqueue("send_email", "email", payload, app.clock.now())
+    stats = app.dispatcher.run_once(worker="this-worker")
+    assert stats.claimed == 2 and stats.deferred == 0  # (skipped: no such order, nobody to write to)
+
+
+def test_an_earlier_message_waiting_for_a_later_attempt_does_not_hold_the_next_back(
+    app: Application, clock: SettableClock
+) -> None:
+    """A debounced ETA notice (or a retry's back-off) waits for its time; the order's next message
+    is not held behind it."""
+    payload = {"event": "BackorderEtaChanged", "order_id": "W-3", "channel": "web", "changes": []}
+    later = app.queue.enqueue("send_email", "email", payload, clock.now())
+    now = app.queue.enqueue("send_email", "email", {**payload, "event": "BackorderCancelled"}, clock.now())
+    with app.engine.begin() as conn:  # enqueue() makes a row due now: move the first one's time
+        conn.execute(
+            t.outbox.update().where(t.outbox.c.id == later).values(next_attempt_at=clock.now() + timedelta(hours=6))
+        )
+
+    stats = app.dispatcher.run_once(worker="this-worker")
+
+    assert stats.claimed == 1 and stats.deferred == 0
+    assert _status(app)[now][0] != "pending"

@@ -134,6 +134,36 @@ class OutboxQueue:
                 )
         return True
 
+    def first_unsent_elsewhere(
+        self, claimed: Sequence[ClaimedDelivery], actions: Sequence[str], now: datetime
+    ) -> dict[str, int]:
+        """For the orders of the claimed messages of ``actions``: the first message of that order
+        (of ``actions``) still to go that is not in this claim, written before one of them: held by
+        another worker, or due and not claimed. A message waiting for a later attempt (a retry's
+        back-off, a debounced ETA notice) does not count. Order id → that message's id."""
+        mine = [d for d in claimed if d.action in actions and d.payload.get("order_id")]
+        if not mine:
+            return {}
+        o = t.outbox.c
+        order_of = o.payload["order_id"].as_string()
+        token = mine[0].claim
+        q = (
+            select(order_of, func.min(o.id))
+            .where(
+                o.action.in_(list(actions)),
+                o.id < max(d.id for d in mine),
+                o.id.not_in([d.id for d in claimed]),
+                or_(
+                    and_(o.status == "in_flight", o.claimed_by != token),
+                    and_(o.status == "pending", o.next_attempt_at <= now),
+                ),
+                order_of.in_(sorted({str(d.payload["order_id"]) for d in mine})),
+            )
+            .group_by(order_of)
+        )
+        with self.engine.connect() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(q)}
+
     def renew(self, ids: Sequence[int], claim: str, until: datetime) -> set[int]:
         """Extend the lease of the rows of ``ids`` that ``claim`` still holds; returns their ids
         (a row missing from the answer was finished, or claimed by another worker after its lease
