@@ -513,6 +513,7 @@ class Dispatcher:
             "reserved": facts.get("reserved", False),
             "can_ship_now": facts.get("can_ship_now", False),
             "substitutes_offered": facts.get("substitutes_offered", False),
+            "held_skus": facts.get("held_skus", ()),
         }
         return {**enriched, **extra}, contact
 

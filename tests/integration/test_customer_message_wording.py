@@ -175,20 +175,26 @@ def test_a_substitute_is_offered_only_when_the_self_service_page_would_suggest_o
     assert "take a suggested substitute of the same pigment" in by_order["Order B-5"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 3d, not fixed here: a ship-complete order's in-stock line is held with backordered > 0 "
-    "and place_order (services/handlers.py) gives it the fallback ETA, today + its supplier's lead time",
-)
 def test_a_ship_complete_orders_in_stock_line_is_not_listed_as_waiting_with_a_date(shop: Application, db: Db) -> None:
+    """A ship-complete order's line that stock could cover waits only for the order's other line:
+    the email says it is in stock and held, and the order's date is the line that really waits."""
     # WN-PB29-5 waits (WN: 10 days); SCH-PB29-5 is in stock (SCH: 14 days) but held for it
     place(shop, "B-6", ("WN-PB29-5", 1), ("SCH-PB29-5", 1), ship_complete=True)
     held = db.line("B-6", 2)
-    # what the event and the database say: the held line is "backordered", with a date
+    # what the database says: the held line is "backordered" (nothing is allocated to the order)
     assert (held["allocated"], held["backordered"]) == (0, 1)
-    assert str(held["eta"]) == "2026-03-16"  # START + 14 days, later than the waiting line's 2026-03-12
+    email = one_email(shop, "backorder_created")
+    assert "(SCH-PB29-5): 1 in stock, held until the rest of your order arrives" in email["body"]
+    assert "(SCH-PB29-5): 1 waiting" not in email["body"]
+    assert "(WN-PB29-5): 1 waiting, expected by 2026-03-12" in email["body"]
+    assert "in stock, held until the rest of your order arrives" in email["html"]
+
+
+def test_an_ordinary_orders_waiting_lines_are_all_listed_with_their_dates(shop: Application) -> None:
+    place(shop, "B-7", ("WN-PB29-5", 1), ("SCH-PB29-5", 1))  # not ship-complete: SCH is allocated
     body = one_email(shop, "backorder_created")["body"]
-    assert "(SCH-PB29-5): 1 waiting" not in body
+    assert "(WN-PB29-5): 1 waiting, expected by 2026-03-12" in body
+    assert "held until" not in body
 
 
 # --- 3e: ready to ship ---------------------------------------------------------------------------

@@ -22,9 +22,15 @@ CUSTOMER_TEMPLATES = {
     "BackorderCancelled": "cancelled",
 }
 
-CUSTOMER_FACTS = {"reserved": False, "can_ship_now": False, "substitutes_offered": False}
+CUSTOMER_FACTS: dict[str, object] = {
+    "reserved": False,
+    "can_ship_now": False,
+    "substitutes_offered": False,
+    "held_skus": (),
+}
 """What a customer message may claim about the order (the dispatcher reads them at send time).
-Not given, nothing is claimed: nothing reserved, no shipping now, no substitute offered."""
+Not given, nothing is claimed: nothing reserved, no shipping now, no substitute offered, no line
+said to be in stock."""
 
 
 @dataclass(frozen=True)

@@ -68,13 +68,15 @@ class ReadModel:
             total = int(conn.execute(q).scalar_one())
         return max(total - buffer, 0)
 
-    def customer_facts(self, order_id: str) -> dict[str, bool] | None:
+    def customer_facts(self, order_id: str) -> dict[str, Any] | None:
         """What a customer message may claim about the order now (None: no such order).
 
         ``reserved``: an open line holds allocated, unshipped stock. ``can_ship_now``: the
         self-service page offers to ship what is in stock (the order is not ship-complete and
         something is reserved). ``substitutes_offered``: the self-service page suggests a
-        substitute (``domain.substitutes.suggest``) for at least one waiting line."""
+        substitute (``domain.substitutes.suggest``) for at least one waiting line. ``held_skus``:
+        the SKUs of a ship-complete order's waiting lines that stock could cover now; they wait
+        only for the order's other lines (the order takes all of its lines or none)."""
         o, c, s, lv = t.orders.c, t.order_lines.c, t.skus.c, t.stock_levels.c
         with self._conn() as conn:
             ship_complete = conn.execute(select(o.ship_complete).where(o.id == order_id)).scalar()
@@ -112,6 +114,21 @@ class ReadModel:
                     )
                     for r in rows
                 }
+            held: list[str] = []
+            if ship_complete and waiting:
+                free = dict(
+                    conn.execute(
+                        select(lv.sku, func.sum(lv.on_hand - lv.allocated))
+                        .where(lv.sku.in_(sorted({line.sku for line in waiting})))
+                        .group_by(lv.sku)
+                    ).all()
+                )
+                need: dict[str, int] = {}
+                for line in waiting:
+                    need[line.sku] = need.get(line.sku, 0) + line.backordered
+                covered = [code for code, units in need.items() if int(free.get(code) or 0) >= units]
+                if len(covered) < len(need):  # some line is short: the covered ones are held for it
+                    held = sorted(covered)
         reserved = any(line.allocated > line.shipped for line in lines)
         candidates = list(catalog.values())
         substitutes = any(
@@ -123,6 +140,7 @@ class ReadModel:
             "reserved": reserved,
             "can_ship_now": reserved and not ship_complete,
             "substitutes_offered": substitutes,
+            "held_skus": held,
         }
 
     # --- order lines, explain, export ------------------------------------------------------

@@ -219,3 +219,20 @@ def test_an_allocated_message_offers_shipping_now_only_when_the_order_can(can_sh
     assert ("ship what we have now" in email.text) is can_ship_now
     assert ("Ship what is here now" in (email.html or "")) is can_ship_now
     assert ("Ship now:" in sms) is can_ship_now
+
+
+def test_a_backorder_sms_dates_a_ship_complete_order_by_the_line_that_really_waits() -> None:
+    payload = {
+        "event": "BackorderCreated",
+        "order_id": "W-1",
+        "channel": "web",
+        "lines": [
+            {"line_no": 1, "sku": "WN-PB29-5", "quantity": 1, "eta": "2026-03-12"},
+            {"line_no": 2, "sku": "SCH-PB29-5", "quantity": 1, "eta": "2026-03-16"},  # in stock, held
+        ],
+    }
+    renderer = Renderer()
+    held = renderer.sms("backorder_created", {**_context(payload, None), "held_skus": ["SCH-PB29-5"]})
+    assert "expected by 2026-03-12" in held
+    plain = renderer.sms("backorder_created", _context(payload, None))
+    assert "expected by 2026-03-16" in plain  # without the fact, the latest date, as before
