@@ -11,6 +11,7 @@ from sqlalchemy import select
 from test_dashboard_support import client, seed
 
 from backorder.bootstrap import Application
+from backorder.domain import commands
 from backorder.store import tables as t
 from backorder.store.sandbox import sandbox_messages
 
@@ -141,3 +142,25 @@ def test_cancelling_the_waiting_lines_goes_through_cancel_order(shop: Applicatio
 
 def test_customer_messages_carry_the_signed_link(shop: Application) -> None:
     assert shop.dispatcher.choices_url("O-1") == (shop.links.link_for("O-1") if shop.links else None)
+
+
+def test_the_substitute_catalog_reads_only_in_stock_skus_sharing_a_whole_pigment_code(app: Application) -> None:
+    def sku(code: str, *pigments: str) -> commands.UpsertSku:
+        return commands.UpsertSku(code, code, brand="B", product_line="Watercolour", pigments=pigments, size="5 ml")
+
+    app.bus.handle(
+        commands.ImportBatch(
+            (
+                sku("WANT", "PB29"),
+                sku("LOWER", "pb29"),  # the same code, written in lower case
+                sku("MIX", "PB29", "PW6"),  # shares PB29: suggest() decides
+                sku("LONGER", "PB290"),  # not PB29
+                sku("NONE", "PB29"),  # out of stock
+                sku("PLAIN"),  # no pigments
+                *(commands.SetStockLevel(code, "main", 3) for code in ("LOWER", "MIX", "LONGER", "PLAIN")),
+            )
+        )
+    )
+    read = sorted(item.code for item in app.read.substitute_catalog(["WANT"]))
+    assert read == ["LOWER", "MIX", "WANT"]
+    assert app.read.substitute_catalog(["PLAIN"]) == []

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from backorder.domain.substitutes import CatalogItem, suggest
 from backorder.store import tables as t
@@ -77,7 +77,7 @@ class ReadModel:
         substitute (``domain.substitutes.suggest``) for at least one waiting line. ``held_skus``:
         the SKUs of a ship-complete order's waiting lines that stock could cover now; they wait
         only for the order's other lines (the order takes all of its lines or none)."""
-        o, c, s, lv = t.orders.c, t.order_lines.c, t.skus.c, t.stock_levels.c
+        o, c, lv = t.orders.c, t.order_lines.c, t.stock_levels.c
         with self._conn() as conn:
             ship_complete = conn.execute(select(o.ship_complete).where(o.id == order_id)).scalar()
             if ship_complete is None:
@@ -88,32 +88,7 @@ class ReadModel:
                 )
             ).all()
             waiting = [line for line in lines if line.backordered > 0]
-            catalog: dict[str, CatalogItem] = {}
-            if waiting:
-                available = (
-                    select(func.coalesce(func.sum(lv.on_hand - lv.allocated), 0))
-                    .where(lv.sku == s.code)
-                    .scalar_subquery()
-                )
-                columns: list[Any] = [s.code, s.name, s.brand, s.product_line, s.pigments, s.size, s.unit_price]
-                columns.append(available.label("available"))
-                wanted = sorted({line.sku for line in waiting})
-                # the waiting SKUs, and the candidates: a substitute needs units available
-                rows = list(conn.execute(select(*columns).where(s.pigments != "", s.code.in_(wanted))))
-                rows += conn.execute(select(*columns).where(s.pigments != "", available > 0)).all()
-                catalog = {
-                    r.code: CatalogItem(
-                        code=r.code,
-                        brand=r.brand,
-                        product_line=r.product_line,
-                        pigments=tuple(str(r.pigments).split()),
-                        size=r.size,
-                        unit_price=Decimal(r.unit_price) if r.unit_price is not None else None,
-                        available=int(r.available),
-                        name=r.name,
-                    )
-                    for r in rows
-                }
+            catalog = {item.code: item for item in _substitute_catalog(conn, {line.sku for line in waiting})}
             held: list[str] = []
             if ship_complete and waiting:
                 free = dict(
@@ -142,6 +117,11 @@ class ReadModel:
             "substitutes_offered": substitutes,
             "held_skus": held,
         }
+
+    def substitute_catalog(self, skus: Iterable[str]) -> list[CatalogItem]:
+        """``skus`` and what could stand in for them (see :func:`_substitute_catalog`)."""
+        with self._conn() as conn:
+            return _substitute_catalog(conn, set(skus))
 
     # --- order lines, explain, export ------------------------------------------------------
 
@@ -330,6 +310,42 @@ def _ever_backordered() -> Any:
         .scalar_subquery()
     )
     return arrival < c.quantity
+
+
+def _substitute_catalog(conn: Connection, skus: set[str]) -> list[CatalogItem]:
+    """The SKUs ``skus`` (with pigments) and the in-stock SKUs that share a pigment code with one
+    of them: every candidate ``domain.substitutes.suggest`` could choose, without reading the
+    rest of the catalog. ``available`` is on hand − allocated, summed over locations."""
+    if not skus:
+        return []
+    s, lv = t.skus.c, t.stock_levels.c
+    available = select(func.coalesce(func.sum(lv.on_hand - lv.allocated), 0)).where(lv.sku == s.code).scalar_subquery()
+    columns = [s.code, s.name, s.brand, s.product_line, s.pigments, s.size, s.unit_price, available.label("available")]
+    wanted = list(conn.execute(select(*columns).where(s.pigments != "", s.code.in_(sorted(skus)))))
+    pigments = sorted({code.upper() for r in wanted for code in str(r.pigments).split()})
+    padded = func.upper(" " + s.pigments + " ")  # codes are space-separated: match whole codes only
+    candidates = (
+        conn.execute(
+            select(*columns).where(
+                or_(*(padded.like(f"% {code} %") for code in pigments)), s.code.not_in(sorted(skus)), available > 0
+            )
+        ).all()
+        if pigments
+        else []
+    )
+    return [
+        CatalogItem(
+            code=r.code,
+            brand=r.brand,
+            product_line=r.product_line,
+            pigments=tuple(str(r.pigments).split()),
+            size=r.size,
+            unit_price=Decimal(r.unit_price) if r.unit_price is not None else None,
+            available=int(r.available),
+            name=r.name,
+        )
+        for r in [*wanted, *candidates]
+    ]
 
 
 def _receipts(conn: Connection, refs: set[str]) -> dict[str, dict[str, Any]]:

@@ -722,28 +722,6 @@ class StaffQueries:
         return out
 
     # self-service
-    def catalog_in_stock(self) -> list[dict[str, Any]]:
-        """Every SKU with pigments and its available units (on hand − allocated, summed)."""
-        s, lv = t.skus.c, t.stock_levels.c
-        available = (
-            select(func.coalesce(func.sum(lv.on_hand - lv.allocated), 0)).where(lv.sku == s.code).scalar_subquery()
-        )
-        with self._conn() as conn:
-            return [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(
-                        s.code,
-                        s.name,
-                        s.brand,
-                        s.product_line,
-                        s.pigments,
-                        s.size,
-                        s.unit_price,
-                        available.label("available"),
-                    ).where(s.pigments != "")
-                )
-            ]
 
 
 def project_stock(

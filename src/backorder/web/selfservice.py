@@ -7,7 +7,6 @@ expired token gets a clear page and changes nothing."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from backorder.bootstrap import Application
 from backorder.domain import commands
 from backorder.domain.errors import DomainError
-from backorder.domain.substitutes import CatalogItem, Suggestion, suggest
+from backorder.domain.substitutes import Suggestion, suggest
 from backorder.web.dashboard import build_templates
 from backorder.web.security import derived_token
 
@@ -29,25 +28,11 @@ def link_for(application: Application, order_id: str) -> str:
     return application.links.link_for(order_id)
 
 
-def _item(row: dict[str, Any]) -> CatalogItem:
-    return CatalogItem(
-        code=row["code"],
-        brand=row["brand"],
-        product_line=row["product_line"],
-        pigments=tuple(str(row["pigments"]).split()),
-        size=row["size"],
-        unit_price=Decimal(row["unit_price"]) if row["unit_price"] is not None else None,
-        available=int(row["available"]),
-        name=row["name"],
-    )
-
-
 def suggestions_for(application: Application, order: dict[str, Any]) -> dict[int, list[Suggestion]]:
-    assert application.staff is not None
     waiting = [line for line in order["lines"] if line["status"] == "open" and line["backordered"] > 0]
     if not waiting:
         return {}
-    catalog = [_item(r) for r in application.staff.queries.catalog_in_stock()]
+    catalog = application.read.substitute_catalog(line["sku"] for line in waiting)
     by_code = {c.code: c for c in catalog}
     out: dict[int, list[Suggestion]] = {}
     for line in waiting:
