@@ -71,6 +71,13 @@ def _require_skus(uow: UnitOfWork, codes: Iterable[str]) -> None:
         raise UnknownSku(code)
 
 
+def _ledger_row(
+    line: OrderLine, location: str, quantity: int, kind: str, source: str, ref: str | None, at: datetime
+) -> AllocationRecord:
+    """The allocation ledger's row for a change to what ``line`` holds (or ships) at ``location``."""
+    return AllocationRecord(line.order_id, line.line_no, line.sku, location, quantity, kind, source, ref, at, line.id)
+
+
 def _level(levels: dict[tuple[str, str], StockLevel], sku: str, location: str) -> StockLevel:
     key = (sku, location)
     if key not in levels:
@@ -511,20 +518,7 @@ def _withdraw_whole_ship_complete(
             level = _level(levels if line.sku == sku else other_levels, line.sku, location)
             level.allocated -= quantity
             per_order_sku[(order.id, order.channel, line.sku)] += quantity
-            records.append(
-                AllocationRecord(
-                    order.id,
-                    line.line_no,
-                    line.sku,
-                    location,
-                    -quantity,
-                    "withdraw",
-                    "ship_complete",
-                    None,
-                    now,
-                    line.id,
-                )
-            )
+            records.append(_ledger_row(line, location, -quantity, "withdraw", "ship_complete", None, now))
     uow.orders.save_lines(line for _, line in held)
     uow.orders.record_allocations(records)
     if others:
@@ -754,11 +748,7 @@ def cancel_order(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) ->
         released, waiting = line.cancel()
         for location, quantity in held.items():
             _level(levels, line.sku, location).allocated -= quantity
-            records.append(
-                AllocationRecord(
-                    order.id, line.line_no, line.sku, location, -quantity, "release", "cancel", cmd.reason, now, line.id
-                )
-            )
+            records.append(_ledger_row(line, location, -quantity, "release", "cancel", cmd.reason, now))
         assert released == sum(held.values())
         cancelled.append(events.CancelledLine(line.line_no, line.sku, released + waiting))
     uow.orders.save_lines(lines)
@@ -796,44 +786,16 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
         from_held -= take
         if cmd.location is None or location == cmd.location:
             level.on_hand -= take
-            records.append(
-                AllocationRecord(order.id, line.line_no, line.sku, location, take, "ship", source, ref, now, line.id)
-            )
+            records.append(_ledger_row(line, location, take, "ship", source, ref, now))
         else:  # it left from cmd.location: what the line held here is free again, for the next lines
             released_elsewhere += take
-            records.append(
-                AllocationRecord(
-                    order.id,
-                    line.line_no,
-                    line.sku,
-                    location,
-                    -take,
-                    "release",
-                    source,
-                    ref or "shipped elsewhere",
-                    now,
-                    line.id,
-                )
-            )
+            records.append(_ledger_row(line, location, -take, "release", source, ref or "shipped elsewhere", now))
     direct = from_backorder + released_elsewhere
     if direct:
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
         uow.catalog.ensure_location(location)
         _level(levels, line.sku, location).on_hand -= direct
-        records.append(
-            AllocationRecord(
-                order.id,
-                line.line_no,
-                line.sku,
-                location,
-                direct,
-                "ship_direct",
-                source,
-                ref or "unallocated",
-                now,
-                line.id,
-            )
-        )
+        records.append(_ledger_row(line, location, direct, "ship_direct", source, ref or "unallocated", now))
     uow.orders.save_lines([line])
     uow.stock.save_levels(levels.values())
     uow.orders.record_allocations(records)
@@ -1289,11 +1251,7 @@ def reduce_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> 
             continue
         _level(levels, line.sku, location).allocated -= take
         left -= take
-        records.append(
-            AllocationRecord(
-                order.id, line.line_no, line.sku, location, -take, "release", "reduce", cmd.reason, now, line.id
-            )
-        )
+        records.append(_ledger_row(line, location, -take, "release", "reduce", cmd.reason, now))
     assert left == 0, f"line {line.id} holds less than its unshipped allocation"
     line.backordered -= from_backorder
     line.allocated -= release
