@@ -510,10 +510,7 @@ class Dispatcher:
             "customer_name": contact.name,
             "choices_url": self.choices_url(payload["order_id"]),
             "unsubscribe_url": None,
-            "reserved": facts.get("reserved", False),
-            "can_ship_now": facts.get("can_ship_now", False),
-            "substitutes_offered": facts.get("substitutes_offered", False),
-            "held_skus": facts.get("held_skus", ()),
+            **facts,  # the Renderer's CUSTOMER_FACTS stand for any it lacks
         }
         return {**enriched, **extra}, contact
 
