@@ -10,7 +10,10 @@ config and database), with the load generator in another process (``python bench
    run, the "app floor" (the server answering 404 for an unknown channel) and the ingress
    *without its inbox write* (``--serve-ceiling``: the product's server with the write replaced by
    an instant "committed", so every other cost of a webhook is paid: the best ratio any inbox
-   design could reach on this machine). ``--repeat R``
+   design could reach on this machine). With ``--minimal``, also the least any *durable* ingress
+   does (:class:`MinimalDurableApp`: HMAC, one ``fdatasync``'d file append per event-loop
+   iteration; in the loop thread, and in a thread of its own): the best ratio an ingress that
+   answers 200 only after a durable write could reach here. ``--repeat R``
    alternates the servers R times and keeps the median; each row also has the server process's
    CPU time per request (user + system, all threads, from /proc), steadier than throughput on a
    shared machine.
@@ -24,7 +27,7 @@ A one-row commit probe (the durable-commit latency right now) and the load avera
 at the start and the end.
 
 Usage: ``python bench/ingest.py [--db sqlite|postgres] [--quick] [--repeat 3] [--only tp,rate,e2e]
-[--workers 1] [--logs DIR] [--out FILE]``; results go to ``bench/out/ingest-<db>.json`` (or FILE) and
+[--workers 1] [--minimal] [--logs DIR] [--out FILE]``; results go to ``bench/out/ingest-<db>.json`` (or FILE) and
 are printed as a Markdown table.
 """
 
@@ -82,6 +85,84 @@ async def noop_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class MinimalDurableApp:
+    """The least any durable webhook ingress does (``--minimal``): read the body, check the Shopify
+    HMAC in constant time, and answer 200 only after the body is on disk: the requests of one
+    event-loop iteration are appended to one file with one ``write`` and one ``fdatasync`` (group
+    commit, in the loop thread: no second thread, no database, no dedupe, no parsing). A
+    measurement of the bench only: it bounds from above the ratio any ingress built on this
+    server and a durable write per batch could reach on this machine."""
+
+    def __init__(self, spool: str, threaded: bool) -> None:
+        self.threaded = threaded
+        self.fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.key = SECRET.encode()
+        self.pending: list[tuple[bytes, asyncio.Future[None]]] = []
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        data = b"".join(body for body, _ in batch)
+        if not self.threaded:
+            self._write(data)
+            self._settle(batch)
+            return
+        # the write and fdatasync in a thread (releasing the GIL); the loop goes on reading
+        # the next requests, which form the next batch meanwhile
+        done = asyncio.get_running_loop().run_in_executor(None, self._write, data)
+        done.add_done_callback(lambda _: self._settle(batch))
+
+    def _write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+        os.fdatasync(self.fd)
+
+    @staticmethod
+    def _settle(batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+        for _, future in batch:
+            future.set_result(None)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" or scope["method"] != "POST":  # start-up, and the readiness probe
+            await noop_app(scope, receive, send)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        signature = b""
+        for name, value in scope["headers"]:
+            if name == b"x-shopify-hmac-sha256":
+                signature = value
+        digest = base64.b64encode(hmac.new(self.key, body, hashlib.sha256).digest())
+        if not hmac.compare_digest(digest, signature):
+            status, answer = 401, b'{"error":"bad signature"}'
+        else:
+            loop = asyncio.get_running_loop()
+            if not self.pending:
+                loop.call_soon(self._flush)
+            future: asyncio.Future[None] = loop.create_future()
+            self.pending.append((body, future))
+            await future
+            status, answer = 200, b'{"status":"accepted"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+
+def serve_minimal(port: int, spool: str, threaded: bool) -> None:
+    import uvicorn
+
+    app = MinimalDurableApp(spool, threaded)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", http="auto", loop="auto", access_log=True)
 
 
 def _resolved(kind: str) -> str:
@@ -351,8 +432,12 @@ class Server:
 
     def __enter__(self) -> Server:
         log = (self.workdir / f"{self.kind}-{self.port}.log").open("wb")
-        if self.kind == "noop":
+        if self.kind in ("noop", "minimal", "minimal-threaded"):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-noop", str(self.port)]
+            if self.kind != "noop":
+                cmd += ["--minimal-spool", str(self.workdir / f"spool-{self.port}.bin")]
+            if self.kind == "minimal-threaded":
+                cmd.append("--minimal-threaded")
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
             wait_http(self.port, "/", self.process)
             return self
@@ -476,7 +561,15 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, e2e_workers: int = 1) -> dict[str, Any]:
+def bench(
+    db: str,
+    quick: bool,
+    only: set[str],
+    repeat: int,
+    logs: Path | None,
+    e2e_workers: int = 1,
+    minimal: bool = False,
+) -> dict[str, Any]:
     n_tp = 3000 if quick else 10000
     n_rate = 5000 if quick else 15000
     n_e2e = 1000 if quick else 3000
@@ -495,7 +588,14 @@ def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, 
         result["commit_probe_start"] = commit_probe(db, work)
         if "tp" in only:
             for connections in (8, 32):
-                runs: dict[str, list[dict[str, Any]]] = {"noop": [], "ingress": [], "floor": [], "ceiling": []}
+                runs: dict[str, list[dict[str, Any]]] = {
+                    "noop": [],
+                    "ingress": [],
+                    "floor": [],
+                    "ceiling": [],
+                    "minimal": [],
+                    "minimal-threaded": [],
+                }
                 for r in range(repeat):  # alternate, so drift in the machine's load hits both alike
                     with Server("noop", db, False, work) as noop:
                         run_load(noop.port, path, 1000, connections, None, f"warm{r}")
@@ -519,13 +619,20 @@ def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, 
                     with Server("ceiling", db, False, work) as srv:
                         run_load(srv.port, path, 1000, connections, None, f"warm{r}")
                         runs["ceiling"].append(measured(srv, path, n_tp, connections, None, f"ceil{connections}-{r}"))
+                    for kind in ("minimal", "minimal-threaded") if minimal else ():
+                        with Server(kind, db, False, work) as srv:
+                            run_load(srv.port, path, 1000, connections, None, f"warm{r}")
+                            runs[kind].append(measured(srv, path, n_tp, connections, None, f"{kind}{connections}-{r}"))
                 for name, key in (
                     ("noop", "noop"),
                     ("ingress", "ingress"),
                     ("floor", "app_floor_404"),
                     ("ceiling", "ingress_without_inbox_write"),
+                    ("minimal", "least_durable_ingress"),
+                    ("minimal-threaded", "least_durable_ingress_threaded"),
                 ):
-                    result[f"{key}_closed_c{connections}"] = _median(runs[name])
+                    if runs[name]:
+                        result[f"{key}_closed_c{connections}"] = _median(runs[name])
                 ratios = [i["rps"] / n["rps"] for i, n in zip(runs["ingress"], runs["noop"], strict=True)]
                 cpu = [
                     n["server_cpu_us_per_request"] / i["server_cpu_us_per_request"]
@@ -540,6 +647,14 @@ def bench(db: str, quick: bool, only: set[str], repeat: int, logs: Path | None, 
                     "without_inbox_write_each": [round(x, 3) for x in ceiling],
                     "without_inbox_write_median": statistics.median(ceiling),
                 }
+                for kind, key in (
+                    ("minimal", "least_durable_ingress"),
+                    ("minimal-threaded", "least_durable_ingress_threaded"),
+                ):
+                    if runs[kind]:
+                        least = [m["rps"] / n["rps"] for m, n in zip(runs[kind], runs["noop"], strict=True)]
+                        result[f"ratio_c{connections}"][f"{key}_each"] = [round(x, 3) for x in least]
+                        result[f"ratio_c{connections}"][f"{key}_median"] = statistics.median(least)
         if "rate" in only:
             with Server("noop", db, False, work) as noop:
                 result["noop_open_1000rps"] = measured(noop, path, n_rate, 64, 1000, "noop-rate")
@@ -704,6 +819,14 @@ def main() -> None:
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-noop", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-ceiling", help=argparse.SUPPRESS)
+    parser.add_argument("--minimal-spool", help=argparse.SUPPRESS)
+    parser.add_argument("--minimal-threaded", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--minimal",
+        action="store_true",
+        help="closed loop: also the least durable ingress (HMAC + one fdatasync'd append per loop iteration),"
+        " in the loop thread and in a thread of its own",
+    )
     parser.add_argument("--port", type=int)
     parser.add_argument("--path", default="/webhooks/shopify/web")
     parser.add_argument("--requests", type=int, default=1000)
@@ -718,6 +841,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="`backorder worker` processes in the e2e part")
     parser.add_argument("--out", type=Path, help="write the JSON here (default bench/out/ingest-<db>.json)")
     args = parser.parse_args()
+    if args.serve_noop and args.minimal_spool:
+        serve_minimal(args.serve_noop, args.minimal_spool, args.minimal_threaded)
+        return
     if args.serve_noop:
         serve_noop(args.serve_noop)
         return
@@ -728,7 +854,7 @@ def main() -> None:
         load_main(args)
         return
     random.seed(1)
-    result = bench(args.db, args.quick, set(args.only.split(",")), args.repeat, args.logs, args.workers)
+    result = bench(args.db, args.quick, set(args.only.split(",")), args.repeat, args.logs, args.workers, args.minimal)
     out = args.out or OUT / f"ingest-{args.db}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
