@@ -506,7 +506,7 @@ class Dispatcher:
         # event): anything reserved, and the choices the self-service page will really offer.
         facts = self.read.customer_facts(payload["order_id"]) or {}
         extra = {
-            "order_ref": payload["order_id"],
+            "order_ref": contact.order_ref,
             "customer_name": contact.name,
             "choices_url": self.choices_url(payload["order_id"]),
             "unsubscribe_url": None,

@@ -10,7 +10,7 @@ import csv
 import enum
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -65,9 +65,35 @@ REQUIRED_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     ),
     ImportKind.RECEIPTS: ("sku", "location", "quantity", "received_at", "po_number"),
 }
+MAX_LENGTHS: dict[ImportKind, dict[str, int]] = {
+    ImportKind.SKUS: {
+        "sku": 64,
+        "name": 300,
+        "brand": 120,
+        "product_line": 160,
+        "colour": 160,
+        "pigments": 200,
+        "size": 80,
+        "supplier": 64,
+        "supplier_sku": 120,
+    },
+    ImportKind.SUPPLIERS: {"supplier": 64, "name": 200, "email": 320},
+    ImportKind.STOCK: {"sku": 64, "location": 64},
+    ImportKind.ORDERS: {
+        "order_id": 128,
+        "channel": 64,
+        "customer_email": 320,
+        "customer_phone": 40,
+        "customer_name": 200,
+        "order_ref": 64,
+        "sku": 64,
+    },
+    ImportKind.RECEIPTS: {"sku": 64, "location": 64, "po_number": 64},
+}
+"""The longest text each column may hold (the database column's length; a test keeps them equal)."""
 OPTIONAL_COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     ImportKind.SKUS: ("product_line", "unit_price"),
-    ImportKind.ORDERS: ("customer_name",),
+    ImportKind.ORDERS: ("customer_name", "order_ref"),
 }
 
 
@@ -101,8 +127,8 @@ class ImportResult:
 
 
 class _Row:
-    def __init__(self, file: str, number: int, data: dict[str, str]) -> None:
-        self.file, self.number, self.data = file, number, data
+    def __init__(self, file: str, number: int, data: dict[str, str], limits: Mapping[str, int]) -> None:
+        self.file, self.number, self.data, self.limits = file, number, data, limits
 
     def fail(self, column: str | None, problem: str) -> CsvImportError:
         return CsvImportError(self.file, self.number, column, problem)
@@ -111,6 +137,9 @@ class _Row:
         value = (self.data.get(column) or "").strip()
         if required and not value:
             raise self.fail(column, "is empty")
+        limit = self.limits.get(column)
+        if limit is not None and len(value) > limit:
+            raise self.fail(column, f"is {len(value)} characters long; at most {limit} are kept")
         return value
 
     def integer(self, column: str, *, default: int | None = None, minimum: int | None = None) -> int:
@@ -200,29 +229,34 @@ def _row_at(before: bytes) -> int | None:
     part of the file that decoded cleanly; None when that cannot be told."""
     try:
         records = csv.reader(io.StringIO(before.decode("utf-8") + "?", newline=""))
-        return sum(1 for record in records if record)
+        return sum(1 for _ in records)
     except (csv.Error, UnicodeDecodeError):
         return None
 
 
 def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
+    """The data rows, numbered as a spreadsheet shows them: the header is row 1 and blank rows
+    count (they are skipped, not renumbered), a quoted value spanning lines is one row."""
     name = path.name
+    limits = MAX_LENGTHS[kind]
     with io.StringIO(_read_text(path, kind), newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
-        if missing:
-            raise CsvImportError(name, 1, missing[0], f"missing column(s) {', '.join(missing)} for --kind {kind.value}")
-        reader.fieldnames = header
+        reader = csv.reader(handle)
+        number = 0  # the row before the one being read
         try:
-            for number, data in enumerate(reader, start=2):
-                if None in data:
-                    raise CsvImportError(name, number, None, "has more fields than the header")
-                if not any((v or "").strip() for v in data.values()):
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
+            if missing:
+                raise CsvImportError(
+                    name, 1, missing[0], f"missing column(s) {', '.join(missing)} for --kind {kind.value}"
+                )
+            for number, record in enumerate(reader, start=2):
+                if not any(v.strip() for v in record):
                     continue
-                yield _Row(name, number, data)
+                if len(record) > len(header):
+                    raise CsvImportError(name, number, None, "has more fields than the header")
+                yield _Row(name, number, dict(zip(header, record, strict=False)), limits)
         except csv.Error as exc:
-            raise CsvImportError(name, reader.line_num, None, f"is not valid CSV ({exc})") from None
+            raise CsvImportError(name, number + 1, None, f"is not valid CSV ({exc})") from None
 
 
 def _supplier(row: _Row) -> commands.Command:
@@ -309,6 +343,7 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command, dict[str, int
             customer_email=first.text("customer_email", required=False) or None,
             customer_phone=first.text("customer_phone", required=False) or None,
             customer_name=first.text("customer_name", required=False) or None,
+            reference=first.text("order_ref", required=False) or None,
         )
         placed.append((header["placed_at"], order_id, first.number, command, sku_rows))
     placed.sort(key=lambda item: (item[0], item[1]))

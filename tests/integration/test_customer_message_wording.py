@@ -15,6 +15,7 @@ from backorder.bootstrap import Application
 from backorder.domain import commands
 from backorder.domain.commands import NewLine
 from backorder.notify.preferences import set_preference
+from backorder.store import tables as t
 from backorder.store.sandbox import sandbox_messages
 
 if TYPE_CHECKING:
@@ -206,3 +207,43 @@ def test_ready_to_ship_promises_no_tracking_details(shop: Application) -> None:
     email = one_email(shop, "ready_to_ship")
     assert "tracking" not in words(email).lower()
     assert "It will be on its way shortly." in email["body"]
+
+
+# --- 4: the order number the customer knows ------------------------------------------------------
+
+
+def test_messages_name_the_order_by_the_number_on_the_customers_confirmation(shop: Application, db: Db) -> None:
+    shop.bus.handle(
+        commands.PlaceOrder(
+            "web-820982911946154508",  # our id: the channel and the platform's internal id
+            "web",
+            shop.clock.now(),
+            (NewLine(1, "WN-PR101-5", 1),),
+            customer_email=EMAIL,
+            customer_phone=PHONE,
+            reference="#1001",  # Shopify's order name
+        )
+    )
+    set_preference(shop.engine, "web-820982911946154508", "both", sms_consent=True, now=shop.clock.now())
+    email = one_email(shop, "backorder_created")
+    assert email["subject"] == "Order #1001: 1 item on backorder"
+    assert "820982911946154508" not in words(email)
+    shop.bus.handle(commands.CancelOrder("web-820982911946154508", reason="cancelled by staff"))
+    (sms,) = sent(shop, "sms", "cancelled")
+    assert "items of order #1001 were cancelled" in sms["body"]
+    assert db.rows(t.orders, t.orders.c.id == "web-820982911946154508")[0]["reference"] == "#1001"
+
+
+def test_an_order_without_a_separate_number_is_named_by_its_id(shop: Application) -> None:
+    place(shop, "B-9", ("WN-PR101-5", 1))
+    assert one_email(shop, "backorder_created")["subject"] == "Order B-9: 1 item on backorder"
+
+
+def test_a_cancellation_makes_no_promise_about_payment(shop: Application) -> None:
+    place(shop, "C-5", ("WN-PBR7-5", 1), phone=PHONE)
+    set_preference(shop.engine, "C-5", "both", sms_consent=True, now=shop.clock.now())
+    shop.bus.handle(commands.CancelOrder("C-5", reason="cancelled by staff"))
+    email = one_email(shop, "cancelled")
+    (sms,) = sent(shop, "sms", "cancelled")
+    for text in (words(email), sms["body"]):
+        assert "charged" not in text and "refund" not in text  # the shop's payment terms are not ours to state

@@ -177,6 +177,19 @@ def test_backorders_filter_by_supplier_channel_and_age(staffed: Application) -> 
     assert "<html" not in partial.text and "O-3" in partial.text
 
 
+def test_staff_find_an_order_by_the_number_its_customer_quotes(staffed: Application) -> None:
+    http = client(staffed)
+    sign_in(http, "vera")
+    for typed in ("O-1", "#1001", "1001"):
+        found = http.get(
+            "/dashboard/backorders", params={"order": typed}, headers={"HX-Request": "true", "HX-Target": "results"}
+        )
+        assert "O-1" in found.text and "O-2" not in found.text and "O-3" not in found.text, typed
+    assert "O-1" not in http.get("/dashboard/backorders", params={"order": "1002"}).text.split("<tbody")[-1]
+    page = http.get("/dashboard/orders/O-1").text
+    assert "the customer&#39;s number: #1001" in page or "the customer's number: #1001" in page
+
+
 def test_overview_shows_value_at_risk_and_links_each_number_to_its_list(staffed: Application) -> None:
     http = client(staffed)
     sign_in(http, "vera")

@@ -96,6 +96,7 @@ def seed(app: Application) -> None:
             START - timedelta(days=10),
             (NewLine(1, "WN-PB29-5", 2), NewLine(2, "WN-PR101-5", 1)),
             customer_email="ann@example.com",
+            reference="#1001",  # the number on Ann's confirmation
         )
     )
     # O-2: ship complete, waiting for PB29

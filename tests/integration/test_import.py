@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from backorder.bootstrap import Application
-from backorder.importer import REQUIRED_COLUMNS, CsvFileError, CsvImportError, ImportKind, import_file
+from backorder.importer import MAX_LENGTHS, REQUIRED_COLUMNS, CsvFileError, CsvImportError, ImportKind, import_file
 from backorder.store import tables as t
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def test_a_file_that_is_not_utf8_names_the_row_that_is_not_and_imports_nothing(
 ) -> None:
     cases = [
         ("sku,location,on_hand\nINK,main,5\nOCHRE,Entrep\xf4t,3\n", 3),  # a later row, saved as Latin-1
-        ('sku,location,on_hand\r\nINK,"main\r\nfloor",5\r\n\r\nOCHRE,b\xe4ck,3\r\n', 3),  # quoted newline, blank line
+        ('sku,location,on_hand\r\nINK,"main\r\nfloor",5\r\n\r\nOCHRE,b\xe4ck,3\r\n', 4),  # quoted newline, blank row
         ("sku,location,on_h\xe4nd\nINK,main,5\n", 1),  # the header
     ]
     for text, row in cases:
@@ -353,3 +353,54 @@ def test_dates_in_the_file_keep_their_zone_as_utc(catalog: Application, tmp_path
     )
     assert db.rows(t.receipts)[0]["received_at"] == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     assert db.rows(t.receipts)[0]["received_at"].date() == date(2026, 3, 2)
+
+
+def test_row_numbers_count_blank_rows_as_a_spreadsheet_shows_them(catalog: Application, tmp_path: Path, db: Db) -> None:
+    path = write(tmp_path, "stock.csv", STOCK + "\n\n,,\nINK,back,ten\n")  # two blank rows, one of empty cells
+    error = failing_import(catalog, path, "stock", db)
+    assert (error.row, error.column) == (8, "on_hand")
+    orders = ORDERS.replace("W-1,web", "\nW-1,web", 1).replace(",OCHRE,", ",NOPE,")
+    error = failing_import(catalog, write(tmp_path, "orders.csv", orders), "orders", db)
+    assert (error.row, error.column) == (5, "sku")  # the unknown SKU's own row, after the blank one
+
+
+def test_a_value_too_long_for_its_column_names_the_row_and_imports_nothing(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    long_sku = "X" * 65
+    error = failing_import(catalog, write(tmp_path, "stock.csv", STOCK + f"{long_sku},main,1\n"), "stock", db)
+    assert (error.row, error.column) == (5, "sku")
+    assert "is 65 characters long; at most 64 are kept" in str(error)
+    orders = ORDERS.replace(",Bea", ",Bea,#" + "9" * 64).replace("customer_name\n", "customer_name,order_ref\n")
+    error = failing_import(catalog, write(tmp_path, "orders.csv", orders), "orders", db)
+    assert (error.row, error.column) == (2, "order_ref")
+
+
+def test_the_length_limits_are_the_database_columns(app: Application) -> None:
+    columns = {
+        "sku": t.skus.c.code,
+        "supplier": t.suppliers.c.code,
+        "location": t.locations.c.code,
+        "order_id": t.orders.c.id,
+        "channel": t.orders.c.channel,
+        "customer_email": t.orders.c.customer_email,
+        "customer_phone": t.orders.c.customer_phone,
+        "customer_name": t.orders.c.customer_name,
+        "order_ref": t.orders.c.reference,
+        "po_number": t.receipts.c.po_number,
+        "supplier_sku": t.supplier_items.c.supplier_sku,
+        "email": t.suppliers.c.email,
+    }
+    for kind, limits in MAX_LENGTHS.items():
+        for column, limit in limits.items():
+            table_column = (
+                columns[column] if column in columns else (t.skus if kind is ImportKind.SKUS else t.suppliers).c[column]
+            )
+            assert table_column.type.length == limit, (kind, column)
+
+
+def test_an_orders_customer_facing_number_is_imported(catalog: Application, tmp_path: Path, db: Db) -> None:
+    orders = ORDERS.replace("customer_name\n", "customer_name,order_ref\n").replace(",Bea", ",Bea,#1002")
+    load(catalog, tmp_path, "orders.csv", orders, "orders")
+    assert db.rows(t.orders, t.orders.c.id == "W-2")[0]["reference"] == "#1002"
+    assert db.rows(t.orders, t.orders.c.id == "W-1")[0]["reference"] is None

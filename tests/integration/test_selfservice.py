@@ -51,6 +51,7 @@ def test_the_page_shows_waiting_lines_with_etas_and_same_pigment_substitutes_onl
     assert 'value="SCH-PB29-5"' in page.text  # same pigment, size class and medium, in stock
     assert 'value="WN-PB29-OIL"' not in page.text  # same pigment but oil and 37 ml
     assert "Ship what is in stock now" in page.text
+    assert "<h1>Your order #1001</h1>" in page.text  # the number on the customer's confirmation
 
 
 def test_a_tampered_link_gets_a_clear_page_and_changes_nothing(shop: Application, db: Db) -> None:

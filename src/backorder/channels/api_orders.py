@@ -39,6 +39,7 @@ class ApiOrder(BaseModel):
     customer: ApiCustomer | None = None
     priority: int = 0
     ship_complete: bool = False
+    reference: str | None = Field(None, min_length=1, max_length=64)  # when customers know it by another number
 
 
 def parse_order(channel: str, body: bytes, received_at: datetime) -> commands.PlaceOrder:
@@ -63,6 +64,7 @@ def parse_order(channel: str, body: bytes, received_at: datetime) -> commands.Pl
         customer_email=customer.email,
         customer_phone=customer.phone,
         customer_name=customer.name,
+        reference=order.reference or order.order_id,
     )
 
 

@@ -31,6 +31,7 @@ class PlaceOrder(Command):
     customer_email: str | None = None
     customer_phone: str | None = None
     customer_name: str | None = None
+    reference: str | None = None  # the order number the customer knows, when it is not the id
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,7 @@ class Order:
     customer_phone: str | None = None
     customer_name: str | None = None
     lines: list[OrderLine] = field(default_factory=list)
+    reference: str | None = None  # the number the customer knows (Shopify's "#1001"); else the id
 
     def __post_init__(self) -> None:
         if self.placed_at.tzinfo is None:

@@ -640,6 +640,7 @@ def _place_order(
             OrderLine(cmd.order_id, line.line_no, line.sku, line.quantity, backordered=line.quantity)
             for line in cmd.lines
         ],
+        cmd.reference,
     )
     basis = uow.stock.read_locked(skus, with_positions=True)  # levels, what the ETA step reads, positions
     levels = basis.levels

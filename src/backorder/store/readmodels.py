@@ -24,6 +24,12 @@ class Contact:
     email: str | None
     phone: str | None
     name: str | None
+    reference: str | None = None  # the order number the customer knows, when it is not the id
+
+    @property
+    def order_ref(self) -> str:
+        """How messages name the order to its customer."""
+        return self.reference or self.order_id
 
 
 class ReadModel:
@@ -37,9 +43,11 @@ class ReadModel:
         o = t.orders.c
         with self._conn() as conn:
             r = conn.execute(
-                select(o.id, o.channel, o.customer_email, o.customer_phone, o.customer_name).where(o.id == order_id)
+                select(o.id, o.channel, o.customer_email, o.customer_phone, o.customer_name, o.reference).where(
+                    o.id == order_id
+                )
             ).first()
-        return Contact(r.id, r.channel, r.customer_email, r.customer_phone, r.customer_name) if r else None
+        return Contact(r.id, r.channel, r.customer_email, r.customer_phone, r.customer_name, r.reference) if r else None
 
     def sku_names(self, codes: Iterable[str]) -> dict[str, str]:
         names: dict[str, str] = {}

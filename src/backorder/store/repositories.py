@@ -440,6 +440,7 @@ class SqlOrders(OrderRepository):
                     r.customer_phone,
                     r.customer_name,
                     [],
+                    r.reference,
                 )
             if not found:
                 continue  # none of these orders exists: no lines to read
@@ -463,6 +464,7 @@ class SqlOrders(OrderRepository):
                     r.customer_phone,
                     r.customer_name,
                     [],
+                    r.reference,
                 )
             order.lines.append(_line_from_row(r))
         return found
@@ -485,6 +487,7 @@ class SqlOrders(OrderRepository):
                     "customer_email": order.customer_email,
                     "customer_phone": order.customer_phone,
                     "customer_name": order.customer_name,
+                    "reference": order.reference,
                     "created_at": _utc(created_at),
                     "line_no": [line.line_no for line in order.lines],
                     "sku": [line.sku for line in order.lines],
@@ -513,6 +516,7 @@ class SqlOrders(OrderRepository):
                 "customer_email": order.customer_email,
                 "customer_phone": order.customer_phone,
                 "customer_name": order.customer_name,
+                "reference": order.reference,
                 "created_at": created_at,
             },
         )

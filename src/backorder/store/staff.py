@@ -341,8 +341,10 @@ class StaffQueries:
             conds.append(c.channel == f.channel)
         if f.supplier:
             conds.append(s.preferred_supplier == f.supplier)
-        if f.order_id:
-            conds.append(c.order_id == f.order_id)
+        if f.order_id:  # our id, or the number the customer knows ("#1001" or "1001")
+            numbers = {f.order_id, "#" + f.order_id.removeprefix("#")}
+            by_number = select(t.orders.c.id).where(t.orders.c.reference.in_(numbers))
+            conds.append(or_(c.order_id == f.order_id, c.order_id.in_(by_number)))
         if f.min_age_days is not None:
             conds.append(c.placed_at <= now - timedelta(days=f.min_age_days))
         if f.max_age_days is not None:

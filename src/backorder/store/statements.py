@@ -253,6 +253,7 @@ def orders_with_lines_of_lines() -> Select:  # type: ignore[type-arg]
             o.customer_email,
             o.customer_phone,
             o.customer_name,
+            o.reference,
         )
         .join(t.orders, o.id == c.order_id)
         .where(c.order_id.in_(select(x.order_id).where(x.id.in_(_keys()))))
@@ -449,9 +450,9 @@ def insert_order_if_new() -> Any:
 _PG_ADD_ORDER_CTES = (
     "WITH o AS ("
     " INSERT INTO orders (id, channel, placed_at, priority, ship_complete, customer_email, customer_phone,"
-    " customer_name, created_at)"
+    " customer_name, reference, created_at)"
     " VALUES (%(id)s, %(channel)s, %(placed_at)s, %(priority)s, %(ship_complete)s, %(customer_email)s,"
-    " %(customer_phone)s, %(customer_name)s, %(created_at)s)"
+    " %(customer_phone)s, %(customer_name)s, %(reference)s, %(created_at)s)"
     " ON CONFLICT (id) DO NOTHING RETURNING id, channel, placed_at, priority, ship_complete"
     "), l AS ("
     " INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, backordered, status, eta,"

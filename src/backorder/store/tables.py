@@ -127,6 +127,7 @@ orders = Table(
     Column("customer_email", String(320), nullable=True),
     Column("customer_phone", String(40), nullable=True),
     Column("customer_name", String(200), nullable=True),
+    Column("reference", String(64), nullable=True),  # the order number the customer knows, if not the id
     Column("created_at", UtcDateTime(), nullable=False),
 )
 

@@ -84,6 +84,7 @@ class OrderLineOut(BaseModel):
 
 class OrderOut(BaseModel):
     id: str
+    reference: str | None = Field(None, description="the order number the customer knows, when it is not the id")
     channel: str
     placed_at: datetime
     priority: int

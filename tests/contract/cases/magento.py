@@ -257,6 +257,7 @@ PLACED = PlaceOrder(
     customer_email="ada@example.com",
     customer_phone="+441632960001",
     customer_name="Ada Lovelace",
+    reference="000000042",  # the increment id: the number on the customer's confirmation
 )
 
 CASE = ContractCase(
@@ -388,6 +389,7 @@ CASE = ContractCase(
                         lines=(NewLine(80, "WN-CAD-RED-5ML", 3), NewLine(81, "ST-EASEL-CONF", 1)),
                         customer_email="grace@example.com",
                         customer_name="Grace Hopper",
+                        reference="000000043",
                     )
                 ]
             ),

@@ -270,6 +270,7 @@ CASE = ContractCase(
                         customer_email="ada@example.com",
                         customer_phone="+441632960001",
                         customer_name="Ada Lovelace",
+                        reference="00001234",  # the number the customer knows, without our channel prefix
                     )
                 ]
             ),

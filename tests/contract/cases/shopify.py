@@ -149,6 +149,7 @@ def _expect_create_open(got: list[Command]) -> None:
     ]
     assert order.customer_email == "jon@example.com"
     assert order.customer_name == "John Smith"
+    assert order.reference == ORDER_CREATE["name"] == "#9999"  # what the customer's confirmation says
 
 
 def _expect_ruby_order(got: list[Command]) -> None:

@@ -319,6 +319,7 @@ PLACED = PlaceOrder(
     customer_email="john.doe@example.com",
     customer_phone="(555) 555-5555",
     customer_name="John Doe",
+    reference="727",  # the order's "number"
 )
 
 DIRECTORY = MemoryDirectory()

@@ -64,6 +64,23 @@ def test_a_pos_order_body_becomes_a_place_order_named_by_its_channel() -> None:
     order = parse_order("pos", body, RECEIVED)
     assert (order.order_id, order.channel, order.placed_at, order.priority) == ("pos-T-1", "pos", RECEIVED, 5)
     assert order.lines == (NewLine(1, "INK", 2),)
+    assert order.reference == "T-1"  # the till's own number is what the customer's receipt shows
+
+
+def test_a_pos_order_may_name_the_number_its_customer_knows() -> None:
+    body = json.dumps({"order_id": "T-1", "reference": "R 0042", "lines": [{"sku": "INK", "quantity": 2}]}).encode()
+    assert parse_order("pos", body, RECEIVED).reference == "R 0042"
+    too_long = json.dumps({"order_id": "T-1", "reference": "R" * 65, "lines": [{"sku": "INK", "quantity": 2}]})
+    with pytest.raises(MalformedPayload):
+        parse_order("pos", too_long.encode(), RECEIVED)
+
+
+def test_a_woocommerce_orders_number_is_its_reference_and_a_missing_one_is_none() -> None:
+    data = {"id": 727, "number": "WC-00727", "date_created_gmt": "2026-11-27T09:00:00", "line_items": []}
+    data["line_items"] = [{"id": 1, "sku": "INK", "quantity": 1}]
+    assert woo.place_order("shop", data).reference == "WC-00727"
+    assert woo.place_order("shop", {**data, "number": 728}).reference == "728"
+    assert woo.place_order("shop", {**data, "number": None}).reference is None
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,7 @@ def test_the_sfcc_job_step_run_under_node_sends_signed_events_the_connector_pars
             customer_email="ada@example.com",
             customer_phone="+441632960001",
             customer_name="Ada Lovelace",
+            reference="00001234",
         ),
         CancelOrder("eu-00001234", reason="cancelled in SFCC"),
         SetStockLevel("WN-CAD-RED-5ML", "london", 14, datetime(2026, 11, 27, 6, tzinfo=UTC), "sfcc:eu"),

@@ -69,6 +69,7 @@ def place_order(channel: str, order: Mapping[str, Any], where: str) -> PlaceOrde
         customer_email=email if isinstance(email, str) and email else None,
         customer_phone=phone if isinstance(phone, str) and phone else None,
         customer_name=name if isinstance(name, str) and name else None,
+        reference=increment[:64],
     )
 
 

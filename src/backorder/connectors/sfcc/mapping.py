@@ -58,6 +58,7 @@ def from_cartridge_event(channel: str, envelope: Envelope, inventory_locations: 
                 customer_email=_optional(data, "customer_email"),
                 customer_phone=_optional(data, "phone"),
                 customer_name=_optional(data, "customer_name"),
+                reference=order_no[:64],
             )
         ]
     if kind == "order.cancelled":

@@ -97,7 +97,12 @@ def place_order(channel: str, data: Mapping[str, Any]) -> commands.PlaceOrder:
         customer_email=email,
         customer_phone=phone,
         customer_name=name,
+        reference=_text(data.get("name")),  # "#1001": the number on the customer's confirmation
     )
+
+
+def _text(value: Any, limit: int = 64) -> str | None:
+    return (value.strip()[:limit] or None) if isinstance(value, str) else None
 
 
 def _line_key(item: Mapping[str, Any]) -> str | None:

@@ -77,7 +77,17 @@ def _placed(channel: str, data: Mapping[str, Any], lines: list[commands.NewLine]
         customer_email=billing.get("email") or None,
         customer_phone=billing.get("phone") or None,
         customer_name=name,
+        reference=_order_number(data),
     )
+
+
+def _order_number(data: Mapping[str, Any]) -> str | None:
+    """The order number the customer sees (``number``; differs from ``id`` with a sequential
+    order numbers plugin)."""
+    number = data.get("number")
+    if isinstance(number, int) and not isinstance(number, bool):
+        return str(number)
+    return (number.strip()[:64] or None) if isinstance(number, str) else None
 
 
 def _current_lines(data: Mapping[str, Any], refunded: Mapping[str, int]) -> tuple[list[commands.NewLine], bool]:
