@@ -436,13 +436,15 @@ class Dispatcher:
             return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
         payload = dict(d.payload)
         if payload["event"] == "BackorderEtaChanged":
+            etas, waiting = self._line_etas(contact.order_id)
             decision = decide(
                 payload.get("changes", []),
                 m.state.eta_notices(contact.order_id),
-                self._line_etas(contact.order_id),
+                etas,
                 self.clock.now(),
                 min_days=m.eta_min_change_days,
                 interval=m.eta_interval,
+                waiting=waiting,
             )
             if not decision.send and decision.wait_until is not None:
                 raise _Deferred(max(1.0, (decision.wait_until - self.clock.now()).total_seconds()))
@@ -474,11 +476,15 @@ class Dispatcher:
                 raise _Deferred(max(1.0, (held_until - now).total_seconds()))
         return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
 
-    def _line_etas(self, order_id: str) -> dict[int, Any]:
+    def _line_etas(self, order_id: str) -> tuple[dict[int, Any], frozenset[int]]:
+        """The order's lines' ETAs now, and the lines that wait now."""
         lines = t.order_lines.c
         with self.read.engine.connect() as conn:
-            rows = conn.execute(select(lines.line_no, lines.eta).where(lines.order_id == order_id)).all()
-        return {int(r.line_no): r.eta for r in rows}
+            rows = conn.execute(
+                select(lines.line_no, lines.eta, lines.status, lines.backordered).where(lines.order_id == order_id)
+            ).all()
+        waiting = frozenset(int(r.line_no) for r in rows if r.status == "open" and r.backordered > 0)
+        return {int(r.line_no): r.eta for r in rows}, waiting
 
     def _after_customer_send(
         self, d: ClaimedDelivery, channel: str, connector: Connector, receipt: DeliveryReceipt
@@ -495,6 +501,10 @@ class Dispatcher:
         elif event == "BackorderEtaChanged":
             etas = {int(x["line_no"]): _date(x.get("current")) for x in d.payload.get("changes", [])}
             m.state.record_eta_notices(d.payload["order_id"], etas, now)
+        elif event == "BackorderAllocated":  # told "reserved for you" of the lines now covered
+            covered = {int(x["line_no"]): None for x in d.payload.get("lines", []) if not x.get("still_backordered")}
+            if covered:
+                m.state.record_eta_notices(d.payload["order_id"], covered, now, reserved=True)
 
     def _customer_context(self, payload: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
         contact = self.read.contact(payload["order_id"])

@@ -185,10 +185,10 @@ def test_a_ship_complete_orders_in_stock_line_is_not_listed_as_waiting_with_a_da
     # what the database says: the held line is "backordered" (nothing is allocated to the order)
     assert (held["allocated"], held["backordered"]) == (0, 1)
     email = one_email(shop, "backorder_created")
-    assert "(SCH-PB29-5): 1 in stock, held until the rest of your order arrives" in email["body"]
+    assert "(SCH-PB29-5): 1 in stock now, set aside for you once the rest of your order arrives" in email["body"]
     assert "(SCH-PB29-5): 1 waiting" not in email["body"]
     assert "(WN-PB29-5): 1 waiting, expected by 2026-03-12" in email["body"]
-    assert "in stock, held until the rest of your order arrives" in email["html"]
+    assert "in stock now, set aside for you once the rest of your order arrives" in email["html"]
 
 
 def test_an_ordinary_orders_waiting_lines_are_all_listed_with_their_dates(shop: Application) -> None:
@@ -247,3 +247,25 @@ def test_a_cancellation_makes_no_promise_about_payment(shop: Application) -> Non
     (sms,) = sent(shop, "sms", "cancelled")
     for text in (words(email), sms["body"]):
         assert "charged" not in text and "refund" not in text  # the shop's payment terms are not ours to state
+
+
+# --- 5: a reservation taken back ---------------------------------------------------------------
+
+
+def test_a_customer_told_ready_to_ship_hears_at_once_when_a_count_takes_the_stock_back(
+    shop: Application, db: Db
+) -> None:
+    place(shop, "R-1", ("WN-PR101-5", 2))
+    assert one_email(shop, "backorder_created")["subject"] == "Order R-1: 1 item on backorder"
+    shop.bus.handle(commands.ReceiveStock("WN-PR101-5", "main", 2, shop.clock.now(), None))
+    assert one_email(shop, "ready_to_ship")["subject"] == "Order R-1 is complete and ready to ship"
+    shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))  # the shelf is empty after all
+    assert db.line("R-1")["backordered"] == 2
+    email = one_email(shop, "eta_changed")
+    assert "were reserved for you, but the stock we had for them fell short" in email["body"]
+    assert (
+        f"W&N Light Red 5 ml (WN-PR101-5): no longer reserved, now expected by {db.line('R-1')['eta']}" in email["body"]
+    )
+    # told once: a later re-count that changes nothing for the customer sends nothing more
+    shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))
+    assert len(sent(shop, "email", "eta_changed")) == 1

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from backorder.notify.debounce import Told
+
 _settings = table("message_settings", column("key", String), column("value", Text))
 _prefs = table(
     "message_preferences",
@@ -64,6 +66,7 @@ _eta = table(
     column("line_no", Integer),
     column("eta", Date),
     column("notified_at", DateTime(timezone=True)),
+    column("reserved", Boolean),
 )
 _slots = table(
     "eta_slots",
@@ -296,31 +299,35 @@ class MessagingState:
 
     # --- ETA notices ----------------------------------------------------------------------------
 
-    def eta_notices(self, order_id: str) -> dict[int, tuple[date | None, datetime]]:
+    def eta_notices(self, order_id: str) -> dict[int, Told]:
         e = _eta.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(e.line_no, e.eta, e.notified_at).where(e.order_id == order_id)).all()
-        return {r.line_no: (r.eta, _read_utc(r.notified_at) or datetime.min.replace(tzinfo=UTC)) for r in rows}
+            rows = conn.execute(select(e.line_no, e.eta, e.notified_at, e.reserved).where(e.order_id == order_id)).all()
+        return {
+            r.line_no: Told(r.eta, _read_utc(r.notified_at) or datetime.min.replace(tzinfo=UTC), bool(r.reserved))
+            for r in rows
+        }
 
-    def record_eta_notices(self, order_id: str, etas: dict[int, date | None], now: datetime) -> None:
+    def record_eta_notices(
+        self, order_id: str, etas: dict[int, date | None], now: datetime, *, reserved: bool = False
+    ) -> None:
+        """What the customer was just told per line: its ETA, or (``reserved``) that its units are
+        reserved for them."""
         e = _eta.c
         at = _bind(self.engine, now)
+        told = {"notified_at": at, "reserved": reserved}
         with self.engine.begin() as conn:
             for line_no, eta in sorted(etas.items()):
                 done = conn.execute(
-                    update(_eta).where(e.order_id == order_id, e.line_no == line_no).values(eta=eta, notified_at=at)
+                    update(_eta).where(e.order_id == order_id, e.line_no == line_no).values(eta=eta, **told)
                 )
                 if done.rowcount == 0:
                     try:
                         with conn.begin_nested():
-                            conn.execute(
-                                insert(_eta).values(order_id=order_id, line_no=line_no, eta=eta, notified_at=at)
-                            )
+                            conn.execute(insert(_eta).values(order_id=order_id, line_no=line_no, eta=eta, **told))
                     except IntegrityError:
                         conn.execute(
-                            update(_eta)
-                            .where(e.order_id == order_id, e.line_no == line_no)
-                            .values(eta=eta, notified_at=at)
+                            update(_eta).where(e.order_id == order_id, e.line_no == line_no).values(eta=eta, **told)
                         )
 
     def claim_eta_slot(self, order_id: str, outbox_id: int, now: datetime, interval: timedelta) -> datetime | None:

@@ -439,8 +439,10 @@ eta_notices = Table(
     Column("line_no", Integer, primary_key=True),
     Column("eta", Date, nullable=True),
     Column("notified_at", UtcDateTime(), nullable=False),
+    Column("reserved", Boolean, nullable=False, server_default=text("false")),  # told "reserved for you"
 )
-"""The ETA each customer was last told, per order line (ETA-change debounce)."""
+"""The ETA each customer was last told, per order line (ETA-change debounce), or that its units
+are reserved for them."""
 
 eta_slots = Table(
     "eta_slots",

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from backorder.notify.debounce import decide
+from backorder.notify.debounce import Told, decide
 from backorder.notify.links import LinkSigner
 from backorder.notify.preferences import resolve
 from backorder.notify.redact import redact
@@ -124,22 +124,46 @@ CHANGE = [{"line_no": 1, "sku": "A", "previous": "2026-03-16", "current": "2026-
 
 
 def test_an_eta_moving_by_less_than_the_minimum_is_not_told() -> None:
-    told = {1: (date(2026, 3, 16), NOW - timedelta(days=3))}
+    told = {1: Told(date(2026, 3, 16), NOW - timedelta(days=3))}
     decision = decide(CHANGE, told, {1: date(2026, 3, 17)}, NOW, min_days=2, interval=timedelta(hours=24))
     assert not decision.send and decision.wait_until is None
 
 
 def test_small_moves_add_up_against_what_the_customer_was_last_told() -> None:
-    told = {1: (date(2026, 3, 16), NOW - timedelta(days=3))}
+    told = {1: Told(date(2026, 3, 16), NOW - timedelta(days=3))}
     decision = decide(CHANGE, told, {1: date(2026, 3, 18)}, NOW, min_days=2, interval=timedelta(hours=24))
     assert decision.send and decision.changes[0]["current"] == "2026-03-18"
     assert decision.changes[0]["previous"] == "2026-03-16"
 
 
 def test_a_second_big_move_within_a_day_waits_until_a_day_after_the_last_message() -> None:
-    told = {1: (date(2026, 3, 16), NOW - timedelta(hours=5))}
+    told = {1: Told(date(2026, 3, 16), NOW - timedelta(hours=5))}
     decision = decide(CHANGE, told, {1: date(2026, 3, 25)}, NOW, min_days=2, interval=timedelta(hours=24))
     assert not decision.send and decision.wait_until == NOW + timedelta(hours=19)
+
+
+def test_a_reservation_taken_back_is_told_at_once_whatever_the_date_or_the_last_message() -> None:
+    told = {1: Told(None, NOW - timedelta(minutes=5), reserved=True)}  # "ready to ship", five minutes ago
+    change = [{"line_no": 1, "sku": "A", "previous": None, "current": "2026-03-16"}]
+    decision = decide(change, told, {1: date(2026, 3, 16)}, NOW, min_days=2, interval=timedelta(hours=24))
+    assert decision.send and decision.changes[0]["was_reserved"] is True
+    assert decision.changes[0]["current"] == "2026-03-16" and decision.changes[0]["previous"] is None
+    covered_again = decide(change, told, {1: None}, NOW, min_days=2, interval=timedelta(hours=24), waiting=frozenset())
+    assert not covered_again.send  # covered again before the message went: nothing to take back
+    undated = decide(change, told, {1: None}, NOW, min_days=2, interval=timedelta(hours=24), waiting=frozenset({1}))
+    assert undated.send and undated.changes[0]["current"] is None
+
+
+def test_a_taken_back_reservation_is_worded_as_such_in_every_form() -> None:
+    change = {"line_no": 1, "sku": "A", "name": "Alizarin", "current": "2026-03-16", "previous": None}
+    context = {**_context(PAYLOADS["eta_changed"], None), "changes": [{**change, "was_reserved": True}]}
+    email = Renderer().email("eta_changed", context)
+    assert "were reserved for you, but the stock we had for them fell short" in email.text
+    assert "Alizarin (A): no longer reserved, now expected by 2026-03-16" in email.text
+    assert "fell short" in email.html
+    assert "sorry, items reserved for order" in Renderer().sms("eta_changed", context)
+    plain = Renderer().email("eta_changed", {**context, "changes": [change]}).text
+    assert "has changed" in plain and "reserved" not in plain
 
 
 def test_preference_and_consent_decide_the_channels() -> None:
