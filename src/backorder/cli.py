@@ -24,10 +24,10 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from backorder.bootstrap import Application, bootstrap, read_config
-from backorder.config import DEFAULT_DATABASE_URL, ConfigError
+from backorder.config import DEFAULT_DATABASE_URL, Config, ConfigError
 from backorder.connectors.errors import ConnectorError
 from backorder.domain import commands as c
-from backorder.domain.errors import DomainError
+from backorder.domain.errors import DomainError, WouldTakeReserved
 from backorder.importer import CsvFileError, CsvImportError, ImportKind, import_file
 from backorder.store.engine import driver_reason, is_unavailable, mask_url
 
@@ -151,6 +151,24 @@ def application(**kwargs: Any) -> Iterator[Application]:
         app.close()
 
 
+def link_warning(config: Config) -> str | None:
+    """What is wrong with the links customers will get, when something is."""
+    real = sorted(n.kind for role, n in config.notify.items() if role in ("email", "sms") and n.kind != "sandbox")
+    if not real or not config.server.public_url_is_local:
+        return None
+    return (
+        f"[server] public_url is {config.server.public_url}, this machine's own address: the self-service and "
+        f"unsubscribe links in customer messages ({', '.join(real)}) will not open for customers. "
+        "Set it to the address customers reach this server at (e.g. https://backorder.example.com)."
+    )
+
+
+def warn_about_links(config: Config) -> None:
+    warning = link_warning(config)
+    if warning is not None:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
 def progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -196,12 +214,27 @@ def import_command(
     with application() as app, progress() as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
         try:
-            result = import_file(app.bus, file, kind, progress=lambda n: bar.update(task, total=n, completed=n))
+            result = import_file(
+                app.bus,
+                file,
+                kind,
+                progress=lambda n: bar.update(task, total=n, completed=n),
+                known_locations={*app.config.locations, *app.read.locations()},
+                stored_orders=app.read.stored_orders,
+            )
         except CsvFileError as exc:
             raise fail(str(exc), "Fix the file (or the path to it) and run the import again.") from None
         except CsvImportError as exc:
             raise fail(str(exc), "Fix that row and run the import again.") from None
-    out.print(f"imported {result.rows} {kind.value} row(s) from {file}")
+    what = "order(s)" if kind is ImportKind.ORDERS else f"{kind.value} row(s)"
+    out.print(f"imported {result.rows} {what} from {file}")
+    if result.already_imported:
+        shown = ", ".join(result.already_imported[:10]) + (" …" if len(result.already_imported) > 10 else "")
+        out.print(
+            f"skipped {len(result.already_imported)} order(s) imported before ({shown}): an import never changes "
+            "a stored order (use `backorder cancel` or the channel for changes)",
+            soft_wrap=True,
+        )
 
 
 EXPORT_COLUMNS = ("order_id", "line_no", "sku", "quantity", "allocated", "backordered", "status", "eta")
@@ -221,6 +254,24 @@ def export_lines(fmt: Annotated[str, typer.Option("--format", help="csv or json"
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "eta": row["eta"].isoformat() if row["eta"] else ""})
+
+
+@export_cli.command("customer")
+def export_customer(
+    email: Annotated[str, typer.Argument(help="The customer's email address.")],
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this sales channel's data.")] = None,
+) -> None:
+    """Everything held about one customer, as JSON (a data request, e.g. Shopify customers/data_request):
+    orders with contact fields and lines, message preferences, suppressions, recorded messages, raw webhooks."""
+    from backorder.store.privacy import customer_data
+
+    if "@" not in email:
+        raise fail(f"{email!r} is not an email address", "Give the address the customer ordered with.")
+    with application() as app, app.engine.connect() as conn:
+        found = customer_data(conn, email, channel)
+    sys.stdout.write(dumps(found) + "\n")
+    if not found["orders"] and not found["webhooks"] and not found["messages"]:
+        console.print(f"nothing is held about {email}", soft_wrap=True)
 
 
 # --- engine ------------------------------------------------------------------------------------
@@ -327,10 +378,25 @@ def ship(
             "elsewhere is then free for the next waiting lines.",
         ),
     ] = None,
+    take_reserved: Annotated[
+        bool,
+        typer.Option(
+            "--take-reserved",
+            help="Record it even when more left than the line holds plus what is free there: the "
+            "difference is taken from other orders' reservations, which wait again (their customers are told).",
+        ),
+    ] = False,
 ) -> None:
     """Record a shipment of an order line."""
     with application() as app:
-        app.bus.handle(c.ShipLine(order_id, line_no, quantity, location))
+        try:
+            app.bus.handle(c.ShipLine(order_id, line_no, quantity, location, take_reserved=take_reserved))
+        except WouldTakeReserved as exc:
+            raise fail(
+                str(exc),
+                f"Nothing was recorded. Ship at most {exc.shippable}, or if {quantity} really left, "
+                "run the command again with --take-reserved.",
+            ) from None
     out.print(f"shipped {quantity} of {order_id} line {line_no}")
 
 
@@ -498,6 +564,7 @@ def serve(
 ) -> None:
     """Serve the HTTP app (webhooks, API, dashboard, /healthz), with the dispatcher in-process."""
     with application() as app:
+        warn_about_links(app.config)
         _serve(app, host, port, with_worker)
 
 
@@ -572,6 +639,7 @@ def worker() -> None:
     from backorder.worker import Worker
 
     with application() as app:
+        warn_about_links(app.config)
         stop = threading.Event()
         the_worker = Worker(app)
         failed: list[BaseException] = []

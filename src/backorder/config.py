@@ -5,12 +5,14 @@ secrets are ``SecretStr`` and never printed. Errors name the key to fix, never a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,9 +42,32 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8080"
+    """Where customers, staff and platforms reach this server: every link in a message starts here."""
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     secret_key: str | None = None
     """Signs customer links and sessions; set it (``${BACKORDER_SECRET_KEY}``) in production."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(
+                "must be an absolute http(s) address such as https://backorder.example.com"
+                " (every link in a customer message starts with it)"
+            )
+        return value.strip().rstrip("/")
+
+    @property
+    def public_url_is_local(self) -> bool:
+        """Whether ``public_url`` names this machine only (loopback), so nobody else can open links to it."""
+        host = urlsplit(self.public_url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 class WorkerConfig(Strict):

@@ -10,7 +10,7 @@ import csv
 import enum
 import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -118,12 +118,22 @@ def _file_error(file: str, problem: str, message: str) -> CsvFileError:
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 """Deliberately permissive: one ``@``, a dot in the domain, no spaces."""
 
+INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
+"""The range of every whole-number column: the database's 32-bit INTEGER. (``on_hand`` is a
+BIGINT in the table, but a count beyond this is a typo, and the same limit keeps every column's
+rule one rule.)"""
+WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+
+SEPARATORS = {";": "semicolon", "\t": "tab"}
+"""What Excel writes instead of commas in some locales (``;``) or as "Text (Tab delimited)"."""
+
 
 @dataclass(frozen=True)
 class ImportResult:
     kind: ImportKind
     rows: int
     commands: int
+    already_imported: tuple[str, ...] = ()  # orders skipped: stored before (an overlapping export)
 
 
 class _Row:
@@ -151,9 +161,17 @@ class _Row:
         try:
             value = int(raw)
         except ValueError:
-            raise self.fail(column, f"{raw!r} is not a whole number") from None
+            if not WHOLE_NUMBER.fullmatch(raw):
+                raise self.fail(column, f"{raw!r} is not a whole number") from None
+            value = -(INTEGER_MAX + 2) if raw.startswith("-") else INTEGER_MAX + 1  # more digits than int() takes
         if minimum is not None and value < minimum:
-            raise self.fail(column, f"must be at least {minimum}, got {value}")
+            raise self.fail(column, f"must be at least {minimum}, got {_shown_number(raw, value)}")
+        if not INTEGER_MIN <= value <= INTEGER_MAX:
+            lowest = INTEGER_MIN if minimum is None else minimum
+            size = "too large" if value > 0 else "too far below zero"
+            raise self.fail(
+                column, f"{_shown_number(raw, value)} is {size}; it must be between {lowest} and {INTEGER_MAX}"
+            )
         return value
 
     def optional_int(self, column: str, minimum: int = 0) -> int | None:
@@ -174,11 +192,15 @@ class _Row:
             raise self.fail(column, f"{raw!r} must be a non-negative amount")
         return value
 
-    def email(self, column: str) -> str:
+    def email(self, column: str, *, example: str = "orders@supplier.example") -> str:
         value = self.text(column, required=False)
         if value and not EMAIL.fullmatch(value):
-            raise self.fail(column, f"{value!r} is not an email address (like orders@supplier.example)")
+            raise self.fail(column, f"{value!r} is not an email address (like {example})")
         return value
+
+    def raw(self, column: str) -> str:
+        """The cell as written (stripped), for showing it in a message."""
+        return (self.data.get(column) or "").strip()
 
     def boolean(self, column: str) -> bool:
         raw = (self.data.get(column) or "").strip().lower()
@@ -195,6 +217,14 @@ class _Row:
         except ValueError:
             raise self.fail(column, f"{raw!r} is not an ISO 8601 date-time (e.g. 2026-11-27T09:30:00Z)") from None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _shown_number(raw: str, value: int) -> str:
+    """A whole number for a message: as parsed when in range, else as written (its start, when
+    very long)."""
+    if INTEGER_MIN <= value <= INTEGER_MAX:
+        return str(value)
+    return repr(raw) if len(raw) <= 24 else f"{raw[:12] + '…'!r} ({len(raw)} characters)"
 
 
 def _read_text(path: Path, kind: ImportKind) -> str:
@@ -234,6 +264,51 @@ def _row_at(before: bytes) -> int | None:
         return None
 
 
+def _check_header(name: str, kind: ImportKind, header: list[str]) -> None:
+    """Refuse a header the rows cannot be read by: a required column missing (saying why when
+    that can be told: another separator, names in another case), or a column named twice."""
+    known = REQUIRED_COLUMNS[kind] + OPTIONAL_COLUMNS.get(kind, ())
+    seen: set[str] = set()
+    for column in header:
+        if column in known and column in seen:
+            raise CsvImportError(name, 1, column, f"column {column!r} appears twice in the header; keep one of them")
+        seen.add(column)
+    missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
+    in_other_case = {
+        wanted: found for found in header for wanted in known if found.lower() == wanted and wanted not in header
+    }
+    if not missing and not in_other_case:
+        return
+    if len(header) == 1 and (separator := max(SEPARATORS, key=header[0].count)) in header[0]:
+        raise CsvFileError(
+            name,
+            1,
+            None,
+            f"the header is one column, {_truncated(header[0], 60)!r}: the file looks {SEPARATORS[separator]}-"
+            'separated (save it from the spreadsheet as "CSV (comma delimited)")',
+        )
+    problems = []
+    if still_missing := [c for c in missing if c not in in_other_case]:
+        problems.append(f"missing column(s) {', '.join(still_missing)} for --kind {kind.value}")
+    if in_other_case:
+        renames = ", ".join(f"{found!r} should be {wanted!r}" for wanted, found in in_other_case.items())
+        problems.append(f"column name(s) differ only in case: {renames} (column names are lower case)")
+    if still_missing:
+        found = [repr(_truncated(c, 24)) for c in header if c]
+        more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+        problems.append(
+            f"the header has {', '.join(found[:8])}{more}"
+            if found
+            else "the header has no column names (it must be the first row)"
+        )
+    column = missing[0] if missing else next(iter(in_other_case))
+    raise CsvImportError(name, 1, column, "; ".join(problems))
+
+
+def _truncated(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
     """The data rows, numbered as a spreadsheet shows them: the header is row 1 and blank rows
     count (they are skipped, not renumbered), a quoted value spanning lines is one row."""
@@ -244,11 +319,7 @@ def _rows(path: Path, kind: ImportKind) -> Iterator[_Row]:
         number = 0  # the row before the one being read
         try:
             header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in REQUIRED_COLUMNS[kind] if c not in header]
-            if missing:
-                raise CsvImportError(
-                    name, 1, missing[0], f"missing column(s) {', '.join(missing)} for --kind {kind.value}"
-                )
+            _check_header(name, kind, header)
             for number, record in enumerate(reader, start=2):
                 if not any(v.strip() for v in record):
                     continue
@@ -306,6 +377,24 @@ def _receipt(row: _Row) -> commands.Command:
     )
 
 
+_ORDER_COLUMNS: dict[str, Callable[[_Row], Any]] = {
+    "channel": lambda row: row.text("channel"),
+    "placed_at": lambda row: row.timestamp("placed_at"),
+    "priority": lambda row: row.integer("priority", default=0),
+    "ship_complete": lambda row: row.boolean("ship_complete"),
+    "customer_email": lambda row: row.email("customer_email", example="name@example.com"),
+    "customer_phone": lambda row: row.text("customer_phone", required=False),
+    "customer_name": lambda row: row.text("customer_name", required=False),
+    "order_ref": lambda row: row.text("order_ref", required=False),
+}
+"""The order's own columns, read from each of its rows: every row must repeat the first's values
+(an optional column absent from the header reads as empty on every row)."""
+
+
+def _shown(value: str) -> str:
+    return repr(_truncated(value, 40)) if value else "empty"
+
+
 def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command, dict[str, int]]]:
     grouped: dict[str, list[_Row]] = {}
     for row in rows:
@@ -313,16 +402,15 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command, dict[str, int
     placed: list[tuple[datetime, str, int, commands.Command, dict[str, int]]] = []
     for order_id, lines in grouped.items():
         first = lines[0]
-        header = {
-            "channel": first.text("channel"),
-            "placed_at": first.timestamp("placed_at"),
-            "priority": first.integer("priority", default=0),
-            "ship_complete": first.boolean("ship_complete"),
-        }
+        header = {column: read(first) for column, read in _ORDER_COLUMNS.items()}
         for row in lines[1:]:
-            for column, value in (("channel", row.text("channel")), ("placed_at", row.timestamp("placed_at"))):
-                if value != header[column]:
-                    raise row.fail(column, f"differs from the order's first row (row {first.number})")
+            for column, read in _ORDER_COLUMNS.items():
+                if read(row) != header[column]:
+                    raise row.fail(
+                        column,
+                        f"differs from the order's first row (row {first.number}): "
+                        f"{_shown(row.raw(column))} here, {_shown(first.raw(column))} there",
+                    )
         seen: set[int] = set()
         new_lines = []
         sku_rows: dict[str, int] = {}
@@ -340,10 +428,10 @@ def _orders(rows: list[_Row]) -> list[tuple[int, commands.Command, dict[str, int
             lines=tuple(new_lines),
             priority=header["priority"],
             ship_complete=header["ship_complete"],
-            customer_email=first.text("customer_email", required=False) or None,
-            customer_phone=first.text("customer_phone", required=False) or None,
-            customer_name=first.text("customer_name", required=False) or None,
-            reference=first.text("order_ref", required=False) or None,
+            customer_email=header["customer_email"] or None,
+            customer_phone=header["customer_phone"] or None,
+            customer_name=header["customer_name"] or None,
+            reference=header["order_ref"] or None,
         )
         placed.append((header["placed_at"], order_id, first.number, command, sku_rows))
     placed.sort(key=lambda item: (item[0], item[1]))
@@ -397,12 +485,55 @@ def parse_file(path: Path, kind: ImportKind) -> list[tuple[int, commands.Command
     return parsed
 
 
+def _fold(location: str) -> str:
+    return "".join(ch for ch in location.casefold() if ch.isalnum())
+
+
+def _check_locations(
+    file: str, parsed: list[tuple[int, commands.Command, dict[str, int]]], known: Collection[str]
+) -> None:
+    """A location that is not known but reads like one that is (``Warehouse``, ``ware house`` for
+    ``warehouse``) is a typo: it would put the stock at a new location no channel sells from."""
+    folded = {_fold(code): code for code in known}
+    for number, command, _ in parsed:
+        location = getattr(command, "location", None)
+        if not isinstance(location, str) or location in known:
+            continue
+        near = folded.get(_fold(location))
+        if near is not None:
+            raise CsvImportError(
+                file,
+                number,
+                "location",
+                f"{location!r} is not a location; did you mean {near!r}? (locations match exactly)",
+            )
+
+
 def import_file(
-    bus: MessageBus, path: str | Path, kind: ImportKind | str, *, progress: Callable[[int], Any] | None = None
+    bus: MessageBus,
+    path: str | Path,
+    kind: ImportKind | str,
+    *,
+    progress: Callable[[int], Any] | None = None,
+    known_locations: Collection[str] = (),
+    stored_orders: Callable[[Collection[str]], Collection[str]] | None = None,
 ) -> ImportResult:
+    """Import one file in one transaction. ``known_locations``: the configured and stored ones; a
+    row naming a location that only differs from one of them in case, spaces or punctuation is
+    refused (any other new location is created as before). ``stored_orders``: which of these
+    order ids are stored already; those orders are skipped (a shop's daily exports overlap) and
+    named in the result. An import never changes a stored order."""
     kind = ImportKind(kind)
     path = Path(path)
     parsed = parse_file(path, kind)
+    if known_locations:
+        _check_locations(path.name, parsed, set(known_locations))
+    skipped: tuple[str, ...] = ()
+    if kind is ImportKind.ORDERS and stored_orders is not None:
+        ids = [command.order_id for _, command, _ in parsed if isinstance(command, commands.PlaceOrder)]
+        stored = set(stored_orders(ids))
+        skipped = tuple(i for i in ids if i in stored)
+        parsed = [p for p in parsed if not (isinstance(p[1], commands.PlaceOrder) and p[1].order_id in stored)]
     batch = commands.ImportBatch(tuple(command for _, command, _ in parsed))
     try:
         bus.handle(batch)
@@ -419,4 +550,4 @@ def import_file(
         raise CsvImportError(path.name, None, None, str(exc)) from exc
     if progress is not None:
         progress(len(parsed))
-    return ImportResult(kind, len(parsed), len(batch.commands))
+    return ImportResult(kind, len(parsed), len(batch.commands), skipped)

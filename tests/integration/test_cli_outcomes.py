@@ -229,3 +229,60 @@ def test_channels_says_a_channel_without_a_webhook_secret_receives_nothing(tmp_p
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.stdout)
     assert row["state"].startswith("receives nothing: set webhook_secret")
+
+
+# --- ship ---------------------------------------------------------------------------------------
+
+
+def test_ship_refuses_to_take_other_orders_reservations_unless_told_to(
+    empty_config: Path, database_url: str, seeded: Application
+) -> None:
+    from decimal import Decimal
+
+    from backorder.domain import commands
+    from backorder.domain.commands import NewLine
+
+    bus, now = seeded.bus, seeded.clock.now()
+    bus.handle(commands.UpsertSupplier("WN", "Winsor & Newton", "po@wn.example", 10))
+    bus.handle(commands.UpsertSku("RED", "Red", supplier="WN", unit_cost=Decimal("1")))
+    bus.handle(commands.SetStockLevel("RED", "main", 3))
+    bus.handle(commands.PlaceOrder("A", "web", now, (NewLine(1, "RED", 3),)))  # holds all 3
+    bus.handle(commands.PlaceOrder("B", "web", now, (NewLine(1, "RED", 2),)))  # waits for 2
+    refused = run(empty_config, database_url, "ship", "B", "1", "2")
+    assert refused.exit_code == 2, refused.output
+    said = " ".join(refused.output.split())
+    assert "the other 2 unit(s) are reserved for other orders" in said
+    assert (
+        "Nothing was recorded. Ship at most 0, or if 2 really left, run the command again with --take-reserved" in said
+    )
+    with seeded.engine.connect() as conn:
+        assert conn.execute(t.order_lines.select().where(t.order_lines.c.order_id == "B")).one().shipped == 0
+    done = run(empty_config, database_url, "ship", "B", "1", "2", "--take-reserved")
+    assert done.exit_code == 0, done.output
+    with seeded.engine.connect() as conn:
+        a = conn.execute(t.order_lines.select().where(t.order_lines.c.order_id == "A")).one()
+    assert a.allocated == 1  # two of A's units left in B's parcel: A waits for them again
+
+
+def test_export_customer_prints_what_is_held_and_refuses_a_non_address(
+    empty_config: Path, database_url: str, seeded: Application
+) -> None:
+    from decimal import Decimal
+
+    from backorder.domain import commands
+    from backorder.domain.commands import NewLine
+
+    bus = seeded.bus
+    bus.handle(commands.UpsertSupplier("WN", "Winsor & Newton", "po@wn.example", 10))
+    bus.handle(commands.UpsertSku("RED", "Red", supplier="WN", unit_cost=Decimal("1")))
+    bus.handle(
+        commands.PlaceOrder("A", "web", seeded.clock.now(), (NewLine(1, "RED", 1),), customer_email="ann@example.com")
+    )
+    done = run(empty_config, database_url, "export", "customer", "Ann@Example.com")
+    assert done.exit_code == 0, done.output
+    held = json.loads(done.stdout)
+    assert [o["id"] for o in held["orders"]] == ["A"] and held["orders"][0]["lines"][0]["sku"] == "RED"
+    nobody = run(empty_config, database_url, "export", "customer", "nobody@example.com")
+    assert nobody.exit_code == 0 and json.loads(nobody.stdout)["orders"] == []
+    refused = run(empty_config, database_url, "export", "customer", "ann")
+    assert refused.exit_code == 2 and "is not an email address" in refused.output

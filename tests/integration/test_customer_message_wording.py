@@ -269,3 +269,12 @@ def test_a_customer_told_ready_to_ship_hears_at_once_when_a_count_takes_the_stoc
     # told once: a later re-count that changes nothing for the customer sends nothing more
     shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))
     assert len(sent(shop, "email", "eta_changed")) == 1
+
+
+def test_ready_to_ship_lists_every_reserved_line_not_only_the_one_that_arrived(shop: Application) -> None:
+    place(shop, "R-2", ("WN-PBR7-5", 3), ("WN-PR101-5", 1))  # Burnt Sienna in stock, Light Red waits
+    shop.bus.handle(commands.ReceiveStock("WN-PR101-5", "main", 1, shop.clock.now(), None))
+    email = one_email(shop, "ready_to_ship")
+    assert "W&N Burnt Sienna 5 ml (WN-PBR7-5): 3" in email["body"]
+    assert "W&N Light Red 5 ml (WN-PR101-5): 1" in email["body"]
+    assert "W&amp;N Burnt Sienna 5 ml" in email["html"]

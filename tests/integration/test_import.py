@@ -404,3 +404,190 @@ def test_an_orders_customer_facing_number_is_imported(catalog: Application, tmp_
     load(catalog, tmp_path, "orders.csv", orders, "orders")
     assert db.rows(t.orders, t.orders.c.id == "W-2")[0]["reference"] == "#1002"
     assert db.rows(t.orders, t.orders.c.id == "W-1")[0]["reference"] is None
+
+
+ORDERS_HEADER = ORDERS.splitlines()[0]
+
+
+def test_a_customer_email_that_is_not_an_address_names_its_row_and_column(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    for email in ("not-an-email", "a@customer", "a @customer.example", "a@@customer.example"):
+        for row, text in (
+            (2, ORDERS.replace("b@customer.example", email)),  # a one-row order
+            (4, ORDERS[: ORDERS.rindex("a@customer.example")] + email + ",+15550001,2,OCHRE,1,Al\n"),  # a later row
+        ):
+            error = failing_import(catalog, write(tmp_path, "orders.csv", text), "orders", db)
+            assert (error.file, error.row, error.column) == ("orders.csv", row, "customer_email"), email
+            assert str(error).startswith(
+                f"orders.csv, row {row}, column 'customer_email': {email!r} is not an email address"
+            ), str(error)
+    text = ORDERS + "W-3,web,2026-03-01T12:00:00Z,0,false,,,1,INK,1,\n"  # no email at all: allowed
+    assert load(catalog, tmp_path, "orders.csv", text, "orders") == 3
+    assert db.rows(t.orders, t.orders.c.id == "W-3")[0]["customer_email"] is None
+
+
+def test_a_column_named_twice_in_the_header_is_refused(catalog: Application, tmp_path: Path, db: Db) -> None:
+    cases = [
+        ("stock.csv", "stock", "sku,location,on_hand,on_hand\nINK,main,5,6\n", "on_hand"),
+        (
+            "orders.csv",
+            "orders",
+            ORDERS_HEADER + ",quantity\nW-1,web,2026-03-01T10:00:00Z,0,false,,,1,INK,2,,9\n",
+            "quantity",
+        ),
+        ("orders.csv", "orders", ORDERS.replace("customer_name\n", "customer_name,customer_name\n"), "customer_name"),
+    ]
+    for name, kind, text, column in cases:
+        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
+        assert (error.file, error.row, error.column) == (name, 1, column)
+        assert str(error).startswith(f"{name}, row 1, column {column!r}: column {column!r} appears twice in the header")
+    # columns the import ignores may repeat, as the empty names of trailing commas do
+    assert load(catalog, tmp_path, "stock.csv", "sku,location,on_hand,note,note,,\nINK,main,5,a,b,,\n", "stock") == 1
+
+
+ORDER_COLUMN_CHANGES = [
+    ("channel", "web,2026-03-01T10:00:00Z", "pos,2026-03-01T10:00:00Z", "'pos' here, 'web' there"),
+    ("placed_at", "T10:00:00Z,1", "T10:05:00Z,1", "'2026-03-01T10:05:00Z' here, '2026-03-01T10:00:00Z' there"),
+    ("priority", "Z,1,true", "Z,9,true", "'9' here, '1' there"),
+    ("ship_complete", "1,true,a@", "1,false,a@", "'false' here, 'true' there"),
+    ("customer_email", "a@customer.example", "al@customer.example", "'al@customer.example' here"),
+    ("customer_email", "a@customer.example", "", "empty here, 'a@customer.example' there"),
+    ("customer_phone", "+15550001", "+15550002", "'+15550002' here, '+15550001' there"),
+    ("customer_name", ",Al", ",Alan", "'Alan' here, 'Al' there"),
+]
+
+
+def test_every_row_of_an_order_must_repeat_the_orders_own_values(catalog: Application, tmp_path: Path, db: Db) -> None:
+    first, second = ORDERS.splitlines()[2:4]  # W-1's two rows: rows 3 and 4
+    for column, old, new, shown in ORDER_COLUMN_CHANGES:
+        assert old in second, column
+        text = ORDERS.replace(second, second.replace(old, new))
+        error = failing_import(catalog, write(tmp_path, "orders.csv", text), "orders", db)
+        assert (error.file, error.row, error.column) == ("orders.csv", 4, column)
+        assert f"differs from the order's first row (row 3): {shown}" in str(error), str(error)
+    with_ref = ORDERS.replace("customer_name\n", "customer_name,order_ref\n").replace(",Bea", ",Bea,#2")
+    with_ref = with_ref.replace(first, first + ",#1").replace(second, second + ",#9")
+    error = failing_import(catalog, write(tmp_path, "orders.csv", with_ref), "orders", db)
+    assert (error.row, error.column) == (4, "order_ref")
+    assert "differs from the order's first row (row 3): '#9' here, '#1' there" in str(error)
+    # the same value written another way is the same value
+    same = second.replace("10:00:00Z,1,true", "10:00:00+00:00,01,yes")
+    assert load(catalog, tmp_path, "orders.csv", ORDERS.replace(second, same), "orders") == 2
+    assert db.count(t.order_lines, t.order_lines.c.order_id == "W-1") == 2
+
+
+HUGE = "99999999999999999999"
+TOO_LARGE = [
+    ("stock.csv", "stock", STOCK + f"INK,back,{HUGE}\n", 5, "on_hand"),
+    ("stock.csv", "stock", STOCK + "INK,back,2147483648\n", 5, "on_hand"),
+    ("receipts.csv", "receipts", RECEIPTS + f"INK,main,{HUGE},2026-03-02T09:00:00Z,\n", 4, "quantity"),
+    ("orders.csv", "orders", ORDERS + f"W-3,web,2026-03-01T12:00:00Z,0,false,,,1,INK,{HUGE},\n", 5, "quantity"),
+    ("orders.csv", "orders", ORDERS + f"W-3,web,2026-03-01T12:00:00Z,{HUGE},false,,,1,INK,1,\n", 5, "priority"),
+    ("orders.csv", "orders", ORDERS + f"W-3,web,2026-03-01T12:00:00Z,0,false,,,{HUGE},INK,1,\n", 5, "line_no"),
+    ("skus.csv", "skus", SKU_HEADER + f"X,Thing,,,,,false,,,,,{HUGE},1,0,0,0,,\n", 2, "moq"),
+    ("skus.csv", "skus", SKU_HEADER + f"X,Thing,,,,,false,,,,,1,1,0,0,{HUGE},,\n", 2, "order_up_to"),
+    ("skus.csv", "skus", SKU_HEADER + f"X,Thing,,,,,false,ROYAL,X,1.00,{HUGE},1,1,0,0,0,,\n", 2, "lead_time_days"),
+    ("suppliers.csv", "suppliers", SUPPLIERS + f"BIG,Big,b@big.example,{HUGE}\n", 4, "lead_time_days"),
+]
+
+
+def test_a_whole_number_too_large_for_the_database_names_its_row_and_column(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    load(catalog, tmp_path, "stock.csv", STOCK, "stock")
+    for name, kind, text, row, column in TOO_LARGE:
+        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
+        assert (error.file, error.row, error.column) == (name, row, column), (kind, column)
+        assert str(error).startswith(f"{name}, row {row}, column {column!r}: '"), str(error)
+        assert "is too large; it must be between" in str(error) and "and 2147483647" in str(error)
+    error = failing_import(catalog, write(tmp_path, "stock.csv", STOCK + f"INK,back,-{HUGE}\n"), "stock", db)
+    assert (error.row, error.column) == (5, "on_hand")
+    assert f"'-{HUGE}' is too far below zero; it must be between -2147483648 and 2147483647" in str(error)
+    # the largest whole number there is room for imports
+    assert load(catalog, tmp_path, "stock.csv", "sku,location,on_hand\nINK,main,2147483647\n", "stock") == 1
+    assert db.rows(t.stock_levels, t.stock_levels.c.sku == "INK")[0]["on_hand"] == 2147483647
+
+
+def test_a_semicolon_or_tab_separated_file_is_told_to_be_saved_as_comma_separated(
+    app: Application, tmp_path: Path, db: Db
+) -> None:
+    for separator, called in ((";", "semicolon"), ("\t", "tab")):
+        text = STOCK.replace(",", separator)
+        error = failing_import(app, write(tmp_path, "stock.csv", text), "stock", db)
+        assert isinstance(error, CsvFileError)  # the fix is to the file as a whole
+        assert (error.file, error.row, error.column) == ("stock.csv", 1, None)
+        assert f"the file looks {called}-separated" in str(error)
+        assert 'save it from the spreadsheet as "CSV (comma delimited)"' in str(error)
+        assert "missing column" not in str(error)
+
+
+def test_a_header_in_another_case_names_the_columns_that_differ_only_in_case(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    error = failing_import(
+        catalog, write(tmp_path, "stock.csv", STOCK.replace("sku,location", "SKU,Location")), "stock", db
+    )
+    assert (error.row, error.column) == (1, "sku")
+    assert str(error).startswith(
+        "stock.csv, row 1, column 'sku': column name(s) differ only in case: "
+        "'SKU' should be 'sku', 'Location' should be 'location' (column names are lower case)"
+    ), str(error)
+    assert "missing column" not in str(error)
+    # an optional column in another case would be ignored, its values lost: refused too
+    text = ORDERS.replace("customer_name\n", "customer_name,Order_Ref\n").replace(",Bea", ",Bea,#2")
+    error = failing_import(catalog, write(tmp_path, "orders.csv", text), "orders", db)
+    assert (error.row, error.column) == (1, "order_ref")
+    assert "'Order_Ref' should be 'order_ref'" in str(error)
+
+
+def test_a_missing_column_message_lists_the_columns_the_header_has(app: Application, tmp_path: Path, db: Db) -> None:
+    error = failing_import(app, write(tmp_path, "stock.csv", "SKU,where,on_hand\nINK,main,5\n"), "stock", db)
+    assert str(error).startswith(
+        "stock.csv, row 1, column 'sku': missing column(s) location for --kind stock; "
+        "column name(s) differ only in case: 'SKU' should be 'sku' (column names are lower case); "
+        "the header has 'SKU', 'where', 'on_hand'."
+    ), str(error)
+    wide = ",".join(f"field_{i}" for i in range(20))
+    error = failing_import(app, write(tmp_path, "stock.csv", wide + "\n"), "stock", db)
+    assert "missing column(s) sku, location, on_hand for --kind stock; the header has 'field_0', 'field_1'" in str(
+        error
+    )
+    assert "'field_7' and 12 more." in str(error) and "field_8" not in str(error)
+    error = failing_import(app, write(tmp_path, "stock.csv", ",,\n" + STOCK), "stock", db)
+    assert "the header has no column names (it must be the first row)" in str(error)
+
+
+def test_a_location_that_reads_like_a_known_one_is_a_typo_and_imports_nothing(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    load(catalog, tmp_path, "stock.csv", STOCK, "stock")  # main and back
+    before = db.snapshot()
+    for typo in ("Main", " BACK", "ma-in"):
+        path = write(tmp_path, "count.csv", f"sku,location,on_hand\nINK,{typo},5\n")
+        with pytest.raises(CsvImportError) as caught:
+            import_file(catalog.bus, path, "stock", known_locations=catalog.read.locations())
+        assert (caught.value.row, caught.value.column) == (2, "location")
+        assert "did you mean" in str(caught.value)
+        assert db.snapshot() == before
+    receipt = write(
+        tmp_path, "in.csv", "sku,location,quantity,received_at,po_number\nINK,Back,1,2026-03-02T08:00:00Z,\n"
+    )
+    with pytest.raises(CsvImportError, match="did you mean 'back'"):
+        import_file(catalog.bus, receipt, "receipts", known_locations=catalog.read.locations())
+    new = write(tmp_path, "count.csv", "sku,location,on_hand\nINK,annex,5\n")  # a new place, not a typo
+    assert import_file(catalog.bus, new, "stock", known_locations=catalog.read.locations()).rows == 1
+
+
+def test_orders_imported_before_are_skipped_and_named_so_overlapping_exports_import(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    load(catalog, tmp_path, "monday.csv", ORDERS, "orders")  # W-1 and W-2
+    tuesday = ORDERS + "W-3,pos,2026-03-02T09:00:00Z,0,false,c@customer.example,,1,OCHRE,1,Cy\n"
+    result = import_file(
+        catalog.bus, write(tmp_path, "tuesday.csv", tuesday), "orders", stored_orders=catalog.read.stored_orders
+    )
+    assert (result.rows, result.already_imported) == (1, ("W-1", "W-2"))
+    assert sorted(r["id"] for r in db.rows(t.orders)) == ["W-1", "W-2", "W-3"]
+    with pytest.raises(CsvImportError, match="already exists"):  # without the lookup: refused, as before
+        import_file(catalog.bus, write(tmp_path, "again.csv", tuesday), "orders")

@@ -24,6 +24,7 @@ from backorder.bootstrap import Application
 from backorder.connectors.signatures import sign_standard_webhook
 from backorder.domain import commands as c
 from backorder.store import tables as t
+from backorder.store.sandbox import sandbox_messages
 from backorder.web.app import create_app
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works the same here
@@ -599,6 +600,58 @@ def test_customers_redact_removes_personal_data_from_that_customers_orders(
     assert people["web-1004"] == ("bob@example.com", "+441234567890", "Ada Lovelace")
 
 
+def test_customers_redact_also_removes_the_raw_webhooks_and_messages_that_hold_their_data(
+    app: Application, client: TestClient
+) -> None:
+    post_order(client, 1001, "e-1")  # Ada's order
+    bob = order_body(1004, email="bob@example.com", phone="+447700900999")
+    client.post("/webhooks/shopify/web", content=bob, headers=shopify_headers(bob, "orders/create", "e-4"))
+    app.channel_services.processor.drain()
+    app.dispatcher.drain()
+    assert {m["recipient"] for m in sandbox_messages(app.engine, kind="email")} == {
+        "ada@example.com",
+        "bob@example.com",
+    }
+    redact = json.dumps(
+        {
+            "shop_id": 1,
+            "customer": {"id": 7, "email": "Ada@Example.com", "phone": "+441234567890"},
+            "orders_to_redact": [1001],
+        }
+    ).encode()
+    client.post("/webhooks/shopify/web", content=redact, headers=shopify_headers(redact, "customers/redact", "r-1"))
+    app.channel_services.processor.drain()
+    bodies = {r["event_key"].removeprefix("event:"): bytes(r["body"]) for r in inbox(app)}
+    assert bodies["e-1"] == bodies["r-1"] == b'{"redacted":true}'  # her order's webhook, and the request itself
+    assert b"bob@example.com" in bodies["e-4"]  # another customer's is untouched
+    everything = b" ".join(bodies.values()).lower() + json.dumps(table(app, t.orders), default=str).encode().lower()
+    assert b"ada@example.com" not in everything and b"+441234567890" not in everything
+    assert {m["recipient"] for m in sandbox_messages(app.engine, kind="email")} == {"bob@example.com"}
+    assert {r["status"] for r in inbox(app)} <= {"processed", "ignored"}
+
+
+def test_a_data_request_is_answered_with_everything_held_about_the_customer(
+    app: Application, client: TestClient
+) -> None:
+    from backorder.store.privacy import customer_data
+
+    post_order(client, 1001, "e-1")
+    bob = order_body(1004, email="bob@example.com", phone="+447700900999")
+    client.post("/webhooks/shopify/web", content=bob, headers=shopify_headers(bob, "orders/create", "e-4"))
+    app.channel_services.processor.drain()
+    app.dispatcher.drain()
+    with app.engine.connect() as conn:
+        held = customer_data(conn, " ADA@example.com ")
+    assert [o["id"] for o in held["orders"]] == ["web-1001"]
+    assert held["orders"][0]["customer_phone"] == "+441234567890"
+    assert [line["sku"] for line in held["orders"][0]["lines"]] == ["INK"]
+    assert {m["recipient"] for m in held["messages"]} == {"ada@example.com"}
+    assert [w["topic"] for w in held["webhooks"]] == ["orders/create"]
+    assert "ada@example.com" in held["webhooks"][0]["body"] and "bob@" not in json.dumps(held, default=str)
+    with app.engine.connect() as conn:
+        assert customer_data(conn, "ada@example.com", channel="shop")["orders"] == []
+
+
 def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(
     app: Application, client: TestClient
 ) -> None:
@@ -609,6 +662,9 @@ def test_shop_redact_removes_personal_data_from_every_order_of_the_channel(
     app.channel_services.processor.drain()
     emails = {r["id"]: r["customer_email"] for r in table(app, t.orders)}
     assert emails == {"web-1001": None, "shop-1005": "ada@example.com"}
+    bodies = {(r["channel"], bytes(r["body"])) for r in inbox(app)}
+    assert {body for channel, body in bodies if channel == "web"} == {b'{"redacted":true}'}
+    assert all(b"ada@example.com" in body for channel, body in bodies if channel == "shop")
 
 
 # --- webhook-only channels, stock sync ----------------------------------------------------------

@@ -203,3 +203,32 @@ def test_the_other_states_are_unchanged() -> None:
     assert _state({**MAGENTO, "adobe_public_keys": ["-----BEGIN PUBLIC KEY-----"]}) == "two-way"
     assert _state({"platform": "pos"}) == "api only (POST /api/v1/orders)"
     assert _state({"platform": "sandbox"}) == "two-way"
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["127.0.0.1:8080", "backorder.example.com", "ftp://backorder.example.com", "https://", "https://x/?a=1"],
+)
+def test_a_public_url_that_is_not_an_absolute_http_address_is_an_error_naming_the_key(public_url: str) -> None:
+    with pytest.raises(ConfigError, match=r"server\.public_url: .*must be an absolute http\(s\) address") as caught:
+        parse_config({"server": {"public_url": public_url}}, LOOKUP, environ={})
+    assert repr(public_url) not in str(caught.value)  # errors name the key, never the value
+
+
+def test_a_loopback_public_url_is_warned_about_only_when_real_customers_get_the_links() -> None:
+    from backorder.cli import link_warning
+
+    email = {"provider": "sendgrid", "api_key": "k"}
+    local = parse_config({"server": {"public_url": "http://127.0.0.1:8080/"}, "notify": {"email": email}}, LOOKUP)
+    assert local.server.public_url == "http://127.0.0.1:8080"
+    warning = link_warning(local)
+    assert warning is not None and "public_url is http://127.0.0.1:8080" in warning and "sendgrid" in warning
+    for url in ("http://localhost:8080", "http://[::1]:8080"):
+        assert link_warning(parse_config({"server": {"public_url": url}, "notify": {"email": email}}, LOOKUP))
+    assert (
+        link_warning(
+            parse_config({"server": {"public_url": "https://bo.shop.example"}, "notify": {"email": email}}, LOOKUP)
+        )
+        is None
+    )
+    assert link_warning(parse_config({"notify": {"email": {"provider": "sandbox"}}}, LOOKUP)) is None  # the demo

@@ -11,7 +11,7 @@ from tests.fakes import START, FakeUnitOfWork, FixedClock, make_bus, outbox_rows
 
 from backorder.domain import commands, events
 from backorder.domain.commands import NewLine
-from backorder.domain.errors import DomainError, DuplicateOrder, InvalidQuantity, UnknownSku
+from backorder.domain.errors import DomainError, DuplicateOrder, InvalidQuantity, UnknownSku, WouldTakeReserved
 from backorder.domain.model import LineStatus, Order, PoStatus, Sku, StockLevel, Supplier, SupplierItem
 from backorder.services.messagebus import BatchItemFailed, MessageBus
 from backorder.services.policy import EnginePolicy
@@ -281,6 +281,33 @@ def test_shipping_more_than_is_unshipped_changes_nothing(world) -> None:
     with pytest.raises(InvalidQuantity):
         bus.handle(commands.ShipLine("A", 1, 4))
     assert (uow.state.levels, order(uow, "A")) == before
+
+
+def test_staff_cannot_record_a_shipment_that_takes_other_orders_reservations(world) -> None:
+    bus, uow, _ = world
+    receive(bus, "RED", 4)
+    place(bus, "A", ("RED", 3))  # A holds 3, one unit is free
+    place(bus, "B", ("RED", 4))  # B holds the free one, waits for 3
+    receive(bus, "RED", 1)  # ...and takes this one too: nothing free now
+    before = uow.state.levels.copy(), order(uow, "A"), order(uow, "B")
+    with pytest.raises(WouldTakeReserved) as caught:
+        bus.handle(commands.ShipLine("B", 1, 4, take_reserved=False))  # B holds 2
+    assert caught.value.shippable == 2
+    assert "the other 2 unit(s) are reserved for other orders" in str(caught.value)
+    assert (uow.state.levels, order(uow, "A"), order(uow, "B")) == before
+    bus.handle(commands.ShipLine("B", 1, 2, take_reserved=False))  # what it holds is fine
+    assert order(uow, "B").line(1).shipped == 2
+
+
+def test_a_channels_fulfilment_beyond_the_lines_reservation_is_recorded_and_the_others_wait_again(world) -> None:
+    bus, uow, _ = world
+    receive(bus, "RED", 3)
+    place(bus, "A", ("RED", 3))
+    place(bus, "B", ("RED", 2))  # waits for 2
+    happened = bus.handle(commands.ShipLine("B", 1, 2))  # the shop shipped it anyway: a fact
+    assert order(uow, "B").line(1).shipped == 2
+    assert order(uow, "A").line(1).allocated == 1  # two of A's units left with B's parcel
+    assert any(isinstance(e, events.AllocationWithdrawn) and e.order_id == "A" for e in happened)
 
 
 # --- stock levels from channels -----------------------------------------------------------

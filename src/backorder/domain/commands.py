@@ -45,10 +45,15 @@ class CancelOrder(Command):
 
 @dataclass(frozen=True)
 class ShipLine(Command):
+    """A line's units left. A channel's fulfilment is a fact (``take_reserved``: units beyond what
+    the line holds and what is free come off other orders' reservations, which go back to waiting);
+    staff recording a shipment by hand are refused instead (``take_reserved=False``)."""
+
     order_id: str
     line_no: int
     quantity: int
     location: str | None = None
+    take_reserved: bool = True
 
 
 @dataclass(frozen=True)

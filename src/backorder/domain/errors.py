@@ -6,6 +6,7 @@ DomainError
 ├── UnknownSupplier
 ├── DuplicateOrder
 ├── InvalidQuantity
+│   └── WouldTakeReserved
 ├── InvalidTransition
 ├── DuplicateShipment
 └── NothingLeftToShip
@@ -44,6 +45,18 @@ class DuplicateOrder(DomainError):
 
 class InvalidQuantity(DomainError):
     pass
+
+
+class WouldTakeReserved(InvalidQuantity):
+    """A shipment recorded by staff is larger than what the line holds plus what is free where it
+    left from: the rest would be units promised to other orders."""
+
+    def __init__(self, order_id: str, line_no: int, sku: str, location: str, quantity: int, shippable: int) -> None:
+        super().__init__(
+            f"order {order_id} line {line_no}: {quantity} × {sku} is more than the line holds plus what is free "
+            f"at {location} ({shippable}); the other {quantity - shippable} unit(s) are reserved for other orders"
+        )
+        self.shippable = shippable
 
 
 class InvalidTransition(DomainError):

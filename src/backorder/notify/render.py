@@ -27,6 +27,7 @@ CUSTOMER_FACTS: dict[str, object] = {
     "can_ship_now": False,
     "substitutes_offered": False,
     "held_skus": (),
+    "reserved_lines": (),
 }
 """What a customer message may claim about the order (the dispatcher reads them at send time).
 Not given, nothing is claimed: nothing reserved, no shipping now, no substitute offered, no line

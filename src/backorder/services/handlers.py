@@ -25,6 +25,7 @@ from backorder.domain.errors import (
     UnknownOrder,
     UnknownSku,
     UnknownSupplier,
+    WouldTakeReserved,
 )
 from backorder.domain.eta import Supply, assign_etas
 from backorder.domain.model import (
@@ -794,6 +795,12 @@ def ship_line(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext, shipm
     direct = from_backorder + released_elsewhere
     if direct:
         location = cmd.location or (uow.catalog.locations() or ["default"])[0]
+        level = _level(levels, line.sku, location)
+        free = max(level.on_hand - level.allocated, 0)
+        if direct > free and not cmd.take_reserved:  # nothing is saved: the unit of work rolls back
+            raise WouldTakeReserved(
+                order.id, line.line_no, line.sku, location, cmd.quantity, cmd.quantity - direct + free
+            )
         uow.catalog.ensure_location(location)
         _level(levels, line.sku, location).on_hand -= direct
         records.append(_ledger_row(line, location, direct, "ship_direct", source, ref or "unallocated", now))

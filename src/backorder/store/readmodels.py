@@ -49,6 +49,18 @@ class ReadModel:
             ).first()
         return Contact(r.id, r.channel, r.customer_email, r.customer_phone, r.customer_name, r.reference) if r else None
 
+    def stored_orders(self, ids: Iterable[str]) -> set[str]:
+        """Which of these order ids are stored."""
+        found: set[str] = set()
+        with self._conn() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                found.update(conn.execute(select(t.orders.c.id).where(t.orders.c.id.in_(chunk))).scalars())
+        return found
+
+    def locations(self) -> list[str]:
+        with self._conn() as conn:
+            return list(conn.execute(select(t.locations.c.code).order_by(t.locations.c.position)).scalars())
+
     def sku_names(self, codes: Iterable[str]) -> dict[str, str]:
         names: dict[str, str] = {}
         with self._conn() as conn:
@@ -84,16 +96,20 @@ class ReadModel:
         something is reserved). ``substitutes_offered``: the self-service page suggests a
         substitute (``domain.substitutes.suggest``) for at least one waiting line. ``held_skus``:
         the SKUs of a ship-complete order's waiting lines that stock could cover now; they wait
-        only for the order's other lines (the order takes all of its lines or none)."""
+        only for the order's other lines (the order takes all of its lines or none).
+        ``reserved_lines``: every open line's reserved, unshipped units (sku, name, quantity), by
+        line number: what "everything is reserved for you" lists, not only what the event moved."""
         o, c, lv = t.orders.c, t.order_lines.c, t.stock_levels.c
         with self._conn() as conn:
             ship_complete = conn.execute(select(o.ship_complete).where(o.id == order_id)).scalar()
             if ship_complete is None:
                 return None
+            s = t.skus.c
             lines = conn.execute(
-                select(c.sku, c.quantity, c.allocated, c.shipped, c.backordered).where(
-                    c.order_id == order_id, c.status == "open"
-                )
+                select(c.sku, s.name, c.quantity, c.allocated, c.shipped, c.backordered)
+                .join(t.skus, s.code == c.sku)
+                .where(c.order_id == order_id, c.status == "open")
+                .order_by(c.line_no)
             ).all()
             waiting = [line for line in lines if line.backordered > 0]
             catalog = {item.code: item for item in _substitute_catalog(conn, {line.sku for line in waiting})}
@@ -124,6 +140,11 @@ class ReadModel:
             "can_ship_now": reserved and not ship_complete,
             "substitutes_offered": substitutes,
             "held_skus": held,
+            "reserved_lines": [
+                {"sku": line.sku, "name": line.name, "quantity": line.allocated - line.shipped}
+                for line in lines
+                if line.allocated > line.shipped
+            ],
         }
 
     def substitute_catalog(self, skus: Iterable[str]) -> list[CatalogItem]:

@@ -40,7 +40,7 @@ from backorder.services.ports import (
     StockScope,
     WaitingLine,
 )
-from backorder.store import statements
+from backorder.store import privacy, statements
 from backorder.store import tables as t
 
 
@@ -764,13 +764,19 @@ class SqlOrders(OrderRepository):
             where = and_(where, or_(*clauses))
         elif email is not None:
             return []
-        ids = sorted(self.conn.execute(select(o.id).where(where)).scalars())
+        found = self.conn.execute(select(o.id, o.customer_email, o.customer_phone).where(where)).all()
+        ids = sorted(r.id for r in found)
         for chunk in _chunks(ids):
             self.conn.execute(
                 update(t.orders)
                 .where(o.id.in_(list(chunk)))
                 .values(customer_email=None, customer_phone=None, customer_name=None)
             )
+        # the other copies: raw webhooks, sandbox messages, provider answers (store/privacy.py)
+        known_as = privacy.identifiers([email, *(r.customer_email for r in found)], (r.customer_phone for r in found))
+        prefix = f"{channel}-"
+        external = {i.removeprefix(prefix) for i in [*ids, *order_ids] if i.startswith(prefix)}
+        privacy.scrub(self.conn, channel, known_as, external, whole_channel=not clauses and email is None)
         return ids
 
     # --- issue 3 (channels): order edits ---
