@@ -470,8 +470,12 @@ class Dispatcher:
             # Two ETA messages for one order decided at once (two workers, or both before either
             # was sent) must not both go out: one claims the order's slot, the other waits for
             # the end of that interval and is decided again against what was told by then.
+            # A reservation taken back is told now: it takes the slot whatever its age (and
+            # still holds it against the next ETA message).
             now = self.clock.now()
-            held_until = m.state.claim_eta_slot(contact.order_id, d.id, now, m.eta_interval)
+            revoked = any(change.get("was_reserved") for change in payload.get("changes", []))
+            interval = timedelta(0) if revoked else m.eta_interval
+            held_until = m.state.claim_eta_slot(contact.order_id, d.id, now, interval)
             if held_until is not None:
                 raise _Deferred(max(1.0, (held_until - now).total_seconds()))
         return _FanOut(children, f"to {', '.join(c[1] for c in children)}")

@@ -259,6 +259,9 @@ def test_a_customer_told_ready_to_ship_hears_at_once_when_a_count_takes_the_stoc
     assert one_email(shop, "backorder_created")["subject"] == "Order R-1: 1 item on backorder"
     shop.bus.handle(commands.ReceiveStock("WN-PR101-5", "main", 2, shop.clock.now(), None))
     assert one_email(shop, "ready_to_ship")["subject"] == "Order R-1 is complete and ready to ship"
+    messaging = shop.dispatcher.messaging
+    assert messaging is not None  # an ETA message went out an hour ago: its slot is held for a day
+    assert messaging.state.claim_eta_slot("R-1", 0, shop.clock.now(), messaging.eta_interval) is None
     shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))  # the shelf is empty after all
     assert db.line("R-1")["backordered"] == 2
     email = one_email(shop, "eta_changed")

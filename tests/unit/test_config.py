@@ -201,7 +201,16 @@ def test_the_other_states_are_unchanged() -> None:
     )
     assert _state({**MAGENTO, "webhook_secrets": ["whsec_old"]}) == "two-way"
     assert _state({**MAGENTO, "adobe_public_keys": ["-----BEGIN PUBLIC KEY-----"]}) == "two-way"
-    assert _state({"platform": "pos"}) == "api only (POST /api/v1/orders)"
+    assert _state({"platform": "pos", "api_key": "k"}) == "api only (POST /api/v1/orders)"
+    assert _state({"platform": "pos", "api_key": "k", "webhook_secret": "whsec_x"}) == (
+        "api (POST /api/v1/orders) and signed webhooks"
+    )
+    assert _state({"platform": "b2b", "webhook_secret": "whsec_x"}) == (
+        "signed webhooks only (set api_key for POST /api/v1/orders)"
+    )
+    assert _state({"platform": "pos"}) == (  # the example file's POS channel before its key is set
+        "receives nothing: set api_key (POST /api/v1/orders) or webhook_secret (signed webhooks)"
+    )
     assert _state({"platform": "sandbox"}) == "two-way"
 
 

@@ -853,3 +853,23 @@ def test_a_shipment_from_another_location_frees_what_the_line_held_for_the_next_
     b = order(uow, "B").line(1)
     assert (b.allocated, b.backordered) == (2, 2)
     assert (level(uow, "RED").allocated, level(uow, "RED", "back").allocated) == (2, 0)
+
+
+def test_an_order_placed_in_the_future_is_refused_and_changes_nothing(world) -> None:
+    bus, uow, _ = world
+    with pytest.raises(DomainError, match=r"placed_at .* is in the future"):
+        bus.handle(
+            commands.PlaceOrder("F", "web", START + timedelta(days=400), (NewLine(1, "RED", 1),))
+        )  # a typo'd year: it would rank behind every order placed before then
+    assert uow.orders.get("F") is None
+    place(bus, "G", ("RED", 1), minutes=60 * 20)  # a clock a few hours ahead is fine
+
+
+def test_a_proposal_too_large_for_a_purchase_order_line_blocks_replenishment_and_tells_staff(world) -> None:
+    bus, uow, _ = world
+    place(bus, "HUGE", ("RED", 2**31 - 1))  # two billion units: a typo, not an order
+    happened = place(bus, "MORE", ("RED", 5))  # the draft's line cannot take 5 more
+    blocked = [e for e in happened if isinstance(e, events.ReplenishmentBlocked)]
+    assert blocked and "more than a purchase order line holds" in blocked[0].reason
+    assert not any(isinstance(e, events.PurchaseOrderProposed) for e in happened)
+    assert order(uow, "MORE").line(1).backordered == 5  # the order itself is recorded

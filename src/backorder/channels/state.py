@@ -32,7 +32,15 @@ def channel_state(settings: ConnectorSettings) -> str:
     """``two-way``; ``webhook-only: outbound waits for …``; ``api only (…)``; or, for a platform
     whose webhooks need a secret it does not have, what it actually receives and what to set."""
     if settings.kind in API_KINDS:
-        return "api only (POST /api/v1/orders)"
+        api_key = getattr(settings, "api_key", None) is not None
+        signed = getattr(settings, SECRET_KEY, None) is not None
+        if api_key and signed:
+            return "api (POST /api/v1/orders) and signed webhooks"
+        if api_key:
+            return "api only (POST /api/v1/orders)"
+        if signed:
+            return "signed webhooks only (set api_key for POST /api/v1/orders)"
+        return f"receives nothing: set api_key (POST /api/v1/orders) or {SECRET_KEY} (signed webhooks)"
     missing = settings.missing_credentials()
     if takes_signed_webhooks(settings) and not can_verify_webhooks(settings):
         if missing:

@@ -129,7 +129,7 @@ class StockBelowThreshold(Event):
 
 @dataclass(frozen=True)
 class ReplenishmentBlocked(Event):
-    """A SKU needs stock but nothing could be ordered (no preferred supplier set)."""
+    """A SKU needs stock but nothing could be ordered (no preferred supplier, or a proposal too large)."""
 
     sku: str
     projected: int

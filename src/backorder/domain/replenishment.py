@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from backorder.domain.model import Sku, StockPosition, SupplierItem
 
+MAX_LINE_UNITS = 2**31 - 1
+"""The most units one purchase order line holds (a 32-bit quantity). A proposal beyond it comes
+from absurd demand or stock (an order line of two billion units, a count of minus two billion):
+replenishment is blocked and staff are told, instead of a PO no supplier could fill."""
+
 
 def is_breach(position: StockPosition, sku: Sku) -> bool:
     """Projected stock below the reorder point. With no reorder point set, any uncovered

@@ -40,7 +40,7 @@ from backorder.domain.model import (
     Supplier,
     SupplierItem,
 )
-from backorder.domain.replenishment import is_breach, proposal_quantity
+from backorder.domain.replenishment import MAX_LINE_UNITS, is_breach, proposal_quantity
 from backorder.services.policy import EnginePolicy
 from backorder.services.ports import (
     SHIPMENT_SOURCE,
@@ -562,6 +562,11 @@ def check_thresholds(
         if quantity <= 0:
             continue
         draft = uow.purchasing.open_draft(sku.preferred_supplier)
+        on_draft = line.quantity if draft is not None and (line := draft.line_for(code)) is not None else 0
+        if on_draft + quantity > MAX_LINE_UNITS:
+            reason = f"{on_draft + quantity} units is more than a purchase order line holds; check this SKU's orders and stock"
+            uow.record(events.ReplenishmentBlocked(code, position.projected, reason))
+            continue
         if draft is None:
             now = ctx.clock.now()
             draft = PurchaseOrder(uow.purchasing.next_number(now), sku.preferred_supplier, now)
@@ -619,6 +624,12 @@ def _place_order(
     """``channel_view``: the channel's view of the order, stored with it (``channel_order``)."""
     if not cmd.lines:
         raise InvalidQuantity(f"order {cmd.order_id} has no lines")
+    if cmd.placed_at > ctx.clock.now() + RECEIPT_CLOCK_SLACK:
+        # ranked by placed_at, an order "placed" next year would wait behind every later order
+        raise DomainError(
+            f"order {cmd.order_id}: placed_at {cmd.placed_at.isoformat()} is in the future; "
+            "check the time (and its zone) the order was placed"
+        )
     if len({line.line_no for line in cmd.lines}) != len(cmd.lines):
         raise InvalidQuantity(f"order {cmd.order_id} repeats a line number")
     skus = sorted({line.sku for line in cmd.lines})
@@ -855,7 +866,8 @@ def _change_on_hand(
 
 
 RECEIPT_CLOCK_SLACK = timedelta(hours=24)
-"""How far ahead of our clock a receipt's time may be (time zones, a warehouse clock that runs fast)."""
+"""How far ahead of our clock a receipt's or an order's time may be (time zones, a clock that
+runs fast)."""
 
 
 def receive_stock(cmd: commands.Command, uow: UnitOfWork, ctx: HandlerContext) -> None:
