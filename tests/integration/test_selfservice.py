@@ -119,6 +119,9 @@ def test_shipping_what_is_in_stock_now_asks_staff_to_ship_the_allocated_line(sho
     [staff] = [m for m in sandbox_messages(shop.engine, "staff") if m["template"] == "PartialShipmentRequested"]
     assert staff["subject"].startswith("Ship now: order O-1 (web)")
     assert "- 1 × WN-PR101-5 (line 2)" in staff["body"]
+    again = http.get(link).text  # coming back: the choice is shown and still selected
+    assert "Your choice of" in again and "<strong>ship what is in stock now</strong>" in again
+    assert 'value="ship_now" checked' in again and 'value="wait" checked' not in again
 
 
 def test_a_ship_complete_order_is_not_offered_partial_shipment_and_a_forced_request_is_refused(

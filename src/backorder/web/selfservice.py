@@ -86,11 +86,21 @@ def build_router(application: Application) -> APIRouter:
         can_ship_now = not order["ship_complete"] and any(
             line["status"] == "open" and line["allocated"] > line["shipped"] for line in order["lines"]
         )
+        # the customer's last choice (from the audit log): shown, and selected, when they come back
+        last = next(
+            (
+                entry
+                for entry in staff.store.audit_entries(50, target=order_id)
+                if entry["action"] == "self_service_choice" and entry["outcome"] == "ok"
+            ),
+            None,
+        )
         context = {
             "order": order,
             "waiting": waiting,
             "suggestions": suggestions_for(application, order),
             "can_ship_now": can_ship_now,
+            "last_choice": {"choice": last["detail"].get("choice"), "at": last["at"]} if last else None,
             "token": token,
             "form_token": derived_token(application.secret_key, "self-service", token),
             "notice": notice,
