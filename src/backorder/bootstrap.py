@@ -187,6 +187,8 @@ def bootstrap(
         override_folder=Path(messages.template_folder) if messages.template_folder else None,
         shop_name=messages.shop_name if "messages" in config.model_fields_set else "Backorder demo shop",
         public_url=config.server.public_url,
+        currency=messages.currency,
+        ship_to=messages.ship_to,
     )
     dispatcher.messaging = MessagingOptions(
         state,

@@ -29,6 +29,7 @@ from backorder.connectors.errors import ConnectorError
 from backorder.domain import commands as c
 from backorder.domain.errors import DomainError, WouldTakeReserved
 from backorder.importer import CsvFileError, CsvImportError, ImportKind, import_file
+from backorder.notify.render import money as format_money
 from backorder.store.engine import driver_reason, is_unavailable, mask_url
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Backorder automation for art-materials retailers.")
@@ -432,7 +433,7 @@ def po_list(as_json: JsonFlag = False) -> None:
             r["status"],
             str(r["lines"]),
             str(r["units"]),
-            str(r["value"]),
+            format_money(r["value"], app.config.messages.currency),
             r["sent_at"].isoformat(timespec="minutes") if r["sent_at"] else "",
         )
     out.print(table)

@@ -105,6 +105,11 @@ class MessagesConfig(Strict):
     """True when the shop's checkout collects SMS consent with the phone number, so a phone on
     an order counts as recorded consent. Otherwise consent must be recorded explicitly."""
     shop_name: str = "Our shop"
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code written after every amount (``GBP``, ``EUR``, ``USD``): on purchase orders, the
+    dashboard and the self-service page. Unset: amounts are shown bare."""
+    ship_to: str | None = None
+    """The delivery address printed on purchase orders (several lines: use a TOML multi-line string)."""
 
 
 class DatabaseConfig(Strict):

@@ -3,6 +3,7 @@ roles, throttling, no state change on GET, and each action going through the bus
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -272,3 +273,16 @@ def test_metrics_expose_queue_depths_and_backorder_gauges(staffed: Application) 
     assert "backorder_outbox_rows{" in text
     assert "backorder_open_lines 3.0" in text
     assert "backorder_oldest_backorder_age_seconds" in text
+
+
+def test_amounts_carry_the_shops_currency_when_one_is_set(staffed: Application) -> None:
+    http = client(staffed)
+    sign_in(http, "vera")
+    assert "value at risk" in http.get("/dashboard").text and " GBP" not in http.get("/dashboard").text
+    staffed.config = staffed.config.model_copy(
+        update={"messages": staffed.config.messages.model_copy(update={"currency": "GBP"})}
+    )
+    http = client(staffed)  # a new app: the dashboard reads the setting when it is built
+    sign_in(http, "vera")
+    overview = http.get("/dashboard").text
+    assert re.search(r'<span class="n">[\d,]+\.\d\d GBP</span><span class="l">value at risk', overview), overview

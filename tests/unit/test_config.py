@@ -241,3 +241,9 @@ def test_a_loopback_public_url_is_warned_about_only_when_real_customers_get_the_
         is None
     )
     assert link_warning(parse_config({"notify": {"email": {"provider": "sandbox"}}}, LOOKUP)) is None  # the demo
+
+
+def test_the_currency_is_an_iso_4217_code() -> None:
+    assert parse_config({"messages": {"currency": "EUR"}}, LOOKUP, environ={}).messages.currency == "EUR"
+    with pytest.raises(ConfigError, match=r"messages\.currency"):
+        parse_config({"messages": {"currency": "€"}}, LOOKUP, environ={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,23 @@ class RenderedStaff:
     text: str
 
 
+def money(amount: Any, currency: str | None, places: int = 2) -> str:
+    """An amount as the shop writes it: ``1,234.50 GBP`` (bare without a currency, "—" without an amount)."""
+    if amount is None or amount == "":
+        return "—"
+    text = f"{Decimal(str(amount)):,.{places}f}"
+    return f"{text} {currency}" if currency else text
+
+
 class Renderer:
-    def __init__(self, override_folder: Path | None = None, shop_name: str = "Our shop", public_url: str = "") -> None:
+    def __init__(
+        self,
+        override_folder: Path | None = None,
+        shop_name: str = "Our shop",
+        public_url: str = "",
+        currency: str | None = None,
+        ship_to: str | None = None,
+    ) -> None:
         loaders: list[Any] = []
         if override_folder is not None and override_folder.is_dir():
             loaders.append(FileSystemLoader(str(override_folder)))
@@ -62,7 +78,8 @@ class Renderer:
             keep_trailing_newline=False,
         )
         self._env.filters["qty"] = lambda n: f"{int(n):,}"
-        self._globals = {"shop_name": shop_name, "public_url": public_url.rstrip("/")}
+        self._env.filters["money"] = lambda amount, places=2: money(amount, currency, places)
+        self._globals = {"shop_name": shop_name, "public_url": public_url.rstrip("/"), "ship_to": ship_to}
 
     @staticmethod
     def customer_template(payload: dict[str, Any]) -> str:

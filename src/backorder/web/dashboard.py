@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +20,7 @@ from starlette.datastructures import MutableHeaders
 from backorder.bootstrap import Application
 from backorder.domain import commands
 from backorder.domain.errors import DomainError
+from backorder.notify.render import money as format_money
 from backorder.staff.service import ROLES
 from backorder.store import tables as t
 from backorder.store.staff import SORTS, LineFilter
@@ -35,10 +35,10 @@ def build_templates(application: Application) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES))
     env = templates.env
 
+    currency = application.config.messages.currency
+
     def money(value: Any) -> str:
-        if value is None:
-            return "—"
-        return f"{Decimal(value):,.2f}"
+        return format_money(value, currency)
 
     def when(value: Any) -> str:
         if value is None:

@@ -260,3 +260,18 @@ def test_a_backorder_sms_dates_a_ship_complete_order_by_the_line_that_really_wai
     assert "expected by 2026-03-12" in held
     plain = renderer.sms("backorder_created", _context(payload, None))
     assert "expected by 2026-03-16" in plain  # without the fact, the latest date, as before
+
+
+def test_a_purchase_order_shows_amounts_in_the_shops_currency_and_where_to_deliver() -> None:
+    payload = {
+        "event": "PurchaseOrderSent",
+        "po_number": "PO-1",
+        "supplier": "WN",
+        "lines": [{"sku": "WN-1", "supplier_sku": "W1", "quantity": 12, "unit_cost": "0.1234"}],
+    }
+    ship_to = "Art Shop Ltd\n1 Canal Street\nManchester M1 3HE"
+    text = Renderer(currency="GBP", ship_to=ship_to).purchase_order(payload, supplier_name="W&N", total="1480.08").text
+    assert "@ 0.1234 GBP" in text and "Total: 1,480.08 GBP" in text
+    assert "Deliver to:\nArt Shop Ltd\n1 Canal Street\nManchester M1 3HE" in text
+    bare = Renderer().purchase_order(payload, supplier_name="W&N", total="1480.08").text
+    assert "Total: 1,480.08\n" in bare and "GBP" not in bare and "Deliver to" not in bare
