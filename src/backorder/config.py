@@ -5,18 +5,19 @@ secrets are ``SecretStr`` and never printed. Errors name the key to fix, never a
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backorder.connectors.base import ConnectorSettings
+from backorder.connectors.base import ConnectorSettings, SettingsLookup
 from backorder.services.policy import EnginePolicy
 from backorder.services.rules import DEFAULT_RULES, EVENT_NAMES, Action, RuleSet
 
@@ -157,9 +158,6 @@ class Config(Strict):
         return RuleSet(merged)
 
 
-SettingsLookup = Callable[[str], type[ConnectorSettings] | None]
-
-
 def _expand_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _expand_env(v, f"{path}.{k}" if path else k, environ) for k, v in value.items()}
@@ -190,7 +188,7 @@ def _database_url(database: Any, data: Mapping[str, Any]) -> str:
     return url
 
 
-def _connector_settings(raw: Any, path: str, lookup: SettingsLookup, key: str) -> ConnectorSettings:
+def _connector_settings(raw: Any, path: str, lookup: SettingsLookup, key: str, role: str) -> ConnectorSettings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a table")
     kind = raw.get(key)
@@ -198,7 +196,10 @@ def _connector_settings(raw: Any, path: str, lookup: SettingsLookup, key: str) -
         raise ConfigError(f"{path}.{key}: missing; say which {key} this is")
     model = lookup(kind)
     if model is None:
-        raise ConfigError(f"{path}.{key}: unknown {key} {kind!r}")
+        known = lookup.kinds(role)
+        near = difflib.get_close_matches(kind, known, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ConfigError(f"{path}.{key}: unknown {key} {kind!r}; {hint}known: {', '.join(known)}")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -219,17 +220,18 @@ def parse_config(raw: Mapping[str, Any], lookup: SettingsLookup, environ: Mappin
     if "database" in data:
         data["database_url"] = _database_url(data.pop("database"), data)
     data["channels"] = {
-        cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform")
+        cid: _connector_settings(ch, f"channels.{cid}", lookup, "platform", "channel")
         for cid, ch in data.get("channels", {}).items()
     }
-    data["notify"] = {
-        role: _connector_settings(n, f"notify.{role}", lookup, "provider") for role, n in data.get("notify", {}).items()
-    }
-    for role in data["notify"]:
+    for role in data.get("notify", {}):
         if role not in ("email", "sms", "staff"):
             raise ConfigError(f"notify.{role}: unknown role; use notify.email, notify.sms or notify.staff")
+    data["notify"] = {
+        role: _connector_settings(n, f"notify.{role}", lookup, "provider", role)
+        for role, n in data.get("notify", {}).items()
+    }
     if "purchasing" in data:
-        data["purchasing"] = _connector_settings(data["purchasing"], "purchasing", lookup, "provider")
+        data["purchasing"] = _connector_settings(data["purchasing"], "purchasing", lookup, "provider", "purchasing")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -247,3 +247,15 @@ def test_the_currency_is_an_iso_4217_code() -> None:
     assert parse_config({"messages": {"currency": "EUR"}}, LOOKUP, environ={}).messages.currency == "EUR"
     with pytest.raises(ConfigError, match=r"messages\.currency"):
         parse_config({"messages": {"currency": "€"}}, LOOKUP, environ={})
+
+
+def test_an_unknown_platform_or_provider_names_the_known_ones_and_the_likely_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"channels": {"web": {"platform": "shopfy"}}}, LOOKUP, environ={})
+    message = str(caught.value)
+    assert "channels.web.platform: unknown platform 'shopfy'; did you mean 'shopify'?" in message
+    assert "woocommerce" in message and "pos" in message and "sendgrid" not in message
+    with pytest.raises(
+        ConfigError, match=r"notify\.email\.provider: unknown provider 'sendgird'; did you mean 'sendgrid'"
+    ):
+        parse_config({"notify": {"email": {"provider": "sendgird"}}}, LOOKUP, environ={})

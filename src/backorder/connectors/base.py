@@ -226,11 +226,27 @@ class ApiChannelSettings(ConnectorSettings):
     ``/webhooks/<platform>/<channel>`` instead of calling the API."""
 
 
-def settings_lookup(specs: Mapping[str, ConnectorSpec]) -> Callable[[str], type[ConnectorSettings] | None]:
-    def lookup(kind: str) -> type[ConnectorSettings] | None:
-        if kind in ("api", "pos", "b2b"):
+API_CHANNEL_KINDS = ("api", "pos", "b2b")
+
+
+class SettingsLookup:
+    """The settings model of each connector kind (``platform = …`` / ``provider = …``), and the
+    kinds there are, for an error that names them."""
+
+    def __init__(self, specs: Mapping[str, ConnectorSpec]) -> None:
+        self.specs = specs
+
+    def __call__(self, kind: str) -> type[ConnectorSettings] | None:
+        if kind in API_CHANNEL_KINDS:
             return ApiChannelSettings
-        spec = specs.get(kind)
+        spec = self.specs.get(kind)
         return spec.settings if spec else None
 
-    return lookup
+    def kinds(self, role: str) -> list[str]:
+        """The kinds that may be configured in ``role`` (``channel``, ``email``, …)."""
+        found = sorted(kind for kind, spec in self.specs.items() if role in spec.roles)
+        return found + list(API_CHANNEL_KINDS) if role == "channel" else found
+
+
+def settings_lookup(specs: Mapping[str, ConnectorSpec]) -> SettingsLookup:
+    return SettingsLookup(specs)
