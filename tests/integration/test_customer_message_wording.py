@@ -189,6 +189,7 @@ def test_a_ship_complete_orders_in_stock_line_is_not_listed_as_waiting_with_a_da
     assert "(SCH-PB29-5): 1 waiting" not in email["body"]
     assert "(WN-PB29-5): 1 waiting, expected by 2026-03-12" in email["body"]
     assert "in stock now, set aside for you once the rest of your order arrives" in email["html"]
+    assert email["subject"] == "Order B-6: 1 item on backorder"  # the one that waits, not the one in stock
 
 
 def test_an_ordinary_orders_waiting_lines_are_all_listed_with_their_dates(shop: Application) -> None:
