@@ -218,14 +218,28 @@ NEGATIVE_QUANTITIES = [
 ]
 
 
+def each_fails_at_its_cell(
+    app: Application,
+    tmp_path: Path,
+    db: Db,
+    cases: list[tuple[str, str, str, int, str]],
+    problem_start: str,
+    *saying: str,
+) -> None:
+    """Each (file, kind, text, row, column) case is refused naming that cell, saying all of
+    ``saying``, and imports nothing."""
+    for name, kind, text, row, column in cases:
+        error = failing_import(app, write(tmp_path, name, text), kind, db)
+        assert (error.file, error.row, error.column) == (name, row, column), (kind, column)
+        assert str(error).startswith(f"{name}, row {row}, column {column!r}: {problem_start}"), str(error)
+        assert all(words in str(error) for words in saying), str(error)
+
+
 def test_a_negative_quantity_names_the_file_row_and_column_and_imports_nothing(
     catalog: Application, tmp_path: Path, db: Db
 ) -> None:
     load(catalog, tmp_path, "stock.csv", STOCK, "stock")
-    for name, kind, text, row, column in NEGATIVE_QUANTITIES:
-        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
-        assert (error.file, error.row, error.column) == (name, row, column)
-        assert str(error).startswith(f"{name}, row {row}, column {column!r}: must be at least"), str(error)
+    each_fails_at_its_cell(catalog, tmp_path, db, NEGATIVE_QUANTITIES, "must be at least")
 
 
 def test_other_bad_receipt_rows_are_named_too(catalog: Application, tmp_path: Path, db: Db) -> None:
@@ -496,11 +510,7 @@ def test_a_whole_number_too_large_for_the_database_names_its_row_and_column(
     catalog: Application, tmp_path: Path, db: Db
 ) -> None:
     load(catalog, tmp_path, "stock.csv", STOCK, "stock")
-    for name, kind, text, row, column in TOO_LARGE:
-        error = failing_import(catalog, write(tmp_path, name, text), kind, db)
-        assert (error.file, error.row, error.column) == (name, row, column), (kind, column)
-        assert str(error).startswith(f"{name}, row {row}, column {column!r}: '"), str(error)
-        assert "is too large; it must be between" in str(error) and "and 2147483647" in str(error)
+    each_fails_at_its_cell(catalog, tmp_path, db, TOO_LARGE, "'", "is too large; it must be between", "and 2147483647")
     error = failing_import(catalog, write(tmp_path, "stock.csv", STOCK + f"INK,back,-{HUGE}\n"), "stock", db)
     assert (error.row, error.column) == (5, "on_hand")
     assert f"'-{HUGE}' is too far below zero; it must be between -2147483648 and 2147483647" in str(error)
