@@ -108,6 +108,8 @@ def test_reconcile_of_a_channel_without_credentials_exits_1_with_what_to_do(
     assert result.exit_code == 1, result.output
     printed = json.loads(result.stdout)  # the result is still printed, as before
     assert "not configured" in printed["channels"]["web"]["error"]
+    # every key it lacks, not only the first one
+    assert "channels.web.access_token, channels.web.shop_domain" in printed["channels"]["web"]["error"]
     assert "reconciliation failed for web" in result.stderr
     assert "credentials" in result.stderr and "[channels.web]" in result.stderr
     assert "docs/channels.md" in result.stderr

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import httpx
 
 from backorder.connectors.base import Connector, ConnectorDeps, ConnectorSettings
-from backorder.connectors.errors import MalformedPayload
+from backorder.connectors.errors import MalformedPayload, NotConfigured
 from backorder.connectors.http import HttpSettings, ProviderClient
 
 
@@ -87,6 +87,13 @@ class HttpChannelConnector(Connector):
 
     def bind_directory(self, directory: ItemDirectory) -> None:
         self.directory = directory
+
+    def require_credentials(self) -> None:
+        """Refuse an outbound call while keys it needs are unset, naming every one of them."""
+        missing = self.settings.missing_credentials()
+        if missing:
+            keys = ", ".join(f"channels.{self.channel}.{key}" for key in missing)
+            raise NotConfigured(keys, provider=self.provider)
 
     def route_http(self, factory: Callable[[], httpx.Client]) -> None:
         """Send this channel's calls through clients from ``factory`` (the demo's in-process

@@ -197,9 +197,9 @@ class ShopifyConnector(ShopifyInbound, HttpChannelConnector, ReceivesWebhooks, S
     # --- transport -------------------------------------------------------------------------
 
     def graphql(self, document: str, variables: dict[str, Any], *, idempotent: bool = False) -> dict[str, Any]:
+        self.require_credentials()
         token = self.settings.access_token
-        if token is None:
-            raise NotConfigured(f"channels.{self.channel}.access_token", provider="shopify")
+        assert token is not None  # required by missing_credentials
         response = self._client().request(
             "POST",
             self.settings.graphql_path(),

@@ -52,9 +52,9 @@ class WooCommerceConnector(WooInbound, HttpChannelConnector, ReceivesWebhooks, S
         params: dict[str, Any] | None = None,
         idempotent: bool = False,
     ) -> Any:
+        self.require_credentials()
         key, secret = self.settings.consumer_key, self.settings.consumer_secret
-        if key is None or secret is None:
-            raise NotConfigured(f"channels.{self.channel}.consumer_key", provider="woocommerce")
+        assert key is not None and secret is not None  # required by missing_credentials
         response = self._client().request(
             method,
             f"{API}{path}",
