@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -210,11 +211,22 @@ def test_edit_and_send_a_draft_purchase_order(page: object, server: dict[str, st
     box = page.locator("input[name^='qty__']").first  # type: ignore[attr-defined]
     new_quantity = int(box.input_value()) + 5
     box.fill(str(new_quantity))
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Send to supplier").click()  # type: ignore[attr-defined]
+    assert asked and asked[-1].startswith("Save the quantities you changed first"), asked  # nothing sent
+    sync_api.expect(page.locator(".badge.draft").first).to_be_visible()  # type: ignore[attr-defined]
     page.get_by_role("button", name="Save quantities").click()  # type: ignore[attr-defined]
     sync_api.expect(page.get_by_role("status")).to_contain_text("Updated")  # type: ignore[attr-defined]
     assert page.locator("input[name^='qty__']").first.input_value() == str(new_quantity)  # type: ignore[attr-defined]
     shot(page, "purchase-order-draft")
     page.get_by_role("button", name="Send to supplier").click()  # type: ignore[attr-defined]
+    assert asked[-1].startswith("Send PO-") and "cannot be taken back" in asked[-1], asked  # asked, then accepted
     sync_api.expect(page.get_by_role("status")).to_contain_text("Sent to the supplier")  # type: ignore[attr-defined]
     sync_api.expect(page.locator(".badge.sent").first).to_be_visible()  # type: ignore[attr-defined]
 

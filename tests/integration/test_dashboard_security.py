@@ -286,3 +286,47 @@ def test_amounts_carry_the_shops_currency_when_one_is_set(staffed: Application) 
     sign_in(http, "vera")
     overview = http.get("/dashboard").text
     assert re.search(r'<span class="n">[\d,]+\.\d\d GBP</span><span class="l">value at risk', overview), overview
+
+
+def test_enter_in_the_priority_box_sets_the_priority_and_destructive_buttons_ask_first(staffed: Application) -> None:
+    http = client(staffed)
+    sign_in(http, "otto")
+    page = http.get("/dashboard/backorders").text
+    bulk = page[page.index('id="bulk"') :]
+    buttons = re.findall(r'<button type="submit" name="action" value="(\w+)"([^>]*)>', bulk)
+    # the first submit button is the one a browser presses for Enter in a field of the form
+    assert buttons[0][0] == "priority"
+    assert "data-confirm" in dict(buttons)["cancel"] and "cannot be undone" in dict(buttons)["cancel"]
+
+
+def test_out_of_range_numbers_typed_by_staff_are_refused_not_clamped(staffed: Application, db: Db) -> None:
+    http = client(staffed)
+    token = sign_in(http, "otto")
+    (draft,) = db.rows(t.purchase_orders, t.purchase_orders.c.supplier == "WN")
+    (before,) = db.rows(t.po_lines, t.po_lines.c.po_id == draft["id"], t.po_lines.c.sku == "WN-PB29-5")
+    typo = http.post(
+        f"/dashboard/purchase-orders/{draft['number']}/lines", data={"qty__WN-PB29-5": "99999999", "csrf_token": token}
+    )
+    assert "WN-PB29-5: 99,999,999 is outside 0…1,000,000, not changed" in typo.text
+    (after,) = db.rows(t.po_lines, t.po_lines.c.po_id == draft["id"], t.po_lines.c.sku == "WN-PB29-5")
+    assert after["quantity"] == before["quantity"]
+    page = http.get(f"/dashboard/purchase-orders/{draft['number']}").text
+    assert "data-needs-saved" in page and "data-confirm=" in page  # Send asks, and refuses unsaved edits
+    priority = http.post(
+        "/dashboard/backorders/bulk",
+        data={"action": "priority", "priority": "5000", "sel": "O-1|1|WN-PB29-5", "csrf_token": token},
+    )
+    assert "Priority not set: 5,000 is outside -1,000…1,000" in priority.text
+    assert db.rows(t.orders, t.orders.c.id == "O-1")[0]["priority"] == 0
+
+
+def test_only_the_apps_own_notices_are_shown_and_bad_urls_are_refused(staffed: Application) -> None:
+    http = client(staffed)
+    token = sign_in(http, "otto")
+    forged = http.get("/dashboard", params={"notice": "Session expired: sign in at https://evil.example"}).text
+    assert "evil.example" not in forged
+    real = http.post("/dashboard/backorders/bulk", data={"action": "priority", "priority": "1", "csrf_token": token})
+    assert "Select at least one line first." in real.text  # the app's own redirect still shows its notice
+    for url in ("/dashboard/orders/%00", "/dashboard/skus?q=%00", "/api/v1/orders/%00"):
+        assert http.get(url).status_code == 400, url
+    assert http.get("/dashboard/backorders", params={"min_age": "99999999999"}).status_code == 200

@@ -873,3 +873,20 @@ def test_a_proposal_too_large_for_a_purchase_order_line_blocks_replenishment_and
     assert blocked and "more than a purchase order line holds" in blocked[0].reason
     assert not any(isinstance(e, events.PurchaseOrderProposed) for e in happened)
     assert order(uow, "MORE").line(1).backordered == 5  # the order itself is recorded
+
+
+def test_a_draft_edited_down_to_nothing_is_not_sent_and_zero_lines_never_reach_the_supplier(world) -> None:
+    bus, uow, _ = world
+    place(bus, "A", ("RED", 2), ("BLUE", 3))  # one draft PO for ROYAL with RED and BLUE
+    (draft,) = uow.purchasing.drafts()
+    bus.handle(commands.EditDraftPurchaseOrderLine(draft.number, "RED", 0))
+    happened = bus.handle(commands.SendPurchaseOrder(draft.number))
+    (sent,) = [e for e in happened if isinstance(e, events.PurchaseOrderSent)]
+    assert [line.sku for line in sent.lines] == ["BLUE"]  # RED at 0 units is not on the supplier's copy
+    place(bus, "B", ("OCHRE", 1))  # a WN draft
+    (wn,) = uow.purchasing.drafts()
+    bus.handle(commands.EditDraftPurchaseOrderLine(wn.number, "OCHRE", 0))
+    with pytest.raises(DomainError, match="orders nothing"):
+        bus.handle(commands.SendPurchaseOrder(wn.number))
+    assert bus.handle(commands.SendDuePurchaseOrders(force=True)) is not None  # skips it, fails nothing
+    assert [po.number for po in uow.purchasing.drafts()] == [wn.number]

@@ -243,6 +243,8 @@ class PurchaseOrder:
 
         if self.status is not PoStatus.DRAFT:
             raise InvalidTransition(f"purchase order {self.number} is {self.status.value}, not draft")
+        if not any(line.quantity > 0 for line in self.lines):
+            raise InvalidTransition(f"purchase order {self.number} orders nothing: every line is at 0 units")
         self.status = PoStatus.SENT
         self.sent_at = at
         for line in self.lines:

@@ -604,6 +604,7 @@ def _send(uow: UnitOfWork, po: PurchaseOrder, ctx: HandlerContext) -> None:
                     line.expected_on,
                 )
                 for line in po.lines
+                if line.quantity > 0  # a line edited down to 0 is not sent to the supplier
             ),
         )
     )
@@ -1057,6 +1058,8 @@ def send_due_purchase_orders(cmd: commands.Command, uow: UnitOfWork, ctx: Handle
         return
     due = ctx.clock.now() - timedelta(minutes=ctx.policy.po_consolidation_minutes)
     for po in uow.purchasing.drafts():
+        if not any(line.quantity > 0 for line in po.lines):
+            continue  # edited down to nothing: it waits for new demand (or staff) instead of failing the rest
         if cmd.force or po.created_at <= due:
             _send(uow, po, ctx)
 

@@ -73,12 +73,28 @@ def install_access_log_redaction(logger: logging.Logger | None = None) -> Redact
     return installed
 
 
+async def _answer_bad_url(send: Any) -> None:
+    body = b'{"detail":"a NUL character (%00) is not allowed in a URL"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BackorderApp(FastAPI):
     """FastAPI, with a tiny dispatcher in front: webhook POSTs go straight to the ingress."""
 
     webhook_ingress: WebhookIngress | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            # no URL holds a NUL; PostgreSQL text cannot hold one either (it would be a 500)
+            await _answer_bad_url(send)
+            return
         ingress = self.webhook_ingress
         if ingress is not None and PREFIX in scope.get("path", "") and ingress.matches(scope):
             await ingress(scope, receive, send)

@@ -4,6 +4,8 @@ command for the message bus (or calls the outbox queue) and writes an audit entr
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from datetime import date, datetime
@@ -56,10 +58,28 @@ def build_templates(application: Application) -> Jinja2Templates:
 
 
 def _int(value: str | None, default: int | None = None, lo: int = 0, hi: int = 1_000_000) -> int | None:
+    """A query parameter as a whole number within [lo, hi] (pages, filters): out of range is clamped."""
     try:
         return max(lo, min(hi, int(value))) if value not in (None, "") else default  # type: ignore[arg-type]
     except ValueError:
         return default
+
+
+def _whole(value: str | None, lo: int, hi: int) -> int | str:
+    """A number staff typed into a form, or why it is refused: never clamped, a typo must not
+    become another number that is then acted on."""
+    text = (value or "").strip()
+    try:
+        number = int(text)
+    except ValueError:
+        return f"{text!r} is not a whole number" if text else "no number given"
+    if not lo <= number <= hi:
+        return f"{number:,} is outside {lo:,}…{hi:,}"
+    return number
+
+
+MAX_PO_EDIT_UNITS = 1_000_000  # typed on a draft PO line; more is a typo (an automatic proposal has its own limit)
+MAX_AGE_DAYS = 36_500  # a century: further back than any order, and within the dates Python can hold
 
 
 def _date(value: str | None) -> date | None:
@@ -76,8 +96,8 @@ def line_filter(q: Any) -> LineFilter:
         supplier=(q.get("supplier") or "").strip() or None,
         channel=(q.get("channel") or "").strip() or None,
         status=status if status in ("backordered", "open", "shipped", "cancelled", "all") else "backordered",
-        min_age_days=_int(q.get("min_age")),
-        max_age_days=_int(q.get("max_age")),
+        min_age_days=_int(q.get("min_age"), hi=MAX_AGE_DAYS),
+        max_age_days=_int(q.get("max_age"), hi=MAX_AGE_DAYS),
         eta_before=_date(q.get("eta_before")),
         eta_missing=q.get("eta_missing") == "1",
         order_id=(q.get("order") or "").strip() or None,
@@ -102,14 +122,25 @@ def build_router(application: Application) -> APIRouter:
             user=user,
             csrf=user.csrf_token if user else "",
             path=request.url.path,
-            notice=request.query_params.get("notice"),
+            notice=_signed_notice(request.query_params),
             roles=ROLES,
         )
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
+    def _notice_mac(notice: str) -> str:
+        return hmac.new(application.secret_key.encode(), notice.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def _signed_notice(params: Any) -> str | None:
+        """The banner text of a redirect this app made; a ``?notice=`` anyone can write into a link
+        (a phishing aid: "session expired, sign in at …") is not shown."""
+        notice, mac = params.get("notice"), params.get("nm") or ""
+        return notice if notice and hmac.compare_digest(mac, _notice_mac(notice)) else None
+
     def back(to: str, notice: str) -> RedirectResponse:
         sep = "&" if "?" in to else "?"
-        return RedirectResponse(f"{to}{sep}{urlencode({'notice': notice})}", status_code=303)
+        return RedirectResponse(
+            f"{to}{sep}{urlencode({'notice': notice, 'nm': _notice_mac(notice)})}", status_code=303
+        )
 
     def act(
         user: StaffUser, action: str, target: str, detail: dict[str, Any], run: Callable[[], Any]
@@ -221,7 +252,7 @@ def build_router(application: Application) -> APIRouter:
         sort = q.get("sort") if q.get("sort") in SORTS else "age"
         page = _int(q.get("page"), 1, 1) or 1
         rows, total = queries.lines(f, application.clock.now(), sort, PAGE, (page - 1) * PAGE)
-        params = {k: v for k, v in q.items() if k not in ("page", "notice") and v}
+        params = {k: v for k, v in q.items() if k not in ("page", "notice", "nm") and v}
         context = dict(
             rows=rows,
             total=total,
@@ -293,9 +324,9 @@ def build_router(application: Application) -> APIRouter:
                 f"Cancelled lines on {len(done)} order(s)." + (f" Refused: {'; '.join(failed)}" if failed else ""),
             )
         if action == "priority":
-            priority = _int((form.get("priority") or [""])[0], None, -1000, 1000)
-            if priority is None:
-                return back(target, "Give a priority (a whole number) to set.")
+            priority = _whole((form.get("priority") or [""])[0], -1000, 1000)
+            if isinstance(priority, str):
+                return back(target, f"Priority not set: {priority}. Nothing changed.")
             for order_id in sorted(picked):
                 cmd2 = commands.ChangePriority(order_id, priority)
                 ok, msg = act(
@@ -405,9 +436,9 @@ def build_router(application: Application) -> APIRouter:
             if not key.startswith("qty__"):
                 continue
             sku = key.removeprefix("qty__")
-            quantity = _int(values[0], None, 0, 10_000_000)
-            if quantity is None:
-                errors.append(f"{sku}: not a whole number")
+            quantity = _whole(values[0], 0, MAX_PO_EDIT_UNITS)
+            if isinstance(quantity, str):
+                errors.append(f"{sku}: {quantity}, not changed")
                 continue
             po = queries.purchase_order(number, application.clock.now())
             current = next((x["quantity"] for x in (po or {}).get("lines", []) if x["sku"] == sku), None)

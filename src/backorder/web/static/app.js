@@ -38,5 +38,31 @@
       }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { drawSkuCharts(); selectAll(); });
+  // A button with data-confirm asks first (cancelling lines emails customers; a sent PO cannot be
+  // taken back). Without JavaScript the action runs as before.
+  function confirmations() {
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest ? e.target.closest("button[data-confirm]") : null;
+      if (button && !window.confirm(button.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  }
+  // Sending a draft PO sends its saved quantities: typed but unsaved ones would be lost silently.
+  function unsavedQuantities() {
+    var form = document.getElementById("po-lines");
+    if (!form) { return; }
+    var dirty = false;
+    form.addEventListener("input", function () { dirty = true; });
+    form.addEventListener("submit", function () { dirty = false; });
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest ? e.target.closest("button[data-needs-saved]") : null;
+      if (button && dirty) {
+        window.alert("Save the quantities you changed first: the purchase order is sent as saved.");
+        e.preventDefault();
+        e.stopImmediatePropagation();
+      }
+    }, true);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    drawSkuCharts(); selectAll(); confirmations(); unsavedQuantities();
+  });
 })();
