@@ -330,3 +330,14 @@ def test_only_the_apps_own_notices_are_shown_and_bad_urls_are_refused(staffed: A
     for url in ("/dashboard/orders/%00", "/dashboard/skus?q=%00", "/api/v1/orders/%00"):
         assert http.get(url).status_code == 400, url
     assert http.get("/dashboard/backorders", params={"min_age": "99999999999"}).status_code == 200
+
+
+def test_a_bulk_action_returns_to_the_list_as_filtered_even_when_htmx_applied_the_filter(
+    staffed: Application,
+) -> None:
+    http = client(staffed)
+    sign_in(http, "otto")
+    partial = http.get(
+        "/dashboard/backorders", params={"supplier": "WN"}, headers={"HX-Request": "true", "HX-Target": "results"}
+    ).text
+    assert 'name="next" value="/dashboard/backorders?supplier=WN"' in partial
