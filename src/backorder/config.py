@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from backorder.connectors.base import ConnectorSettings, SettingsLookup
 from backorder.services.policy import EnginePolicy
@@ -47,6 +47,9 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     secret_key: str | None = None
     """Signs customer links and sessions; set it (``${BACKORDER_SECRET_KEY}``) in production."""
+    metrics_token: SecretStr | None = None
+    """When set, ``/metrics`` answers only ``Authorization: Bearer <token>`` (the scraper's); unset,
+    it is open to anyone who reaches the server (order and queue volumes, no personal data)."""
 
     @field_validator("public_url")
     @classmethod

@@ -23,3 +23,16 @@ def test_closing_the_application_stops_the_inbox_writer(app: Application) -> Non
     app.close()
     thread = getattr(writer, "_thread", None)
     assert thread is None or not thread.is_alive()
+
+
+def test_metrics_answer_only_the_scraper_when_a_token_is_set(app: Application) -> None:
+    from pydantic import SecretStr
+
+    server = app.config.server.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    app.config = app.config.model_copy(update={"server": server})
+    with TestClient(create_app(app)) as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and "metrics_token" in refused.text
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert scraped.status_code == 200 and "backorder_" in scraped.text

@@ -3,10 +3,11 @@ the database at scrape time (queue depths and ages, webhook counts, dispatch lat
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
@@ -83,8 +84,19 @@ def build_router(application: Application) -> APIRouter:
     registry.register(BackorderCollector(application))
     router = APIRouter(include_in_schema=False)
 
+    token = application.config.server.metrics_token
+    expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
+
     @router.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if expected is not None and not hmac.compare_digest(given, expected):
+            return Response(
+                b'{"detail":"give the scraper\'s [server] metrics_token as Authorization: Bearer <token>"}',
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         body = generate_latest(registry)
         channels = application.channel_services
         if channels is not None:  # webhook counters kept by the ingress (accepted, duplicate, rejected, processed)
