@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.datastructures import MutableHeaders
 
 from backorder.bootstrap import Application
@@ -104,6 +104,42 @@ def line_filter(q: Any) -> LineFilter:
     )
 
 
+_ORDER_KEYS = ("name", "number", "order_no", "orderNo", "increment_id", "order_increment_id", "order_id", "id")
+_ITEM_KEYS = ("line_items", "lines", "items", "product_line_items", "productItems")
+
+
+def about_event(body: bytes) -> str:
+    """What a received event is about, read from its raw JSON whatever the platform: the order's
+    number and its SKUs ("order #1001: WN-PB29-5, SCH-PB29-5"), so staff can tell which sale a
+    failed event is; "" when the body says nothing recognisable."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return ""
+    for envelope in ("data", "order"):  # Standard Webhooks / cartridge envelopes, Magento's {"order": …}
+        if isinstance(data, dict) and isinstance(data.get(envelope), dict):
+            data = data[envelope]
+    if not isinstance(data, dict):
+        return ""
+    number = next((data[k] for k in _ORDER_KEYS if isinstance(data.get(k), (str, int)) and str(data[k])), None)
+    items = next((data[k] for k in _ITEM_KEYS if isinstance(data.get(k), list)), [])
+    skus = [str(i.get("sku") or i.get("product_id") or i.get("productId")) for i in items if isinstance(i, dict)]
+    skus = [s for s in skus if s and s != "None"]
+    text = f"order {number}" if number is not None else ""
+    if skus:
+        shown = ", ".join(skus[:5]) + (f" and {len(skus) - 5} more" if len(skus) > 5 else "")
+        text = f"{text}: {shown}" if text else shown
+    return text
+
+
+def _inbox_bodies(application: Application, ids: list[int]) -> dict[int, bytes]:
+    if not ids:
+        return {}
+    i = t.inbox.c
+    with application.engine.connect() as conn:
+        return {r.id: bytes(r.body) for r in conn.execute(select(i.id, i.body).where(i.id.in_(ids)))}
+
+
 def _safe_next(value: str | None, default: str) -> str:
     return value if value and value.startswith("/dashboard") and not value.startswith("//") else default
 
@@ -138,9 +174,7 @@ def build_router(application: Application) -> APIRouter:
 
     def back(to: str, notice: str) -> RedirectResponse:
         sep = "&" if "?" in to else "?"
-        return RedirectResponse(
-            f"{to}{sep}{urlencode({'notice': notice, 'nm': _notice_mac(notice)})}", status_code=303
-        )
+        return RedirectResponse(f"{to}{sep}{urlencode({'notice': notice, 'nm': _notice_mac(notice)})}", status_code=303)
 
     def act(
         user: StaffUser, action: str, target: str, detail: dict[str, Any], run: Callable[[], Any]
@@ -522,6 +556,9 @@ def build_router(application: Application) -> APIRouter:
         status = request.query_params.get("status") or None
         page = _int(request.query_params.get("page"), 1, 1) or 1
         rows, total = queries.inbox(status, PAGE, (page - 1) * PAGE)
+        bodies = _inbox_bodies(application, [r["id"] for r in rows])
+        for r in rows:
+            r["about"] = about_event(bodies.get(r["id"], b""))
         return render(
             request,
             "inbox.html",
