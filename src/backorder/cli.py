@@ -949,15 +949,19 @@ cli.add_typer(apikey_cli, name="apikey")
 @user_cli.command("add")
 def user_add(
     username: Annotated[str, typer.Argument(help="The sign-in name.")],
-    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")] = "viewer",
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="viewer, operator or admin (a new user: viewer; --update: unchanged)."),
+    ] = None,
     password: Annotated[
         str | None, typer.Option("--password", help="Else read from BACKORDER_PASSWORD, else prompted.")
     ] = None,
     update_existing: Annotated[
-        bool, typer.Option("--update", help="Change the password/role of an existing user.")
+        bool,
+        typer.Option("--update", help="Change the password (and --role) of an existing user; signs them out."),
     ] = False,
 ) -> None:
-    """Add a dashboard user (or change one with --update)."""
+    """Add a dashboard user (or change one with --update: their sessions end)."""
     import os
 
     from backorder.staff.service import StaffError
@@ -975,16 +979,67 @@ def user_add(
     with application() as app:
         assert app.staff is not None
         try:
-            if update_existing and app.staff.user(username) is not None:
-                app.staff.store.set_user(username, password_hash=hashed, role=role)
-                app.staff.audit("cli", "user_update", username, {"role": role})
-                out.print(f"updated {username} ({role})")
+            existing = app.staff.user(username) if update_existing else None
+            if existing is not None:
+                ended = app.staff.update_user(username, password_hash=hashed, role=role)
+                kept = role or existing.role
+                app.staff.audit(
+                    "cli", "user_update", username, {"role": kept, "password": True, "sessions_ended": ended}
+                )
+                out.print(f"updated {username} ({kept}); {ended} session(s) ended")
                 return
-            app.staff.add_user(username, hashed, role)
+            app.staff.add_user(username, hashed, role or "viewer")
         except StaffError as exc:
             raise fail(str(exc)) from None
-        app.staff.audit("cli", "user_add", username, {"role": role})
-        out.print(f"added {username} ({role})")
+        app.staff.audit("cli", "user_add", username, {"role": role or "viewer"})
+        out.print(f"added {username} ({role or 'viewer'})")
+
+
+@user_cli.command("list")
+def user_list() -> None:
+    """List dashboard users (name, role, active, last sign-in)."""
+    with application() as app:
+        assert app.staff is not None
+        t = Table("name", "role", "active", "created", "last sign-in")
+        for u in app.staff.users():
+            t.add_row(
+                u["username"],
+                u["role"],
+                "yes" if u["active"] else "no (disabled)",
+                f"{u['created_at']:%Y-%m-%d}",
+                f"{u['last_login_at']:%Y-%m-%d %H:%M}" if u["last_login_at"] else "never",
+            )
+        out.print(t)
+
+
+@user_cli.command("disable")
+def user_disable(username: Annotated[str, typer.Argument(help="The sign-in name.")]) -> None:
+    """Revoke a user's access: they cannot sign in, and their open sessions end at once."""
+    from backorder.staff.service import StaffError
+
+    with application() as app:
+        assert app.staff is not None
+        try:
+            ended = app.staff.set_active(username, False)
+        except StaffError as exc:
+            raise fail(str(exc), "`backorder user list` shows the users.") from None
+        app.staff.audit("cli", "user_disable", username, {"sessions_ended": ended})
+        out.print(f"disabled {username}; {ended} session(s) ended")
+
+
+@user_cli.command("enable")
+def user_enable(username: Annotated[str, typer.Argument(help="The sign-in name.")]) -> None:
+    """Let a disabled user sign in again (with their existing password)."""
+    from backorder.staff.service import StaffError
+
+    with application() as app:
+        assert app.staff is not None
+        try:
+            app.staff.set_active(username, True)
+        except StaffError as exc:
+            raise fail(str(exc), "`backorder user list` shows the users.") from None
+        app.staff.audit("cli", "user_enable", username, {})
+        out.print(f"enabled {username}")
 
 
 @apikey_cli.command("add")

@@ -13,6 +13,9 @@ from backorder.services.ports import Clock
 from backorder.store.staff import ApiKeyRow, StaffQueries, StaffStore, UserRow
 
 ROLES = ("viewer", "operator", "admin")
+CONTACT_ROLE = "viewer"
+"""The lowest role shown customers' contact details (name, email, phone) on the order page.
+Every staff role may read orders, and staff answer customers' calls, so all of them may."""
 SCOPES = ("read", "write")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
 
@@ -66,6 +69,28 @@ class StaffService:
 
     def user(self, username: str) -> UserRow | None:
         return self.store.user(username)
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user: id, username, role, active, created_at, last_login_at (by name)."""
+        return self.store.users()
+
+    def update_user(self, username: str, *, password_hash: str | None = None, role: str | None = None) -> int:
+        """Change an existing user's password and/or role (None keeps it). Either change signs
+        the user out everywhere (their sessions are deleted); returns how many sessions ended."""
+        if role is not None and role not in ROLES:
+            raise StaffError(f"role must be one of {', '.join(ROLES)}")
+        ended = self.store.set_user(username, password_hash=password_hash, role=role)
+        if ended is None:
+            raise StaffError(f"no user {username!r}")
+        return ended
+
+    def set_active(self, username: str, active: bool) -> int:
+        """Enable or disable a user; disabling deletes their sessions at once. Returns how many
+        sessions ended."""
+        ended = self.store.set_active(username, active)
+        if ended is None:
+            raise StaffError(f"no user {username!r}")
+        return ended
 
     # API keys
     def add_api_key(self, name: str, scopes: tuple[str, ...]) -> NewApiKey:

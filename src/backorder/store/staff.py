@@ -6,7 +6,7 @@ stock state: that goes through the message bus."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -65,15 +65,40 @@ class StaffStore:
             )
             return int(result.inserted_primary_key[0])
 
-    def set_user(self, username: str, *, password_hash: str | None = None, role: str | None = None) -> bool:
+    def set_user(self, username: str, *, password_hash: str | None = None, role: str | None = None) -> int | None:
+        """Change a user's password and/or role (None keeps it). Either change also deletes the
+        user's sessions in the same transaction: whoever was signed in as them must sign in again
+        (with the new password, under the new role). Returns the number of sessions ended, or None
+        for an unknown user."""
         values: dict[str, Any] = {}
         if password_hash is not None:
             values["password_hash"] = password_hash
         if role is not None:
             values["role"] = role
+        u = t.staff_users.c
         with self.engine.begin() as conn:
-            done = conn.execute(update(t.staff_users).where(t.staff_users.c.username == username).values(**values))
-            return bool(done.rowcount)
+            user_id = conn.execute(select(u.id).where(u.username == username)).scalar()
+            if user_id is None:
+                return None
+            if not values:
+                return 0
+            conn.execute(update(t.staff_users).where(u.id == user_id).values(**values))
+            ended = conn.execute(delete(t.staff_sessions).where(t.staff_sessions.c.user_id == user_id))
+            return int(ended.rowcount or 0)
+
+    def set_active(self, username: str, active: bool) -> int | None:
+        """Enable or disable a user. Disabling also deletes their sessions (so a signed-in browser
+        is signed out at once). Returns the number of sessions deleted, or None for an unknown user."""
+        u = t.staff_users.c
+        with self.engine.begin() as conn:
+            user_id = conn.execute(select(u.id).where(u.username == username)).scalar()
+            if user_id is None:
+                return None
+            conn.execute(update(t.staff_users).where(u.id == user_id).values(active=active))
+            if active:
+                return 0
+            ended = conn.execute(delete(t.staff_sessions).where(t.staff_sessions.c.user_id == user_id))
+            return int(ended.rowcount or 0)
 
     def user(self, username: str) -> UserRow | None:
         u = t.staff_users.c
@@ -86,7 +111,9 @@ class StaffStore:
         with self.engine.connect() as conn:
             return [
                 dict(r._mapping)
-                for r in conn.execute(select(u.id, u.username, u.role, u.active, u.created_at, u.last_login_at))
+                for r in conn.execute(
+                    select(u.id, u.username, u.role, u.active, u.created_at, u.last_login_at).order_by(u.username)
+                )
             ]
 
     def touch_login(self, user_id: int, now: datetime) -> None:
@@ -126,12 +153,12 @@ class StaffStore:
             ).scalar()
         return found  # type: ignore[no-any-return]
 
-    def record_failure(
-        self, keys: Sequence[str], now: datetime, window: timedelta, limit: int, lock: timedelta
-    ) -> None:
+    def record_failure(self, limits: Mapping[str, int], now: datetime, window: timedelta, lock: timedelta) -> None:
+        """Count one failed sign-in under each key; a key that reaches its limit (``limits[key]``
+        failures within ``window``) is locked for ``lock``."""
         f = t.login_failures.c
         with self.engine.begin() as conn:
-            for key in keys:
+            for key, limit in limits.items():
                 row = conn.execute(select(t.login_failures).where(f.key == key)).first()
                 if row is None or row.window_start < now - window:
                     conn.execute(delete(t.login_failures).where(f.key == key))
@@ -243,6 +270,42 @@ class LineFilter:
     eta_before: date | None = None
     eta_missing: bool = False
     order_id: str | None = None
+    """What staff type to find an order: our order id, the customer's order number
+    (``orders.reference``, with or without '#'), the customer's email (case-insensitive, exact),
+    phone (exact once spaces are removed) or name (case-insensitive part of it, 3+ characters).
+    With it, the default status ("backordered") widens to every status."""
+
+    @property
+    def effective_status(self) -> str:
+        """The status actually filtered on: looking an order up finds it whatever its lines' state
+        (a customer phones about an order that shipped too), unless a narrower status was chosen."""
+        return "all" if self.order_id and self.status == "backordered" else self.status
+
+
+MIN_NAME_SEARCH = 3
+"""The customer-name search needs at least this many characters (so "a" does not list everyone)."""
+
+
+def contains_text(column: Any, text: str) -> Any:
+    """``column`` contains ``text``, case-insensitively, with LIKE's wildcards (``%``, ``_``) and
+    the escape character in ``text`` taken literally."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+def order_search(typed: str) -> Any:
+    """The condition on ``orders`` for what staff typed in the order filter (see ``LineFilter.order_id``)."""
+    o = t.orders.c
+    typed = typed.strip()
+    numbers = {typed, "#" + typed.removeprefix("#")}
+    conds = [o.id == typed, o.reference.in_(numbers)]
+    if "@" in typed:
+        conds.append(func.lower(o.customer_email) == typed.lower())
+    digits = typed.replace(" ", "")
+    if digits:
+        conds.append(func.replace(o.customer_phone, " ", "") == digits)
+    if len(typed) >= MIN_NAME_SEARCH:
+        conds.append(contains_text(o.customer_name, typed))
+    return or_(*conds)
 
 
 class StaffQueries:
@@ -331,20 +394,19 @@ class StaffQueries:
     ) -> tuple[list[dict[str, Any]], int]:
         c, s = t.order_lines.c, t.skus.c
         conds: list[Any] = []
-        if f.status == "backordered":
+        status = f.effective_status
+        if status == "backordered":
             conds += [c.status == "open", c.backordered > 0]
-        elif f.status in ("open", "shipped", "cancelled"):
-            conds.append(c.status == f.status)
+        elif status in ("open", "shipped", "cancelled"):
+            conds.append(c.status == status)
         if f.sku:
             conds.append(c.sku == f.sku)
         if f.channel:
             conds.append(c.channel == f.channel)
         if f.supplier:
             conds.append(s.preferred_supplier == f.supplier)
-        if f.order_id:  # our id, or the number the customer knows ("#1001" or "1001")
-            numbers = {f.order_id, "#" + f.order_id.removeprefix("#")}
-            by_number = select(t.orders.c.id).where(t.orders.c.reference.in_(numbers))
-            conds.append(or_(c.order_id == f.order_id, c.order_id.in_(by_number)))
+        if f.order_id and f.order_id.strip():  # our id, the customer's number, email, phone or name
+            conds.append(c.order_id.in_(select(t.orders.c.id).where(order_search(f.order_id))))
         if f.min_age_days is not None:
             conds.append(c.placed_at <= now - timedelta(days=f.min_age_days))
         if f.max_age_days is not None:
@@ -435,8 +497,7 @@ class StaffQueries:
         s, lv, c = t.skus.c, t.stock_levels.c, t.order_lines.c
         conds = []
         if q:
-            like = f"%{q.lower()}%"
-            conds.append(or_(func.lower(s.code).like(like), func.lower(s.name).like(like)))
+            conds.append(or_(contains_text(s.code, q), contains_text(s.name, q)))
         on_hand = select(func.coalesce(func.sum(lv.on_hand), 0)).where(lv.sku == s.code).scalar_subquery()
         allocated = select(func.coalesce(func.sum(lv.allocated), 0)).where(lv.sku == s.code).scalar_subquery()
         waiting = (

@@ -1,6 +1,15 @@
 """Staff security for the dashboard: argon2 password hashes, server-side sessions in an
 HttpOnly cookie (Secure behind TLS, SameSite=Lax), a CSRF token per session checked on every
-POST, roles viewer < operator < admin, and login throttling per user name and per client address.
+POST, roles viewer < operator < admin, and login throttling per (user name, client address) pair
+and per client address.
+
+Throttling never locks a user name for everybody: that would let anyone who knows a staff user's
+name keep them out. Failures count under the (name, address) pair (5 within 15 minutes lock that
+name from that address: guessing one account's password) and under the address alone (20 lock
+the address for every name: trying many accounts). The real user, from another address, can
+still sign in. The address is ``request.client.host``: the peer, or what uvicorn took from
+``X-Forwarded-For`` when the peer is a trusted proxy (uvicorn's default: loopback only, or
+``FORWARDED_ALLOW_IPS``; see docs/dashboard.md). IPv6 addresses count by their /64 network, which one host usually holds whole.
 
 API keys (``Authorization: Bearer bo_…``) are checked in ``web/api.py`` through
 ``StaffService.verify_api_key``."""
@@ -9,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,13 +28,16 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Request, Response
 
 from backorder.bootstrap import Application
-from backorder.staff.service import role_at_least
+from backorder.staff.service import CONTACT_ROLE, role_at_least
 
 SESSION_COOKIE = "bo_session"
 LOGIN_CSRF_COOKIE = "bo_login_csrf"
 SESSION_LIFETIME = timedelta(hours=12)
 THROTTLE_WINDOW = timedelta(minutes=15)
 THROTTLE_LIMIT = 5
+"""Failures within the window that lock one user name from one client address."""
+THROTTLE_ADDRESS_LIMIT = 20
+"""Failures within the window, whatever the user names, that lock a client address."""
 THROTTLE_LOCK = timedelta(minutes=15)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 _DUMMY_HASH = _hasher.hash("not a real password: equalises timing for unknown users")
@@ -57,6 +70,11 @@ class StaffUser:
 
     def can(self, role: str) -> bool:
         return role_at_least(self.role, role)
+
+    @property
+    def may_see_contact(self) -> bool:
+        """Whether the order page shows the customer's name, email and phone to this user."""
+        return self.can(CONTACT_ROLE)
 
 
 class LoginRequired(Exception):
@@ -139,26 +157,48 @@ async def form_with_csrf(request: Request, user: StaffUser) -> dict[str, list[st
     return values
 
 
-def _throttle_keys(username: str, client: str) -> list[str]:
-    return [f"user:{username.lower()}"[:200], f"ip:{client}"[:200]]
+def client_key(client: str) -> str:
+    """The address failures count under: the IP address, or its /64 network for IPv6."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:  # not an IP address ("unknown", a unix socket): counted as given
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _pair_key(username: str, client: str) -> str:
+    return f"pair:{client_key(client)}|{username.lower()}"[:200]
+
+
+def throttle_limits(username: str, client: str) -> dict[str, int]:
+    """The login_failures keys a failed sign-in counts under, with the failures that lock each:
+    the (user name, address) pair and the address; never the user name alone."""
+    return {_pair_key(username, client): THROTTLE_LIMIT, f"ip:{client_key(client)}"[:200]: THROTTLE_ADDRESS_LIMIT}
 
 
 def login(application: Application, username: str, password: str, client: str) -> tuple[str, StaffUser] | None:
-    """Check the password (throttled); on success open a session and return (cookie value, user)."""
+    """Check the password (throttled); on success open a session and return (cookie value, user).
+    A disabled user is refused like a wrong password (the audit row says why)."""
     assert application.staff is not None
     store = application.staff.store
     now = application.clock.now()
-    keys = _throttle_keys(username, client)
-    until = store.locked_until(keys, now)
+    limits = throttle_limits(username, client)
+    until = store.locked_until(list(limits), now)
     if until is not None:
         raise LoginThrottled(until)
     user = store.user(username)
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password) and user is not None and user.active
-    if not ok or user is None:
-        store.record_failure(keys, now, THROTTLE_WINDOW, THROTTLE_LIMIT, THROTTLE_LOCK)
-        application.staff.audit(f"user:{username}"[:200], "login", "", {"client": client}, outcome="failed")
+    matches = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if not matches or user is None or not user.active:
+        store.record_failure(limits, now, THROTTLE_WINDOW, THROTTLE_LOCK)
+        detail = {"client": client, **({"reason": "disabled"} if matches and user and not user.active else {})}
+        application.staff.audit(f"user:{username}"[:200], "login", "", detail, outcome="failed")
         return None
-    store.clear_failures(keys)
+    # Only the pair's count: signing in to one account does not wipe the address's failures on others.
+    store.clear_failures([_pair_key(username, client)])
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     store.add_session(_digest(token), user.id, csrf, now, now + SESSION_LIFETIME)
