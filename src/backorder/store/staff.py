@@ -797,7 +797,8 @@ def project_stock(
     weeks: int = 8,
 ) -> list[dict[str, Any]]:
     """Week by week: on hand (free after allocations), incoming PO units by expected date, and the
-    waiting demand they must first cover. ``projected`` = free stock + cumulative incoming − waiting."""
+    waiting demand they must first cover. ``projected`` = free stock + cumulative incoming − waiting.
+    The waiting demand is there once, now (the first row): it is not new demand every week."""
     free = on_hand - allocated
     out = []
     cumulative = 0
@@ -812,7 +813,7 @@ def project_stock(
                 "week": end.isoformat(),
                 "on_hand": free,
                 "incoming": arriving,
-                "backorder_demand": backordered,
+                "backorder_demand": backordered if week == 0 else 0,
                 "projected": free + cumulative - backordered,
             }
         )

@@ -15,7 +15,7 @@
             { type: "line", label: "Projected free stock", data: d.projection.map(function (r) { return r.projected; }), borderColor: "#0b5cad", backgroundColor: "#0b5cad", tension: 0.1 },
             { label: "Free on hand now", data: d.projection.map(function (r) { return r.on_hand; }), backgroundColor: "#7fa7cf" },
             { label: "Incoming (POs by expected date)", data: d.projection.map(function (r) { return r.incoming; }), backgroundColor: "#3c9a5f" },
-            { label: "Backorder demand", data: d.projection.map(function (r) { return -r.backorder_demand; }), backgroundColor: "#c0504d" }
+            { label: "Waiting demand (now)", data: d.projection.map(function (r) { return -r.backorder_demand; }), backgroundColor: "#c0504d" }
           ]
         },
         options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y: { title: { display: true, text: "units" } } } }
