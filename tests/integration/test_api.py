@@ -71,7 +71,7 @@ def test_writes_go_through_the_bus_and_are_audited(keyed: tuple[Application, str
     app, _, writer = keyed
     http = client(app)
     assert http.post("/api/v1/orders/O-2/priority", json={"priority": 9}, headers=auth(writer)).status_code == 200
-    assert http.post("/api/v1/orders/O-3/cancel", json={}, headers=auth(writer)).status_code == 200
+    assert http.post("/api/v1/orders/O-3/cancel", json={"all": True}, headers=auth(writer)).status_code == 200
     assert http.get("/api/v1/orders/O-3", headers=auth(writer)).json()["lines"][0]["status"] == "cancelled"
     assert http.post("/api/v1/orders/NOPE/priority", json={"priority": 1}, headers=auth(writer)).status_code == 404
     draft = http.get("/api/v1/purchase-orders?status=draft", headers=auth(writer)).json()["items"][0]
@@ -94,6 +94,80 @@ def test_writes_go_through_the_bus_and_are_audited(keyed: tuple[Application, str
         and ("cancel_lines", "ok") in rows
         and ("send_purchase_order", "refused") in rows
     )
+
+
+def cancel_audits(app: Application, order_id: str) -> list[tuple[str, Any]]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.audit_log)
+            .where(t.audit_log.c.action == "cancel_lines", t.audit_log.c.target == order_id)
+            .order_by(t.audit_log.c.id)
+        ).all()
+    return [(r.outcome, r.detail) for r in rows]
+
+
+@pytest.mark.parametrize("body", [{}, {"line_nos": []}, {"all": False}, {"all": True, "line_nos": [1]}])
+def test_cancel_needs_the_lines_or_an_explicit_all(keyed: tuple[Application, str, str], body: dict[str, Any]) -> None:
+    app, _, writer = keyed
+    http = client(app)
+    answer = http.post("/api/v1/orders/O-3/cancel", json=body, headers=auth(writer))
+    assert answer.status_code == 422, answer.text
+    assert any("line_nos" in e["loc"] and "all" in e["msg"] for e in answer.json()["detail"]), answer.json()
+    assert http.get("/api/v1/orders/O-3", headers=auth(writer)).json()["lines"][0]["status"] == "open"
+    assert cancel_audits(app, "O-3") == []
+
+
+def test_cancel_all_is_audited_as_all_and_a_second_cancel_is_a_conflict(keyed: tuple[Application, str, str]) -> None:
+    app, _, writer = keyed
+    http = client(app)
+    first = http.post("/api/v1/orders/O-3/cancel", json={"all": True}, headers=auth(writer))
+    assert first.status_code == 200 and first.json()["detail"] == "order O-3: line(s) 1 cancelled"
+    again = http.post("/api/v1/orders/O-3/cancel", json={"all": True}, headers=auth(writer))
+    assert again.status_code == 409 and "nothing left to cancel" in again.json()["detail"]
+    named = http.post("/api/v1/orders/O-3/cancel", json={"line_nos": [1]}, headers=auth(writer))
+    assert named.status_code == 409 and "nothing left to cancel" in named.json()["detail"]
+    audits = cancel_audits(app, "O-3")
+    assert [outcome for outcome, _ in audits] == ["ok", "refused", "refused"]
+    assert audits[0][1]["line_nos"] == "all"
+    assert "nothing left to cancel" in audits[1][1]["error"]
+
+
+def test_cancel_names_the_lines_it_cancelled(keyed: tuple[Application, str, str]) -> None:
+    app, _, writer = keyed
+    http = client(app)
+    answer = http.post("/api/v1/orders/O-2/cancel", json={"line_nos": [1, 1]}, headers=auth(writer))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["detail"] == "order O-2: line(s) 1 cancelled"
+    assert cancel_audits(app, "O-2") == [("ok", {"line_nos": [1]})]
+    assert http.post("/api/v1/orders/O-2/cancel", json={"line_nos": [7]}, headers=auth(writer)).status_code == 409
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/orders/%00", "/api/v1/orders/a%00b/explain", "/api/v1/skus?q=%00", "/api/v1/skus/%00"]
+)
+def test_a_nul_in_the_url_is_a_client_error(keyed: tuple[Application, str, str], url: str) -> None:
+    app, reader, _ = keyed
+    answer = client(app).get(url, headers=auth(reader))
+    assert 400 <= answer.status_code < 500 and answer.status_code in (400, 404, 422), answer.text
+
+
+def test_a_nul_in_a_write_body_is_a_validation_error(keyed: tuple[Application, str, str]) -> None:
+    app, _, writer = keyed
+    http = client(app)
+    cancel = http.post("/api/v1/orders/O-3/cancel", json={"all": True, "reason": "a\x00b"}, headers=auth(writer))
+    assert cancel.status_code == 422 and cancel.json()["detail"][0]["loc"] == ["body", "reason"]
+    run = http.post("/api/v1/backorders/run", json={"skus": ["WN\x00"]}, headers=auth(writer))
+    assert run.status_code == 422 and run.json()["detail"][0]["loc"] == ["body", "skus", 0]
+
+
+@pytest.mark.parametrize("q", ["%", "_", "%%"])
+def test_a_sku_search_for_a_wildcard_character_matches_it_literally(
+    keyed: tuple[Application, str, str], q: str
+) -> None:
+    app, reader, _ = keyed
+    http = client(app)
+    assert http.get("/api/v1/skus", params={"q": q}, headers=auth(reader)).json()["total"] == 0
+    assert http.get("/api/v1/skus", params={"q": "pb29-5"}, headers=auth(reader)).json()["total"] == 2
 
 
 def test_outbox_retry_and_replay_only_touch_rows_in_the_right_state(keyed: tuple[Application, str, str]) -> None:

@@ -347,9 +347,22 @@ def _failure(row: InboxRow, exc: Exception) -> Outcome:
     if isinstance(exc, (WebhookRejected, DomainError)):
         reason = getattr(exc, "reason", None) or str(exc)
         return Outcome("failed", f"{type(exc).__name__}: {reason}")
-    # a bug: keep the row failed and visible, never lose it
+    # a bug: keep the row failed and visible, never lose it (the traceback is in the log)
     log.error("inbox row %s failed unexpectedly", row.id, exc_info=exc)
-    return Outcome("failed", f"unexpected error: {type(exc).__name__}: {exc}"[:1000])
+    return Outcome("failed", f"unexpected error: {type(exc).__name__}: {_first_line(exc)}"[:1000])
+
+
+_STATEMENT_PARTS = ("[SQL:", "[parameters:", "(Background on this error")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, without what SQLAlchemy appends to it (the SQL
+    statement, its parameters, a link): the reason is shown to API clients and staff, and the
+    parameters may hold a customer's personal data."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    for part in _STATEMENT_PARTS:
+        text = text.split(part, 1)[0].rstrip()
+    return text or "(no message)"
 
 
 def _order_id(cmd: commands.Command) -> str:

@@ -3,23 +3,31 @@
 Authentication: ``Authorization: Bearer bo_<prefix>_<secret>`` (``backorder apikey add``). Keys
 are stored as SHA-256 hashes and carry the scopes ``read`` or ``read write``. List endpoints
 paginate with ``limit``/``offset`` and return ``total`` and ``next_offset``. Every write is a
-command on the message bus (or the outbox queue) and is audited as ``apikey:<prefix>``."""
+command on the message bus (or the outbox queue) and is audited as ``apikey:<prefix>``.
+
+``POST /api/v1/orders`` (a POS/B2B order) is the exception: it takes the channel's own
+``api_key`` (``[channels.<id>] api_key``, the ``ChannelKey`` scheme), checked before the body."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel, ValidationInfo, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from backorder.bootstrap import Application
-from backorder.domain import commands
+from backorder.channels.api_orders import INT_MAX, NO_NUL, ApiOrder, order_lines
+from backorder.domain import commands, events
 from backorder.domain.errors import DomainError, UnknownOrder, UnknownSku
 from backorder.staff.service import ApiPrincipal
 from backorder.store.engine import driver_reason, is_unavailable
@@ -33,6 +41,8 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    # answered by the app before routing (web/app.py): no URL holds a NUL, PostgreSQL text neither
+    400: {"model": Problem, "description": "A NUL character (%00) in the URL"},
     401: {"model": Problem, "description": "Missing or invalid API key"},
     403: {"model": Problem, "description": "The key lacks the scope"},
 }
@@ -257,8 +267,30 @@ class Accepted(BaseModel):
 
 
 class CancelIn(BaseModel):
-    line_nos: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=list, max_length=1000)
-    reason: str = Field("cancelled via API", max_length=200)
+    """Either ``line_nos`` or ``"all": true``: an empty body cancels nothing (422)."""
+
+    cancel_all: bool = Field(
+        False, alias="all", description="cancel every open line of the order (instead of naming them in line_nos)"
+    )
+    line_nos: list[Annotated[int, Field(ge=1, le=INT_MAX)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        validate_default=True,
+        description="the lines to cancel; required unless all is true",
+    )
+    reason: str = Field("cancelled via API", max_length=200, pattern=NO_NUL)
+
+    @field_validator("line_nos")
+    @classmethod
+    def _lines_or_all(cls, line_nos: list[int], info: ValidationInfo) -> list[int]:
+        cancel_all = info.data.get("cancel_all")
+        if cancel_all is None:  # `all` was invalid itself: reported on its own
+            return line_nos
+        if cancel_all and line_nos:
+            raise ValueError('give either line_nos or "all": true, not both')
+        if not cancel_all and not line_nos:
+            raise ValueError('name the lines to cancel in line_nos, or send "all": true to cancel every open line')
+        return sorted(set(line_nos))
 
 
 class PriorityIn(BaseModel):
@@ -266,7 +298,9 @@ class PriorityIn(BaseModel):
 
 
 class RunIn(BaseModel):
-    skus: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=1000)
+    skus: list[Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class PoLineIn(BaseModel):
@@ -318,22 +352,126 @@ Reader = Annotated[ApiPrincipal, Depends(_reader)]
 Writer = Annotated[ApiPrincipal, Depends(_writer)]
 
 
+# --- POST /api/v1/orders (issue 3): its models, its key, its route -----------------------------
+
+
+class ChannelOrderOut(BaseModel):
+    order_id: str
+    inbox_id: int
+    status: str
+    detail: str = ""
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class RequestInvalid(BaseModel):
+    detail: list[FieldError] = Field(description="what does not match the schema (nothing was recorded)")
+
+
+class OrderFailed(BaseModel):
+    detail: str = Field(description="why the order was refused")
+    inbox_id: int = Field(description="the inbox row, kept as failed (`backorder inbox reprocess ID` runs it again)")
+
+
+class OrderUnprocessable(RootModel[OrderFailed | RequestInvalid]):
+    """The two 422 answers of ``POST /api/v1/orders``."""
+
+
+_channel_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ChannelKey",
+    description="A POS/B2B channel's own `api_key` (`[channels.<id>] api_key`); not a `backorder apikey` key",
+)
+
+
+def _api_channel(request: Request) -> str:
+    """The channel whose ``api_key`` the request presents, else 401."""
+    services = request.app.state.backorder.channel_services
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    presented = presented.strip()
+    channel = (
+        services.api_channel_for_key(presented)
+        if services is not None and scheme.lower() == "bearer" and presented
+        else None
+    )
+    if channel is None:
+        raise HTTPException(401, "missing or unknown channel API key", headers={"WWW-Authenticate": "Bearer"})
+    return str(channel)
+
+
+def _channel(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_channel_bearer)]
+) -> str:
+    # the key was checked by ChannelKeyFirst; the dependency declares the security scheme
+    found = getattr(request.state, "api_channel", None)
+    return found if isinstance(found, str) else _api_channel(request)
+
+
+ChannelKey = Annotated[str, Depends(_channel)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=150,
+        description="The client's key for this order: a retry with the same key (and body) is answered "
+        "from the first request. Without it, the body's SHA-256 is the key.",
+    ),
+]
+
+
+class ChannelKeyFirst(APIRoute):
+    """The route of ``POST /api/v1/orders``: the channel key is checked before FastAPI reads and
+    validates the body, so a request without a valid key gets 401, never a 422 that lists the
+    order's fields."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def key_first(request: Request) -> Response:
+            request.state.api_channel = _api_channel(request)
+            return await handler(request)
+
+        return key_first
+
+
+def _line_keys(lines: Any) -> list[tuple[int, str, int]]:
+    return sorted((int(ln["line_no"]), str(ln["sku"]), int(ln["quantity"])) for ln in lines)
+
+
 def build_router(application: Application) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["api v1"], responses=ERRORS)
     staff = application.staff
     assert staff is not None
     queries = staff.queries
 
-    def run(who: ApiPrincipal, action: str, target: str, detail: dict[str, Any], cmd: commands.Command) -> None:
+    def run(
+        who: ApiPrincipal,
+        action: str,
+        target: str,
+        detail: dict[str, Any],
+        cmd: commands.Command,
+        unchanged: Callable[[list[events.Event]], str | None] | None = None,
+    ) -> list[events.Event]:
+        """Apply ``cmd`` and audit it. ``unchanged``: given what happened, why the command
+        changed nothing (answered 409 and audited as refused), or None."""
         try:
-            application.bus.handle(cmd)
+            happened = application.bus.handle(cmd)
         except (UnknownOrder, UnknownSku) as exc:
             staff.audit(who.actor, action, target, {**detail, "error": str(exc)}, outcome="refused")
             raise HTTPException(404, str(exc)) from None
         except DomainError as exc:
             staff.audit(who.actor, action, target, {**detail, "error": str(exc)}, outcome="refused")
             raise HTTPException(409, str(exc)) from None
+        refusal = unchanged(happened) if unchanged is not None else None
+        if refusal is not None:
+            staff.audit(who.actor, action, target, {**detail, "error": refusal}, outcome="refused")
+            raise HTTPException(409, refusal)
         staff.audit(who.actor, action, target, detail)
+        return happened
 
     # --- backorders and orders ----------------------------------------------------------------
 
@@ -379,14 +517,23 @@ def build_router(application: Application) -> APIRouter:
     def cancel_order(who: Writer, body: CancelIn, order_id: Annotated[str, Path(max_length=128)]) -> Any:
         if queries.order(order_id) is None:
             raise HTTPException(404, f"no order {order_id!r}")
-        run(
+
+        def cancelled(happened: list[events.Event]) -> list[int]:
+            return [ln.line_no for e in happened if isinstance(e, events.BackorderCancelled) for ln in e.lines]
+
+        happened = run(
             who,
             "cancel_lines",
             order_id,
-            {"line_nos": body.line_nos},
-            commands.CancelOrder(order_id, tuple(body.line_nos), body.reason),
+            {"line_nos": "all" if body.cancel_all else body.line_nos},
+            # CancelOrder without line numbers cancels every open line
+            commands.CancelOrder(order_id, () if body.cancel_all else tuple(body.line_nos), body.reason),
+            unchanged=lambda happened: (
+                None if cancelled(happened) else f"order {order_id}: nothing left to cancel (shipped or cancelled)"
+            ),
         )
-        return {"detail": f"order {order_id}: open lines cancelled"}
+        lines = ", ".join(str(n) for n in sorted(cancelled(happened)))
+        return {"detail": f"order {order_id}: line(s) {lines} cancelled"}
 
     @router.post("/orders/{order_id}/priority", response_model=Accepted, responses={**NOT_FOUND, **CONFLICT})
     def change_priority(who: Writer, body: PriorityIn, order_id: Annotated[str, Path(max_length=128)]) -> Any:
@@ -415,16 +562,6 @@ def build_router(application: Application) -> APIRouter:
     # A POS or B2B portal authenticates with its channel's own key (`[channels.<id>] api_key`),
     # which selects the channel. The order goes through the inbox like a webhook (keyed by the
     # Idempotency-Key header, else a hash of the body) and is processed at once.
-    from fastapi import Request as _Request
-
-    from backorder.channels.api_orders import ApiOrder as _ApiOrder
-
-    class ChannelOrderOut(BaseModel):
-        order_id: str
-        inbox_id: int
-        status: str
-        detail: str = ""
-
     channel_services = application.channel_services
 
     unavailable_503: dict[int | str, dict[str, Any]] = {
@@ -445,23 +582,17 @@ def build_router(application: Application) -> APIRouter:
             headers={"Retry-After": "30"},
         )
 
-    async def create_channel_order(order: _ApiOrder, request: _Request) -> Any:
-        import hashlib
-
-        from starlette.concurrency import run_in_threadpool
-
-        auth = request.headers.get("authorization", "")
-        scheme, _, presented = auth.partition(" ")
-        channel = channel_services.api_channel_for_key(presented.strip()) if scheme.lower() == "bearer" else None
-        if channel is None:
-            raise HTTPException(401, "missing or unknown channel API key", headers={"WWW-Authenticate": "Bearer"})
+    async def create_channel_order(
+        order: ApiOrder, request: Request, channel: ChannelKey, idempotency_key: IdempotencyKey = None
+    ) -> Any:
         body = await request.body()
         if len(body) > application.config.server.max_body_bytes:
             raise HTTPException(413, "body too large")
-        idem = request.headers.get("idempotency-key", "").strip()[:150]
+        idem = (idempotency_key or "").strip()
         key = f"idem:{idem}" if idem else "sha256:" + hashlib.sha256(body).hexdigest()
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}
         now = application.clock.now()
+        our_id = f"{channel}-{order.order_id}"
         try:
             row_id, created = await run_in_threadpool(
                 channel_services.inbox.record, "api", channel, key, "order", headers, body, now
@@ -473,6 +604,8 @@ def build_router(application: Application) -> APIRouter:
             if created:
                 await run_in_threadpool(channel_services.processor.process_id, row_id)
             row = await run_in_threadpool(channel_services.inbox.get, row_id)
+            # ignored: the order id was recorded before (by another request); read what it holds
+            held = await run_in_threadpool(queries.order, our_id) if row and row.status == "ignored" else None
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -482,14 +615,23 @@ def build_router(application: Application) -> APIRouter:
         assert row is not None
         if not created and not _same_json(row.body, body):
             raise HTTPException(409, "this Idempotency-Key was used for a different order")
-        our_id = f"{channel}-{order.order_id}"
         if row.status == "failed":
             return JSONResponse({"detail": row.error or "failed", "inbox_id": row_id}, status_code=422)
+        if held is not None and _line_keys(held["lines"]) != _line_keys(
+            {"line_no": n.line_no, "sku": n.sku, "quantity": n.quantity} for n in order_lines(order)
+        ):
+            # the same order id with other lines: an edit, which this endpoint does not apply
+            raise HTTPException(
+                409,
+                f"order {our_id} is already recorded with other lines; orders are not changed through "
+                f"this endpoint (cancel lines with POST /api/v1/orders/{our_id}/cancel)",
+            )
         out = {"order_id": our_id, "inbox_id": row_id, "status": row.status, "detail": row.error or ""}
-        return JSONResponse(out, status_code=201 if created else 200)
+        # 201 only when this request placed the order; 200 for a retry (whatever the row's state)
+        # and for the same order again (ignored); 202 when the worker claimed the new row first
+        code = {"processed": 201, "ignored": 200}.get(row.status, 202) if created else 200
+        return JSONResponse(out, status_code=code)
 
-    # annotations are strings in this module; FastAPI needs the local model itself
-    create_channel_order.__annotations__ = {"order": _ApiOrder, "request": _Request, "return": Any}
     router.add_api_route(
         "/orders",
         create_channel_order,
@@ -497,11 +639,38 @@ def build_router(application: Application) -> APIRouter:
         response_model=ChannelOrderOut,
         status_code=201,
         summary="Record an order from a POS or B2B channel",
+        description=(
+            "Authenticated with the channel's own `api_key` (`[channels.<id>] api_key`), not with a "
+            "`backorder apikey` key; the key selects the channel. Recorded in the inbox under the "
+            "`Idempotency-Key` (else a hash of the body) and processed at once. An order id already "
+            "recorded is never changed here: the same lines again answer 200, other lines 409."
+        ),
+        route_class_override=ChannelKeyFirst,
         responses={
-            200: {"model": ChannelOrderOut, "description": "Already recorded under this Idempotency-Key"},
-            409: {"model": Problem, "description": "Idempotency-Key reused with a different body"},
+            200: {
+                "model": ChannelOrderOut,
+                "description": "Already recorded: a retry (same Idempotency-Key, or the same body without "
+                "one) answered with the row's current state, or the same order with the same lines again "
+                "(status ignored); nothing changed",
+            },
+            201: {"model": ChannelOrderOut, "description": "The order was placed (status processed)"},
+            202: {
+                "model": ChannelOrderOut,
+                "description": "Recorded in the inbox, and the worker claimed it first: it is processing it",
+            },
+            401: {"model": Problem, "description": "Missing or unknown channel API key (checked before the body)"},
+            409: {
+                "model": Problem,
+                "description": "The Idempotency-Key was used for a different body, or the order id is already "
+                "recorded with other lines (orders are not changed through this endpoint)",
+            },
             413: {"model": Problem, "description": "Body too large"},
-            422: {"model": Problem, "description": "The order was kept in the inbox as failed"},
+            422: {
+                "model": OrderUnprocessable,
+                "description": "Either the request does not match the schema (FastAPI's list of field errors; "
+                "nothing is recorded), or the order was refused, e.g. an unknown SKU (`detail` is the reason, "
+                "`inbox_id` the inbox row, kept as failed)",
+            },
             **unavailable_503,
         },
     )

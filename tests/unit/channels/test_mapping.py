@@ -96,3 +96,45 @@ def test_a_bad_pos_order_body_is_malformed_with_a_reason(body: bytes) -> None:
     with pytest.raises(MalformedPayload) as caught:
         parse_order("pos", body, RECEIVED)
     assert caught.value.reason.startswith("not a valid order")
+
+
+@pytest.mark.parametrize(
+    ("order", "field"),
+    [
+        ({"lines": [{"sku": "INK", "quantity": 2**31}]}, "lines.0.quantity"),
+        ({"lines": [{"sku": "INK", "quantity": 1, "line_no": 2**31}]}, "lines.0.line_no"),
+        ({"lines": [{"sku": "IN\x00K", "quantity": 1}]}, "lines.0.sku"),
+        ({"priority": -(2**31) - 1}, "priority"),
+        ({"priority": 2**31}, "priority"),
+        ({"reference": "R\x00"}, "reference"),
+        ({"customer": {"email": "ada"}}, "customer.email"),
+        ({"customer": {"email": "a" * 309 + "@example.com"}}, "customer.email"),
+        ({"customer": {"name": "N" * 201}}, "customer.name"),
+        ({"customer": {"phone": "1" * 41}}, "customer.phone"),
+        ({"customer": {"name": "\x00"}}, "customer.name"),
+        ({"placed_at": "2026-11-27T09:00:00"}, "placed_at"),
+        ({"placed_at": "0001-01-01T00:00:00+01:00"}, "placed_at"),
+    ],
+)
+def test_a_pos_order_beyond_the_database_columns_is_malformed_naming_the_field(
+    order: dict[str, object], field: str
+) -> None:
+    body = {"order_id": "T-1", "lines": [{"sku": "INK", "quantity": 1}], **order}
+    with pytest.raises(MalformedPayload) as caught:
+        parse_order("pos", json.dumps(body).encode(), RECEIVED)
+    assert caught.value.reason.startswith(f"not a valid order: {field}: ")
+
+
+def test_a_pos_order_at_the_limits_of_the_columns_is_an_order() -> None:
+    body = {
+        "order_id": "T-1",
+        "placed_at": "2026-11-27T10:00:00+01:00",
+        "lines": [{"sku": "S" * 64, "quantity": 2**31 - 1, "line_no": 2**31 - 1}, {"sku": "INK", "quantity": 1}],
+        "customer": {"email": "a" * 308 + "@example.com", "name": "N" * 200, "phone": "1" * 40},
+        "priority": -(2**31),
+        "reference": "R" * 64,
+    }
+    order = parse_order("pos", json.dumps(body).encode(), RECEIVED)
+    assert order.placed_at == RECEIVED and order.priority == -(2**31)
+    assert order.lines == (NewLine(2**31 - 1, "S" * 64, 2**31 - 1), NewLine(2, "INK", 1))
+    assert order.customer_email is not None and len(order.customer_email) == 320
