@@ -115,6 +115,17 @@ def test_the_same_order_again_is_a_200_and_a_retry_gets_the_original_answer(
         assert again.json()["status"] == "ignored" and "already recorded" in again.json()["detail"]
     assert lines(app, "pos-T-1") == [(1, "INK", 2), (2, "PEN", 1)]
     assert [row["status"] for row in inbox(app)] == ["processed", "ignored", "ignored"]
+    # each request that reached the inbox is audited once, as the channel; the retry is not
+    with app.engine.connect() as conn:
+        audited = [
+            (r.actor, r.action, r.target, r.outcome)
+            for r in conn.execute(select(t.audit_log).where(t.audit_log.c.action == "place_order"))
+        ]
+    assert (
+        audited
+        == [("channel:pos", "place_order", "pos-T-1", "ok")]
+        + [("channel:pos", "place_order", "pos-T-1", "refused")] * 2
+    )
 
 
 # --- the channel key comes first ---------------------------------------------------------------

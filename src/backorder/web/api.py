@@ -615,6 +615,10 @@ def build_router(application: Application) -> APIRouter:
         assert row is not None
         if not created and not _same_json(row.body, body):
             raise HTTPException(409, "this Idempotency-Key was used for a different order")
+        if created:  # audited once, as the channel that sent it (a retry is answered, not audited again)
+            outcome = "ok" if row.status in ("processed", "received", "processing") else "refused"
+            detail = {"inbox_id": row_id, "status": row.status, **({"error": row.error} if row.error else {})}
+            await run_in_threadpool(staff.audit, f"channel:{channel}", "place_order", our_id, detail, outcome)
         if row.status == "failed":
             return JSONResponse({"detail": row.error or "failed", "inbox_id": row_id}, status_code=422)
         if held is not None and _line_keys(held["lines"]) != _line_keys(
