@@ -49,7 +49,7 @@ from backorder.connectors.errors import ConnectorError, FatalError, RetryableErr
 from backorder.connectors.http import RateLimiter, full_jitter_delay
 from backorder.notify.debounce import decide
 from backorder.notify.links import LinkSigner
-from backorder.notify.preferences import has_sms_consent, resolve
+from backorder.notify.preferences import Recipients, has_sms_consent, resolve
 from backorder.notify.render import Renderer
 from backorder.notify.state import MessagingState
 from backorder.services.ports import Clock
@@ -451,14 +451,7 @@ class Dispatcher:
             if not decision.send:
                 raise Skip(decision.reason)
             payload["changes"] = list(decision.changes)
-        suppressed = {a for a in (contact.email, contact.phone) if a and m.state.is_suppressed(a)}
-        recipients = resolve(
-            m.state.preference(contact.order_id),
-            contact.email if self.routes.email is not None else None,
-            contact.phone if self.routes.sms is not None else None,
-            consent_from_order=m.sms_consent_from_order,
-            suppressed=suppressed,
-        )
+        recipients = self._recipients(contact, m)
         children = []
         if recipients.email:
             children.append(("send_email", "email", payload))
@@ -479,6 +472,30 @@ class Dispatcher:
             if held_until is not None:
                 raise _Deferred(max(1.0, (held_until - now).total_seconds()))
         return _FanOut(children, f"to {', '.join(c[1] for c in children)}")
+
+    def _recipients(self, contact: Any, m: MessagingOptions) -> Recipients:
+        """Where a customer message about this order can go now: preference, consent, suppressions
+        and the providers configured."""
+        suppressed = {a for a in (contact.email, contact.phone) if a and m.state.is_suppressed(a)}
+        return resolve(
+            m.state.preference(contact.order_id),
+            contact.email if self.routes.email is not None else None,
+            contact.phone if self.routes.sms is not None else None,
+            consent_from_order=m.sms_consent_from_order,
+            suppressed=suppressed,
+        )
+
+    def _unreachable(self, payload: Mapping[str, Any]) -> str:
+        """For staff, about a new backorder: why its customer will hear nothing from us ("" when
+        they will), so someone calls them. No address or number goes into the staff channel."""
+        m = self.messaging
+        contact = self.read.contact(payload["order_id"]) if m is not None and "order_id" in payload else None
+        if m is None or contact is None:
+            return ""
+        recipients = self._recipients(contact, m)
+        if recipients.email or recipients.phone:
+            return ""
+        return f"The customer will not be told by email or SMS ({recipients.reason}): contact them another way."
 
     def _line_etas(self, order_id: str) -> tuple[dict[int, Any], frozenset[int]]:
         """The order's lines' ETAs now, and the lines that wait now."""
@@ -696,7 +713,8 @@ class Dispatcher:
 
     def _do_notify_staff(self, d: ClaimedDelivery) -> tuple[str, DeliveryReceipt]:
         connector = _require(self.routes.staff, NotifiesStaff, "staff")
-        rendered = self.renderer.staff(d.payload)
+        unreachable = self._unreachable(d.payload) if d.payload.get("event") == "BackorderCreated" else ""
+        rendered = self.renderer.staff(d.payload, unreachable=unreachable)
         self._limit(connector, d.payload)
         message = StaffMessage(f"bo-{d.id}", rendered.title, rendered.text, template=d.payload["event"])
         return connector.name, connector.post_staff(message)

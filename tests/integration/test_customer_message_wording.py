@@ -282,3 +282,13 @@ def test_ready_to_ship_lists_every_reserved_line_not_only_the_one_that_arrived(s
     assert "W&N Burnt Sienna 5 ml (WN-PBR7-5): 3" in email["body"]
     assert "W&N Light Red 5 ml (WN-PR101-5): 1" in email["body"]
     assert "W&amp;N Burnt Sienna 5 ml" in email["html"]
+
+
+def test_staff_hear_when_a_new_backorders_customer_cannot_be_told(shop: Application) -> None:
+    place(shop, "U-1", ("WN-PR101-5", 1), email=None, phone=PHONE)  # a phone, but no SMS consent recorded
+    place(shop, "U-2", ("WN-PR101-5", 1))  # an email: reachable
+    posts = {m["subject"]: m["body"] for m in sent(shop, "staff", "BackorderCreated")}
+    unreachable = next(body for subject, body in posts.items() if "U-1" in subject)
+    assert "will not be told by email or SMS" in unreachable and "contact them another way" in unreachable
+    assert PHONE not in unreachable  # no number in the staff channel
+    assert all("will not be told" not in body for subject, body in posts.items() if "U-2" in subject)
