@@ -79,6 +79,10 @@ class Routes:
     channel_settings: dict[str, Any] = field(default_factory=dict)
 
 
+REVOCATION_SLOT = timedelta(minutes=1)
+"""How long an order's ETA slot holds against a reservation taken back (``Dispatcher._do_notify_customer``)."""
+
+
 @dataclass
 class MessagingOptions:
     """Consent, suppression, debounce and link signing (issue 4). Without it the dispatcher
@@ -463,11 +467,13 @@ class Dispatcher:
             # Two ETA messages for one order decided at once (two workers, or both before either
             # was sent) must not both go out: one claims the order's slot, the other waits for
             # the end of that interval and is decided again against what was told by then.
-            # A reservation taken back is told now: it takes the slot whatever its age (and
-            # still holds it against the next ETA message).
+            # A reservation taken back is told now: it takes a slot held longer than a minute
+            # (an earlier ETA message), and still holds it against the next ETA message. A slot
+            # taken within the minute is another worker's message about the same order, maybe
+            # this same news: this one waits and is decided again against what was told.
             now = self.clock.now()
             revoked = any(change.get("was_reserved") for change in payload.get("changes", []))
-            interval = timedelta(0) if revoked else m.eta_interval
+            interval = REVOCATION_SLOT if revoked else m.eta_interval
             held_until = m.state.claim_eta_slot(contact.order_id, d.id, now, interval)
             if held_until is not None:
                 raise _Deferred(max(1.0, (held_until - now).total_seconds()))
@@ -489,8 +495,10 @@ class Dispatcher:
         """For staff, about a new backorder: why its customer will hear nothing from us ("" when
         they will), so someone calls them. No address or number goes into the staff channel."""
         m = self.messaging
-        contact = self.read.contact(payload["order_id"]) if m is not None and "order_id" in payload else None
-        if m is None or contact is None:
+        if m is None or (self.routes.email is None and self.routes.sms is None):
+            return ""  # no customer messaging set up at all: not this order's doing
+        contact = self.read.contact(payload["order_id"]) if "order_id" in payload else None
+        if contact is None:
             return ""
         recipients = self._recipients(contact, m)
         if recipients.email or recipients.phone:

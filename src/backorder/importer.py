@@ -118,6 +118,8 @@ def _file_error(file: str, problem: str, message: str) -> CsvFileError:
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 """Deliberately permissive: one ``@``, a dot in the domain, no spaces."""
 
+MAX_AMOUNT = 10**10
+"""Amounts (unit cost, unit price) fit the database's NUMERIC(14, 4) and NUMERIC(12, 2): ten digits before the point."""
 INTEGER_MIN, INTEGER_MAX = -(2**31), 2**31 - 1
 """The range of every whole-number column: the database's 32-bit INTEGER. (``on_hand`` is a
 BIGINT in the table, but a count beyond this is a typo, and the same limit keeps every column's
@@ -190,6 +192,8 @@ class _Row:
             raise self.fail(column, f"{raw!r} is not an amount") from None
         if not value.is_finite() or value < 0:
             raise self.fail(column, f"{raw!r} must be a non-negative amount")
+        if value >= MAX_AMOUNT:
+            raise self.fail(column, f"{raw!r} is too large; an amount must be below {MAX_AMOUNT:,}")
         return value
 
     def email(self, column: str, *, example: str = "orders@supplier.example") -> str:

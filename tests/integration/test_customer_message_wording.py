@@ -6,6 +6,7 @@ the real app and the sandbox connectors."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -262,7 +263,8 @@ def test_a_customer_told_ready_to_ship_hears_at_once_when_a_count_takes_the_stoc
     assert one_email(shop, "ready_to_ship")["subject"] == "Order R-1 is complete and ready to ship"
     messaging = shop.dispatcher.messaging
     assert messaging is not None  # an ETA message went out an hour ago: its slot is held for a day
-    assert messaging.state.claim_eta_slot("R-1", 0, shop.clock.now(), messaging.eta_interval) is None
+    an_hour_ago = shop.clock.now() - timedelta(hours=1)
+    assert messaging.state.claim_eta_slot("R-1", 0, an_hour_ago, messaging.eta_interval) is None
     shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))  # the shelf is empty after all
     assert db.line("R-1")["backordered"] == 2
     email = one_email(shop, "eta_changed")
@@ -292,3 +294,23 @@ def test_staff_hear_when_a_new_backorders_customer_cannot_be_told(shop: Applicat
     assert "will not be told by email or SMS" in unreachable and "contact them another way" in unreachable
     assert PHONE not in unreachable  # no number in the staff channel
     assert all("will not be told" not in body for subject, body in posts.items() if "U-2" in subject)
+
+
+def test_a_reservation_taken_back_waits_for_a_message_about_the_order_sent_within_the_minute(
+    shop: Application, db: Db
+) -> None:
+    """Another worker's message about the same order holds the slot: this one is not sent beside it."""
+    place(shop, "R-3", ("WN-PR101-5", 1))
+    shop.bus.handle(commands.ReceiveStock("WN-PR101-5", "main", 1, shop.clock.now(), None))
+    assert one_email(shop, "ready_to_ship")
+    messaging = shop.dispatcher.messaging
+    assert messaging is not None
+    assert messaging.state.claim_eta_slot("R-3", 0, shop.clock.now(), messaging.eta_interval) is None  # just now
+    shop.bus.handle(commands.SetStockLevel("WN-PR101-5", "main", 0))
+    assert sent(shop, "email", "eta_changed") == []  # deferred, not lost
+    (row,) = [
+        r
+        for r in shop.queue.list(limit=100)
+        if r["action"] == "notify_customer" and r["payload"].get("event") == "BackorderEtaChanged"
+    ]
+    assert row["status"] == "pending"

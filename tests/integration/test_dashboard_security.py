@@ -325,6 +325,10 @@ def test_only_the_apps_own_notices_are_shown_and_bad_urls_are_refused(staffed: A
     token = sign_in(http, "otto")
     forged = http.get("/dashboard", params={"notice": "Session expired: sign in at https://evil.example"}).text
     assert "evil.example" not in forged
+    for mac in ("é", "x" * 24, ""):  # any signature, ASCII or not, is compared, never a 500
+        page = http.get("/dashboard", params={"notice": "hello", "nm": mac})
+        assert page.status_code == 200 and "hello" not in page.text
+    assert http.get("/login", params={"notice": "x", "nm": "é"}).status_code == 200
     real = http.post("/dashboard/backorders/bulk", data={"action": "priority", "priority": "1", "csrf_token": token})
     assert "Select at least one line first." in real.text  # the app's own redirect still shows its notice
     for url in ("/dashboard/orders/%00", "/dashboard/skus?q=%00", "/api/v1/orders/%00"):
@@ -341,3 +345,15 @@ def test_a_bulk_action_returns_to_the_list_as_filtered_even_when_htmx_applied_th
         "/dashboard/backorders", params={"supplier": "WN"}, headers={"HX-Request": "true", "HX-Target": "results"}
     ).text
     assert 'name="next" value="/dashboard/backorders?supplier=WN"' in partial
+
+
+def test_a_nul_in_a_form_or_a_user_name_is_refused_not_a_server_error(staffed: Application, db: Db) -> None:
+    http = client(staffed)
+    token = sign_in(http, "otto")
+    before = db.snapshot()
+    bulk = http.post("/dashboard/backorders/bulk", data={"action": "cancel", "sel": "O-1\x00|1|X", "csrf_token": token})
+    assert bulk.status_code == 400 and db.snapshot() == before
+    other = client(staffed)
+    page = other.get("/login")
+    refused = other.post("/login", data={"username": "ot\x00to", "password": "x" * 9, "csrf_token": csrf_of(page.text)})
+    assert refused.status_code in (200, 401) and "Sign in" in refused.text

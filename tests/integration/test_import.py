@@ -601,3 +601,11 @@ def test_orders_imported_before_are_skipped_and_named_so_overlapping_exports_imp
     assert sorted(r["id"] for r in db.rows(t.orders)) == ["W-1", "W-2", "W-3"]
     with pytest.raises(CsvImportError, match="already exists"):  # without the lookup: refused, as before
         import_file(catalog.bus, write(tmp_path, "again.csv", tuesday), "orders")
+
+
+def test_an_amount_too_large_for_its_column_is_refused_with_its_cell(
+    catalog: Application, tmp_path: Path, db: Db
+) -> None:
+    huge = SKU_HEADER + "X,Thing,,,,,false,ROYAL,X,12345678901.00,,1,1,0,0,0,,\n"
+    error = failing_import(catalog, write(tmp_path, "skus.csv", huge), "skus", db)
+    assert (error.row, error.column) == (2, "unit_cost") and "is too large" in str(error)

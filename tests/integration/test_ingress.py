@@ -767,3 +767,29 @@ def test_the_order_api_records_a_pos_order_once_per_idempotency_key(app: Applica
     other = client.post("/api/v1/orders", json={**order, "order_id": "T-78"}, headers=headers)
     assert other.status_code == 409
     assert client.post("/api/v1/orders", json=order, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_a_redaction_matches_whole_values_and_leaves_look_alike_customers_alone(
+    app: Application, client: TestClient
+) -> None:
+    """bob@shop.co is not jimbob@shop.com; order 15 is not a line item with id 15; a phone is its digits."""
+    from backorder.store.privacy import customer_data
+
+    bob = order_body(15, email="bob@shop.co", phone="+44 7700 900111")
+    jim = order_body(1016, email="jimbob@shop.com", phone="+447700900111999")
+    jim_items = json.loads(jim)
+    jim_items["line_items"][0]["id"] = 15  # a line item whose id is Bob's order number
+    jim = json.dumps(jim_items).encode()
+    for body, event in ((bob, "b-15"), (jim, "j-16")):
+        client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "orders/create", event))
+    app.channel_services.processor.drain()
+    with app.engine.connect() as conn:
+        assert [w["topic"] for w in customer_data(conn, "bob@shop.co")["webhooks"]] == ["orders/create"]
+    redact = json.dumps({"customer": {"email": "bob@shop.co", "phone": "+447700900111"}, "orders_to_redact": [15]})
+    body = redact.encode()
+    client.post("/webhooks/shopify/web", content=body, headers=shopify_headers(body, "customers/redact", "r-15"))
+    app.channel_services.processor.drain()
+    bodies = {r["event_key"].removeprefix("event:"): bytes(r["body"]) for r in inbox(app)}
+    assert bodies["b-15"] == bodies["r-15"] == b'{"redacted":true}'
+    assert b"jimbob@shop.com" in bodies["j-16"]  # untouched
+    assert {r["status"] for r in inbox(app) if r["event_key"] == "event:j-16"} == {"processed"}

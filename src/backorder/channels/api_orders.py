@@ -36,6 +36,12 @@ class ApiCustomer(BaseModel):
     phone: str | None = Field(default=None, max_length=40, pattern=NO_NUL)
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
 
+    @field_validator("email", "phone", "name", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        """A till that sends ``""`` for a field it has no value for sends nothing."""
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class ApiOrder(BaseModel):
     """A canonical order as a POS or B2B portal sends it. The bounds are the database columns'

@@ -3,13 +3,17 @@ request's reach beyond the orders' contact columns (Shopify ``customers/redact``
 ``shop/redact``): every other copy of the customer's personal data the store keeps goes too, in the
 same transaction as the orders' contact columns are cleared (``SqlOrders.redact_customer``).
 
-- **Inbox**: the raw webhook bodies of the channel that concern the customer (their email or phone
-  appears in the body, or the body is one of the redacted orders) are replaced by
-  ``{"redacted":true}``; the privacy request's own body too. A row that was never processed (or
-  failed) is not processed any more: it is ``ignored``, with the reason.
+- **Inbox**: the raw webhook bodies of the channel that concern the customer (one of their
+  orders by its order-id field, or a body holding their email or phone as a whole value) are
+  replaced by ``{"redacted":true}``; the privacy request's own body too. A row that was never
+  processed (or failed) is not processed any more: it is ``ignored``, with the reason.
 - **Sandbox messages** sent to the customer's addresses are deleted.
-- **Delivery details** (provider answers kept with attempts and message statuses) that quote an
-  address are replaced by a marker.
+- **Delivery details** (provider answers kept with attempts and message statuses) that quote the
+  customer's email are replaced by a marker.
+
+Matching compares whole values, never parts of one: redacting ``bob@shop.co`` leaves
+``jimbob@shop.com``'s order alone, and an order id counts only in an order-id field, not as a line
+item's ``id``. Phones compare by their digits (``+44 7700 900123`` is ``+447700900123``).
 
 What stays: the suppression list keeps an address that opted out or bounced (it is what stops
 messages to it; removing it would let the next order mail them again), and the sandbox folder's
@@ -18,8 +22,10 @@ files (a demo and test aid, not a production store).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, or_, select, update
@@ -30,39 +36,111 @@ REDACTED_BODY = b'{"redacted":true}'
 REDACTED_DETAIL = "[personal data removed by a privacy request]"
 REDACTED_REASON = "personal data removed by a privacy request; not processed"
 _BATCH = 500
-_MIN_PHONE_CHARS = 7  # shorter "phones" would match unrelated bodies
+_MIN_PHONE_DIGITS = 7  # shorter "phones" would match unrelated numbers
+_ORDER_ID_KEYS = ("id", "order_id", "increment_id", "order_increment_id", "order_no", "orderNo")
+_ENVELOPES = ("data", "order")  # Standard Webhooks / cartridge envelopes, Magento's {"order": …}
 
 
-def _order_pattern(external_ids: Iterable[str]) -> re.Pattern[bytes] | None:
-    """A JSON body whose id field is one of these order ids (``"id": 1001``, ``"order_no": "00001234"``)."""
-    ids = sorted({i for i in external_ids if i})
-    if not ids:
-        return None
-    alternatives = b"|".join(re.escape(i.encode()) for i in ids)
-    return re.compile(
-        rb'"(?:id|order_id|increment_id|order_increment_id|order_no|orderNo)"\s*:\s*"?(?:'
-        + alternatives
-        + rb')"?\s*[,}\]]'
+def _phone(text: str) -> str:
+    """A phone number as compared: its digits, with a leading + kept."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return ("+" if text.strip().startswith("+") else "") + digits
+
+
+@dataclass(frozen=True)
+class Customer:
+    """What identifies one customer in stored text."""
+
+    emails: frozenset[str]  # lower-cased
+    phones: frozenset[str]  # as _phone() gives them
+    order_ids: frozenset[str] = frozenset()  # the platform's own order ids (ours without "<channel>-")
+
+    def concerns(self, body: bytes) -> bool:
+        """Whether this raw JSON body is one of the customer's orders or holds their email or
+        phone as a whole value. A body that is not JSON is nobody's (nothing can be told)."""
+        try:
+            data: Any = json.loads(body)
+        except (ValueError, RecursionError):
+            return False
+        if self.order_ids and _order_ids(data) & self.order_ids:
+            return True
+        for value in _strings(data):
+            text = value.strip()
+            if text.lower() in self.emails:
+                return True
+            if self.phones and len(text) <= 40 and _phone(text) in self.phones:
+                return True
+        return False
+
+    def quoted_in(self, text: str) -> bool:
+        """Whether a free text (a provider's answer) quotes one of the emails as a whole address."""
+        lowered = text.lower()
+        return any(re.search(rf"(?<![\w.+-]){re.escape(e)}(?![\w.-])", lowered) for e in self.emails)
+
+
+def customer(emails: Iterable[str | None], phones: Iterable[str | None], order_ids: Iterable[str] = ()) -> Customer:
+    numbers = (_phone(p) for p in phones if p)
+    return Customer(
+        frozenset(e.strip().lower() for e in emails if e and e.strip()),
+        frozenset(n for n in numbers if sum(ch.isdigit() for ch in n) >= _MIN_PHONE_DIGITS),
+        frozenset(i for i in order_ids if i),
     )
 
 
-def identifiers(emails: Iterable[str | None], phones: Iterable[str | None]) -> set[str]:
-    """The strings that identify the customer in stored text: emails (lower-cased) and phone numbers."""
-    found = {e.strip().lower() for e in emails if e and e.strip()}
-    found |= {p.strip() for p in phones if p and len(p.strip()) >= _MIN_PHONE_CHARS}
+def _order_ids(data: Any) -> set[str]:
+    """The order ids a body names in its order-id fields, at the top or inside its envelope."""
+    found: set[str] = set()
+    scopes = [data, *(data.get(k) for k in _ENVELOPES)] if isinstance(data, dict) else []
+    for obj in scopes:
+        if not isinstance(obj, dict):
+            continue
+        for key in _ORDER_ID_KEYS:
+            value = obj.get(key)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                found.add(str(value))
+        gid = obj.get("admin_graphql_api_id")
+        if isinstance(gid, str) and gid.startswith("gid://shopify/Order/"):
+            found.add(gid.rsplit("/", 1)[-1])
     return found
 
 
-def scrub(conn: Connection, channel: str, known_as: set[str], external_ids: set[str], whole_channel: bool) -> int:
+def _strings(data: Any) -> Iterator[str]:
+    """Every string value in a JSON document, without recursion (bodies may nest deeply)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def scrub(conn: Connection, channel: str, who: Customer, whole_channel: bool) -> int:
     """Remove the copies described above; returns how many inbox rows were scrubbed."""
-    scrubbed = _scrub_inbox(conn, channel, known_as, external_ids, whole_channel)
-    if known_as:
-        sandbox = t.sandbox_messages.c
-        conn.execute(delete(t.sandbox_messages).where(func.lower(sandbox.recipient).in_(sorted(known_as))))
-        for table in (t.delivery_attempts, t.message_status):
+    scrubbed = _scrub_inbox(conn, channel, who, whole_channel)
+    m = t.sandbox_messages.c
+    gone = [
+        r.id
+        for r in conn.execute(select(m.id, m.kind, m.recipient).where(m.kind.in_(["email", "sms"])))
+        if (r.recipient.strip().lower() in who.emails if r.kind == "email" else _phone(r.recipient) in who.phones)
+    ]
+    for start in range(0, len(gone), _BATCH):
+        conn.execute(delete(t.sandbox_messages).where(m.id.in_(gone[start : start + _BATCH])))
+    if who.emails:
+        for table, key in (
+            (t.delivery_attempts, t.delivery_attempts.c.id),
+            (t.message_status, t.message_status.c.message_id),
+        ):
             detail = table.c.detail
-            quoted = or_(*(func.lower(detail).contains(x, autoescape=True) for x in sorted(known_as)))
-            conn.execute(update(table).where(detail.is_not(None), quoted).values(detail=REDACTED_DETAIL))
+            # a LIKE finds the candidates; only a whole address counts (not jimbob@ for bob@)
+            like = or_(*(func.lower(detail).contains(e, autoescape=True) for e in sorted(who.emails)))
+            rows = conn.execute(select(key, detail).where(detail.is_not(None), like)).all()
+            quoted = [r[0] for r in rows if who.quoted_in(r[1])]
+            for start in range(0, len(quoted), _BATCH):
+                chunk = quoted[start : start + _BATCH]
+                conn.execute(update(table).where(key.in_(chunk)).values(detail=REDACTED_DETAIL))
     return scrubbed
 
 
@@ -83,21 +161,12 @@ def _webhooks(conn: Connection, where: ColumnElement[bool]) -> Iterator[Row[Any]
         yield from rows
 
 
-def _mentions(body: bytes, needles: list[bytes], order: re.Pattern[bytes] | None) -> bool:
-    lowered = body.lower()
-    return any(n in lowered for n in needles) or (order is not None and order.search(body) is not None)
-
-
-def _scrub_inbox(
-    conn: Connection, channel: str, known_as: set[str], external_ids: set[str], whole_channel: bool
-) -> int:
+def _scrub_inbox(conn: Connection, channel: str, who: Customer, whole_channel: bool) -> int:
     i = t.inbox.c
-    needles = [x.encode() for x in known_as]
-    order = _order_pattern(external_ids)
     matched = [
         row.id
         for row in _webhooks(conn, and_(i.channel == channel, i.body != REDACTED_BODY))
-        if whole_channel or _mentions(bytes(row.body), needles, order)
+        if whole_channel or who.concerns(bytes(row.body))
     ]
     for start in range(0, len(matched), _BATCH):
         chunk = matched[start : start + _BATCH]
@@ -114,7 +183,7 @@ def customer_data(conn: Connection, email: str, channel: str | None = None) -> d
     """Everything the store holds about the customer with this email (a data request: Shopify
     ``customers/data_request``, or one made to the shop directly): their orders with contact
     fields and lines, message preferences, suppressions, the messages the sandbox recorded, and
-    the raw webhooks that mention them."""
+    the raw webhooks that are their orders or hold their email or phone."""
     o, c = t.orders.c, t.order_lines.c
     where = func.lower(o.customer_email) == email.strip().lower()
     if channel is not None:
@@ -131,30 +200,37 @@ def customer_data(conn: Connection, email: str, channel: str | None = None) -> d
             lines.setdefault(r.order_id, []).append({k: v for k, v in r._mapping.items() if k != "order_id"})
     for order in orders:
         order["lines"] = lines.get(order["id"], [])
-    known_as = identifiers([email], (order["customer_phone"] for order in orders))
-    p, s, m = t.message_preferences.c, t.suppressions.c, t.sandbox_messages.c
+    phones = [order["customer_phone"] for order in orders]
+    who = customer([email], phones)
+    by_channel = {
+        ch: customer([email], phones, (o["id"].removeprefix(f"{ch}-") for o in orders if o["channel"] == ch))
+        for ch in {o["channel"] for o in orders}
+    }
+    p, m = t.message_preferences.c, t.sandbox_messages.c
     preferences = (
         [dict(r._mapping) for r in conn.execute(select(t.message_preferences).where(p.order_id.in_(ids)))]
         if ids
         else []
     )
     suppressions = [
-        dict(r._mapping) for r in conn.execute(select(t.suppressions).where(s.address.in_(sorted(known_as))))
+        dict(r._mapping)
+        for r in conn.execute(select(t.suppressions))
+        if r.address.strip().lower() in who.emails or _phone(r.address) in who.phones
     ]
     messages = [
         dict(r._mapping)
         for r in conn.execute(
             select(m.kind, m.template, m.recipient, m.subject, m.body, m.created_at)
-            .where(func.lower(m.recipient).in_(sorted(known_as)))
+            .where(m.kind.in_(["email", "sms"]))
             .order_by(m.id)
         )
+        if (r.recipient.strip().lower() in who.emails if r.kind == "email" else _phone(r.recipient) in who.phones)
     ]
     i = t.inbox.c
-    needles = [x.encode() for x in known_as]
     webhooks = [
         {k: v for k, v in row._mapping.items() if k != "body"} | {"body": bytes(row.body).decode("utf-8", "replace")}
         for row in _webhooks(conn, i.channel == channel if channel is not None else i.id.is_not(None))
-        if _mentions(bytes(row.body), needles, None)
+        if by_channel.get(row.channel, who).concerns(bytes(row.body))
     ]
     return {
         "email": email.strip().lower(),

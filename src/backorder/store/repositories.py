@@ -773,10 +773,13 @@ class SqlOrders(OrderRepository):
                 .values(customer_email=None, customer_phone=None, customer_name=None)
             )
         # the other copies: raw webhooks, sandbox messages, provider answers (store/privacy.py)
-        known_as = privacy.identifiers([email, *(r.customer_email for r in found)], (r.customer_phone for r in found))
         prefix = f"{channel}-"
-        external = {i.removeprefix(prefix) for i in [*ids, *order_ids] if i.startswith(prefix)}
-        privacy.scrub(self.conn, channel, known_as, external, whole_channel=not clauses and email is None)
+        who = privacy.customer(
+            [email, *(r.customer_email for r in found)],
+            (r.customer_phone for r in found),
+            (i.removeprefix(prefix) for i in [*ids, *order_ids] if i.startswith(prefix)),
+        )
+        privacy.scrub(self.conn, channel, who, whole_channel=not clauses and email is None)
         return ids
 
     # --- issue 3 (channels): order edits ---

@@ -292,18 +292,28 @@ def contains_text(column: Any, text: str) -> Any:
     return func.lower(column).contains(text.lower(), autoescape=True)
 
 
-def order_search(typed: str) -> Any:
-    """The condition on ``orders`` for what staff typed in the order filter (see ``LineFilter.order_id``)."""
+def order_number_match(typed: str) -> Any:
+    """``orders`` whose id or customer's number is what staff typed: indexed, tried first."""
     o = t.orders.c
     typed = typed.strip()
-    numbers = {typed, "#" + typed.removeprefix("#")}
-    conds = [o.id == typed, o.reference.in_(numbers)]
+    return or_(o.id == typed, o.reference.in_({typed, "#" + typed.removeprefix("#")}))
+
+
+_PHONE_CHARS = frozenset("0123456789 +-().")
+
+
+def order_search(typed: str) -> Any:
+    """The condition on ``orders`` for what staff typed in the order filter (see
+    ``LineFilter.order_id``): the number, or the customer's email (it has an ``@``), phone (only
+    phone characters, at least 7 digits) or part of their name (letters, at least 3 characters)."""
+    o = t.orders.c
+    typed = typed.strip()
+    conds = [order_number_match(typed)]
     if "@" in typed:
         conds.append(func.lower(o.customer_email) == typed.lower())
-    digits = typed.replace(" ", "")
-    if digits:
-        conds.append(func.replace(o.customer_phone, " ", "") == digits)
-    if len(typed) >= MIN_NAME_SEARCH:
+    elif set(typed) <= _PHONE_CHARS and sum(ch.isdigit() for ch in typed) >= 7:
+        conds.append(func.replace(o.customer_phone, " ", "") == typed.replace(" ", ""))
+    elif len(typed) >= MIN_NAME_SEARCH and any(ch.isalpha() for ch in typed):
         conds.append(contains_text(o.customer_name, typed))
     return or_(*conds)
 
@@ -406,7 +416,10 @@ class StaffQueries:
         if f.supplier:
             conds.append(s.preferred_supplier == f.supplier)
         if f.order_id and f.order_id.strip():  # our id, the customer's number, email, phone or name
-            conds.append(c.order_id.in_(select(t.orders.c.id).where(order_search(f.order_id))))
+            with self._conn() as conn:  # an exact number first (indexed); the wider search only if none
+                exact = list(conn.execute(select(t.orders.c.id).where(order_number_match(f.order_id))).scalars())
+            search = t.orders.c.id.in_(exact) if exact else order_search(f.order_id)
+            conds.append(c.order_id.in_(select(t.orders.c.id).where(search)))
         if f.min_age_days is not None:
             conds.append(c.placed_at <= now - timedelta(days=f.min_age_days))
         if f.max_age_days is not None:

@@ -128,6 +128,7 @@ orders = Table(
     Column("customer_phone", String(40), nullable=True),
     Column("customer_name", String(200), nullable=True),
     Column("reference", String(64), nullable=True),  # the order number the customer knows, if not the id
+    Index("ix_orders_reference", "reference"),  # staff look orders up by the customer's number
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
@@ -511,6 +512,7 @@ audit_log = Table(
     Column("target", String(200), nullable=False, server_default=""),
     Column("detail", JSON, nullable=False),
     Column("outcome", String(16), nullable=False, server_default="ok"),
+    Index("ix_audit_log_target", "target"),  # an order's or PO's trail, a customer's last choice
 )
 
 app_secrets = Table(

@@ -114,7 +114,7 @@ def about_event(body: bytes) -> str:
     failed event is; "" when the body says nothing recognisable."""
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return ""
     for envelope in ("data", "order"):  # Standard Webhooks / cartridge envelopes, Magento's {"order": …}
         if isinstance(data, dict) and isinstance(data.get(envelope), dict):
@@ -170,7 +170,7 @@ def build_router(application: Application) -> APIRouter:
         """The banner text of a redirect this app made; a ``?notice=`` anyone can write into a link
         (a phishing aid: "session expired, sign in at …") is not shown."""
         notice, mac = params.get("notice"), params.get("nm") or ""
-        return notice if notice and hmac.compare_digest(mac, _notice_mac(notice)) else None
+        return notice if notice and hmac.compare_digest(mac.encode(), _notice_mac(notice).encode()) else None
 
     def back(to: str, notice: str) -> RedirectResponse:
         sep = "&" if "?" in to else "?"
@@ -210,7 +210,9 @@ def build_router(application: Application) -> APIRouter:
     @router.post("/login", response_class=HTMLResponse)
     async def login_submit(request: Request) -> Response:
         form = await request.form()
-        username, password = str(form.get("username") or ""), str(form.get("password") or "")
+        # no user name holds a NUL (and PostgreSQL text cannot): one is a failed sign-in like any other
+        username = str(form.get("username") or "").replace("\x00", "\ufffd")
+        password = str(form.get("password") or "")
         target = _safe_next(str(form.get("next") or ""), "/dashboard")
         if not security.login_csrf_matches(request, str(form.get("csrf_token") or "")):
             return render(

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 
 from backorder.bootstrap import Application
 from backorder.staff.service import CONTACT_ROLE, role_at_least
@@ -154,6 +154,9 @@ async def form_with_csrf(request: Request, user: StaffUser) -> dict[str, list[st
         if isinstance(value, str):
             values.setdefault(key, []).append(value)
     check_csrf(user, request.headers.get("x-csrf-token") or (values.get("csrf_token") or [None])[0])
+    if any("\x00" in key or any("\x00" in v for v in vs) for key, vs in values.items()):
+        # nothing staff type holds a NUL, and PostgreSQL text cannot: refused before any lookup
+        raise HTTPException(400, "a NUL character is not allowed in a form")
     return values
 
 

@@ -138,3 +138,13 @@ def test_a_pos_order_at_the_limits_of_the_columns_is_an_order() -> None:
     assert order.placed_at == RECEIVED and order.priority == -(2**31)
     assert order.lines == (NewLine(2**31 - 1, "S" * 64, 2**31 - 1), NewLine(2, "INK", 1))
     assert order.customer_email is not None and len(order.customer_email) == 320
+
+
+def test_a_pos_order_with_blank_customer_fields_is_an_order_without_them() -> None:
+    body = {
+        "order_id": "T-9",
+        "lines": [{"sku": "INK", "quantity": 1}],
+        "customer": {"email": "", "phone": " ", "name": ""},
+    }
+    order = parse_order("pos", json.dumps(body).encode(), RECEIVED)
+    assert (order.customer_email, order.customer_phone, order.customer_name) == (None, None, None)
