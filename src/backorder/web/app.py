@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from backorder import __version__
 from backorder.bootstrap import Application
 from backorder.store.migrate import is_current
-from backorder.web.webhooks import PREFIX, WebhookIngress
+from backorder.web.webhooks import PREFIX, WebhookIngress, answer_json
 
 ACCESS_LOGGER = "uvicorn.access"
 REDACTED = "[redacted]"
@@ -73,18 +73,6 @@ def install_access_log_redaction(logger: logging.Logger | None = None) -> Redact
     return installed
 
 
-async def _answer_bad_url(send: Any) -> None:
-    body = b'{"detail":"a NUL character (%00) is not allowed in a URL"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class BackorderApp(FastAPI):
     """FastAPI, with a tiny dispatcher in front: webhook POSTs go straight to the ingress."""
 
@@ -93,7 +81,7 @@ class BackorderApp(FastAPI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
             # no URL holds a NUL; PostgreSQL text cannot hold one either (it would be a 500)
-            await _answer_bad_url(send)
+            await answer_json(send, 400, b'{"detail":"a NUL character (%00) is not allowed in a URL"}')
             return
         ingress = self.webhook_ingress
         if ingress is not None and PREFIX in scope.get("path", "") and ingress.matches(scope):

@@ -81,12 +81,12 @@ class WebhookIngress:
         except Exception:  # a bug: answer 500 like the framework would, and log it
             log.exception("webhook ingress failed on %s", scope.get("path", "?"))
             with contextlib.suppress(Exception):  # fails if the answer had started (or the sender is gone)
-                await _answer(send, 500, b'{"error":"internal server error"}')
+                await answer_json(send, 500, b'{"error":"internal server error"}')
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         where = split_path(route_path(scope))
         if where is None:
-            await _answer(send, 404, b'{"detail":"Not Found"}')
+            await answer_json(send, 404, b'{"detail":"Not Found"}')
             return
         platform, channel_id = where
         services = self.services
@@ -135,7 +135,7 @@ class WebhookIngress:
             )
         except Exception:  # not committed: not acknowledged either, so the platform retries
             log.exception("inbox commit failed for a %s webhook on channel %s", platform, channel_id)
-            await _answer(
+            await answer_json(
                 send,
                 503,
                 b'{"status":"unavailable","detail":"the inbox could not be written; retry later"}',
@@ -151,14 +151,14 @@ class WebhookIngress:
         else:
             answer = {"status": "accepted" if created else "duplicate", "inbox_id": row_id}
             payload = json.dumps(answer, separators=(",", ":")).encode()
-        await _answer(send, 200, payload)
+        await answer_json(send, 200, payload)
 
     async def _too_large(self, send: Send, platform: str) -> None:
         await self._reject(send, platform, "too_large", 413, f"body is larger than {self.limit} bytes")
 
     async def _reject(self, send: Send, platform: str, reason: str, status: int, message: str) -> None:
         _child(self._rejected, self.services.metrics.rejected, platform, reason).inc()
-        await _answer(send, status, json.dumps({"error": message}, separators=(",", ":")).encode())
+        await answer_json(send, status, json.dumps({"error": message}, separators=(",", ":")).encode())
 
 
 def _child(cache: dict[tuple[str, str], Any], counter: Any, *labels: str) -> Any:
@@ -180,7 +180,8 @@ def _url(scope: Scope, headers: dict[str, str]) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
-async def _answer(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def answer_json(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A complete JSON answer on the raw ASGI interface (no framework response object)."""
     headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(payload))]
     if extra:
         headers += extra
