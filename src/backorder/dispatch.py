@@ -532,6 +532,8 @@ class Dispatcher:
             m.state.record_eta_notices(d.payload["order_id"], etas, now)
         elif event == "BackorderAllocated":  # told "reserved for you" of the lines now covered
             covered = {int(x["line_no"]): None for x in d.payload.get("lines", []) if not x.get("still_backordered")}
+            if d.payload.get("ready_to_ship"):  # "everything is reserved": every line of the order
+                covered |= dict.fromkeys(self._line_etas(d.payload["order_id"])[0])
             if covered:
                 m.state.record_eta_notices(d.payload["order_id"], covered, now, reserved=True)
 

@@ -314,3 +314,14 @@ def test_a_reservation_taken_back_waits_for_a_message_about_the_order_sent_withi
         if r["action"] == "notify_customer" and r["payload"].get("event") == "BackorderEtaChanged"
     ]
     assert row["status"] == "pending"
+
+
+def test_a_line_reserved_since_the_order_was_placed_is_also_told_when_taken_back(shop: Application, db: Db) -> None:
+    """ "Ready to ship" listed it as reserved: losing it is a reservation taken back too."""
+    place(shop, "R-4", ("WN-PBR7-5", 2), ("WN-PR101-5", 1))  # Burnt Sienna reserved at once, Light Red waits
+    shop.bus.handle(commands.ReceiveStock("WN-PR101-5", "main", 1, shop.clock.now(), None))
+    assert "W&N Burnt Sienna 5 ml (WN-PBR7-5): 2" in one_email(shop, "ready_to_ship")["body"]
+    shop.bus.handle(commands.SetStockLevel("WN-PBR7-5", "main", 0))  # the Burnt Sienna shelf is empty
+    assert db.line("R-4", 1)["backordered"] == 2
+    email = one_email(shop, "eta_changed")
+    assert "W&N Burnt Sienna 5 ml (WN-PBR7-5): no longer reserved" in email["body"]
